@@ -1,0 +1,1 @@
+"""The FastAPI app: routes, schemas, auth, SSE, dashboard, error mapping (issue: REST API)."""

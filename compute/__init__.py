@@ -1,0 +1,1 @@
+"""The job kinds: data providers, backtest engine, optimize, discover, patterns, leaderboard."""

@@ -1,0 +1,1 @@
+"""The `conveyor` console script: the composition root. Nothing imports this package."""

@@ -1,0 +1,49 @@
+"""Conveyor's queue core: the job model, its transitions, and the statements on Postgres.
+
+Imports nothing from the web or numeric stacks; every other package may import this one.
+"""
+
+from jobs.backoff import Backoff
+from jobs.errors import ConveyorError, InvalidTransition, JobNotFound
+from jobs.model import Enqueued, Job, JobEvent, JobState, Lease, NewJob
+from jobs.store import CancelResult, LeaseStatus, Reaped, RetryFilter, Store
+from jobs.transitions import (
+    Cancel,
+    Change,
+    Failure,
+    LeaseExpired,
+    Outcome,
+    Release,
+    Snooze,
+    Success,
+    Timeout,
+    decide,
+)
+
+__all__ = [
+    "Backoff",
+    "Cancel",
+    "CancelResult",
+    "Change",
+    "ConveyorError",
+    "Enqueued",
+    "Failure",
+    "InvalidTransition",
+    "Job",
+    "JobEvent",
+    "JobNotFound",
+    "JobState",
+    "Lease",
+    "LeaseExpired",
+    "LeaseStatus",
+    "NewJob",
+    "Outcome",
+    "Reaped",
+    "Release",
+    "RetryFilter",
+    "Snooze",
+    "Store",
+    "Success",
+    "Timeout",
+    "decide",
+]

@@ -1,0 +1,42 @@
+"""Connections: one DATABASE_URL, spelled the way each client wants it."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import asyncpg
+
+from jobs.settings import DatabaseSettings
+
+
+def asyncpg_dsn(url: str) -> str:
+    """asyncpg takes postgresql:// or postgres://, not SQLAlchemy's `+driver` form."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise ValueError(f"not a database URL: {url!r} (expected postgresql://…)")
+    return "postgresql://" + rest if scheme.split("+")[0] in ("postgresql", "postgres") else url
+
+
+def sqlalchemy_url(url: str) -> str:
+    """Alembic runs through SQLAlchemy's asyncpg dialect."""
+    return "postgresql+asyncpg://" + asyncpg_dsn(url).partition("://")[2]
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    # Rows come back with jsonb decoded. Writes pass JSON as text and cast in SQL, so the
+    # store's statements also run on a caller's own connection that has no such codec.
+    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+async def create_pool(url: str, settings: DatabaseSettings | None = None, **kw: Any) -> asyncpg.Pool:
+    s = settings or DatabaseSettings()
+    pool: asyncpg.Pool = await asyncpg.create_pool(
+        asyncpg_dsn(url),
+        min_size=min(s.db_pool_min, s.db_pool_max),
+        max_size=s.db_pool_max,
+        command_timeout=s.db_command_timeout_s,
+        init=_init_connection,
+        **kw,
+    )
+    return pool

@@ -1,0 +1,43 @@
+"""Errors raised by the queue core.
+
+ConveyorError
+ ├── ConfigurationError        a setting is missing or wrong; the message says which and how to fix it
+ │    └── PostgresNotFound     no PostgreSQL server binaries for an embedded cluster
+ ├── EmbeddedPostgresError     the embedded cluster failed to start or stop
+ ├── JobNotFound               no job with that id (for this owner)
+ └── InvalidTransition         an operation does not apply to the job's current state
+
+The API maps these to HTTP status codes in one place (api/errors.py).
+"""
+
+from __future__ import annotations
+
+
+class ConveyorError(Exception):
+    """Base of every error the queue core raises on purpose."""
+
+
+class ConfigurationError(ConveyorError):
+    """A setting is missing or has a value Conveyor cannot use."""
+
+
+class PostgresNotFound(ConfigurationError):
+    """No initdb/pg_ctl to start an embedded cluster, and no DATABASE_URL either."""
+
+
+class EmbeddedPostgresError(ConveyorError):
+    """The embedded PostgreSQL cluster could not be created, started or stopped."""
+
+
+class JobNotFound(ConveyorError):
+    def __init__(self, job_id: int) -> None:
+        super().__init__(f"job {job_id} does not exist")
+        self.job_id = job_id
+
+
+class InvalidTransition(ConveyorError):
+    def __init__(self, job_id: int, state: str, action: str) -> None:
+        super().__init__(f"cannot {action} job {job_id}: it is {state}")
+        self.job_id = job_id
+        self.state = state
+        self.action = action

@@ -1,0 +1,122 @@
+"""What a job is: its states, the row as Python sees it, and what a caller submits."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+JSON = Any
+"""A value that survives json.dumps/json.loads unchanged."""
+
+DEFAULT_QUEUE = "default"
+DEFAULT_PRIORITY = 0
+DEFAULT_MAX_ATTEMPTS = 5
+SYSTEM_OWNER = "system"
+"""The owner of jobs nobody submitted through the API (cron, operators' scripts)."""
+
+
+class JobState(enum.StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    CANCELLED = "cancelled"
+    DEAD = "dead"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL_STATES
+
+
+TERMINAL_STATES = frozenset({JobState.SUCCEEDED, JobState.CANCELLED, JobState.DEAD})
+REPLAYABLE_STATES = frozenset({JobState.DEAD, JobState.CANCELLED})
+
+
+class EventType(enum.StrEnum):
+    """`job_event.type`: what the job row alone cannot tell."""
+
+    RETRY_SCHEDULED = "retry_scheduled"
+    SNOOZED = "snoozed"
+    LEASE_LOST = "lease_lost"
+    CANCEL_REQUESTED = "cancel_requested"
+    CANCELLED = "cancelled"
+    DEAD = "dead"
+    RETRIED = "retried"
+    PROGRESS = "progress"
+    RELEASED = "released"
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """A job to enqueue. `run_at=None` means now (the database's clock)."""
+
+    kind: str
+    payload: Mapping[str, JSON] = field(default_factory=dict)
+    queue: str = DEFAULT_QUEUE
+    priority: int = DEFAULT_PRIORITY
+    run_at: datetime | None = None
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    timeout_s: int | None = None
+    idempotency_key: str | None = None
+    owner: str = SYSTEM_OWNER
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One row of `job`."""
+
+    id: int
+    queue: str
+    kind: str
+    payload: JSON
+    state: JobState
+    priority: int
+    run_at: datetime
+    attempt: int
+    max_attempts: int
+    timeout_s: int | None
+    lease_owner: str | None
+    lease_expires_at: datetime | None
+    progress: int
+    progress_message: str | None
+    result: JSON
+    errors: list[dict[str, JSON]]
+    idempotency_key: str | None
+    owner: str
+    cancel_requested_at: datetime | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Job:
+        values = {name: row[name] for name in cls.__slots__}
+        values["state"] = JobState(values["state"])
+        return cls(**values)
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """What a worker holds after a claim: enough to fence every later write."""
+
+    job_id: int
+    owner: str
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class Enqueued:
+    """The outcome of an enqueue: the job's id, and whether the key already named a job."""
+
+    id: int
+    duplicate: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class JobEvent:
+    job_id: int
+    at: datetime
+    type: str
+    data: JSON

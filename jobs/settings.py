@@ -1,0 +1,49 @@
+"""Settings of the queue core, read from the environment (pydantic-settings).
+
+Every field has its default and its unit in the name or the description.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from jobs.backoff import Backoff
+
+
+class DatabaseSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore")
+
+    database_url: str | None = Field(
+        default=None,
+        description="postgresql://user:pass@host:port/db. Unset: `conveyor dev` starts an "
+        "embedded cluster.",
+    )
+    db_pool_min: int = Field(default=1, ge=0, description="connections kept open (count)")
+    db_pool_max: int = Field(default=10, ge=1, description="connections at most (count)")
+    db_command_timeout_s: float = Field(
+        default=60.0, gt=0, description="a statement slower than this fails (seconds)"
+    )
+
+
+class QueueSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CONVEYOR_", extra="ignore")
+
+    backoff_base_s: float = Field(default=1.0, gt=0, description="first retry delay (seconds)")
+    backoff_cap_s: float = Field(default=3600.0, gt=0, description="longest retry delay (s)")
+    backoff_jitter: float = Field(
+        default=0.2, ge=0, lt=1, description="retry delays spread by ± this fraction"
+    )
+    progress_event_interval_s: float = Field(
+        default=1.0,
+        ge=0,
+        description="at most one progress event row per job per this interval (seconds); "
+        "the job row always holds the latest progress",
+    )
+    reap_batch: int = Field(default=500, ge=1, description="expired leases returned per reap")
+    prune_batch: int = Field(default=5000, ge=1, description="rows deleted per prune statement")
+
+    def backoff(self) -> Backoff:
+        return Backoff(
+            base_s=self.backoff_base_s, cap_s=self.backoff_cap_s, jitter=self.backoff_jitter
+        )

@@ -1,0 +1,271 @@
+"""The statements that carry the queue, each in one named place with the reason for its shape.
+
+Conventions:
+- `$now` parameters are `coalesce($n, now())`: production passes NULL and gets the
+  database's clock (one clock for every worker); tests pass a frozen time.
+- JSON goes in as text and is cast in SQL (`$n::text::jsonb`), so these statements also run
+  on an application's own connection, which has no jsonb codec registered.
+- Row locks are `FOR NO KEY UPDATE`: nothing here changes a key, and the weaker lock does not
+  conflict with the KEY SHARE lock that inserting a `job_event` row (foreign key) takes.
+"""
+
+from __future__ import annotations
+
+NOTIFY_CHANNEL = "conveyor_jobs"
+"""Payload: the queue name. Postgres folds identical notifications in one transaction, so a
+bulk enqueue wakes each queue's listeners once."""
+
+_JOB_INSERT_COLUMNS = (
+    "queue, kind, payload, priority, run_at, max_attempts, timeout_s, idempotency_key, owner"
+)
+
+# 5. enqueue (one job). ON CONFLICT against the per-owner key index turns a repeated key into
+# a no-op instead of an error. When that happens the caller looks the existing job up in a
+# *second* statement: this statement's snapshot predates the concurrent insert it waited on,
+# so it could not see that row. pg_notify sits in the select list so it runs once per
+# inserted row (one row here); a rolled-back transaction sends nothing.
+ENQUEUE = f"""
+WITH ins AS (
+    INSERT INTO job ({_JOB_INSERT_COLUMNS})
+    VALUES ($1, $2, $3::text::jsonb, $4, coalesce($5, now()), $6, $7, $8, $9)
+    ON CONFLICT (owner, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+    RETURNING id, queue
+)
+SELECT id, pg_notify('{NOTIFY_CHANNEL}', queue)::text AS notified FROM ins
+"""
+
+FIND_BY_KEY = """
+SELECT id FROM job WHERE owner = $1 AND idempotency_key = $2
+"""
+
+# 5. enqueue_many: one INSERT … SELECT FROM unnest(arrays) for any number of jobs. Ids are
+# drawn from the identity sequence inside a MATERIALIZED CTE so that each input row keeps its
+# id and its ordinal: RETURNING alone cannot say which input row became which job, and a
+# skipped duplicate must still be reported at its place. One notification per queue.
+ENQUEUE_MANY = f"""
+WITH input AS MATERIALIZED (
+    SELECT nextval(pg_get_serial_sequence('job', 'id')) AS id, t.*
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::smallint[], $5::timestamptz[],
+                $6::integer[], $7::integer[], $8::text[], $9::text[])
+         WITH ORDINALITY AS t({_JOB_INSERT_COLUMNS}, ord)
+), ins AS (
+    INSERT INTO job (id, {_JOB_INSERT_COLUMNS})
+    SELECT id, queue, kind, payload::jsonb, priority, coalesce(run_at, now()), max_attempts,
+           timeout_s, idempotency_key, owner
+    FROM input ORDER BY ord
+    ON CONFLICT (owner, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+    RETURNING id, queue
+), notified AS (
+    SELECT pg_notify('{NOTIFY_CHANNEL}', queue)::text AS n
+    FROM (SELECT DISTINCT queue FROM ins) q
+)
+SELECT (SELECT array_agg(id) FROM ins) AS inserted_ids,
+       (SELECT array_agg(id ORDER BY ord) FROM input) AS input_ids,
+       (SELECT count(n) FROM notified) AS queues_notified
+"""
+
+FIND_BY_KEYS = """
+SELECT k.owner, k.key, j.id
+FROM unnest($1::text[], $2::text[]) AS k(owner, key)
+JOIN job j ON j.owner = k.owner AND j.idempotency_key = k.key
+"""
+
+# 1. claim. The MATERIALIZED CTE picks at most $2 ids and is a fence: without it the planner
+# may turn the join into one that locks and updates more rows than the limit. `queue = $1`
+# (one queue per statement) lets the partial index job_claim_idx hand rows over already in
+# claim order, so the LIMIT stops the scan early; `queue = ANY(...)` would make Postgres
+# fetch and sort every queued row of those queues on every claim. SKIP LOCKED lets many
+# claimers run at once without waiting on each other's rows.
+CLAIM = """
+WITH next AS MATERIALIZED (
+    SELECT id FROM job
+    WHERE state = 'queued' AND queue = $1 AND run_at <= coalesce($5, now())
+    ORDER BY priority DESC, run_at, id
+    LIMIT $2
+    FOR NO KEY UPDATE SKIP LOCKED
+)
+UPDATE job j
+SET state = 'running',
+    attempt = j.attempt + 1,
+    lease_owner = $3,
+    lease_expires_at = coalesce($5, now()) + make_interval(secs => $4),
+    started_at = coalesce($5, now())
+FROM next
+WHERE j.id = next.id
+RETURNING j.*
+"""
+
+# 2. extend_leases: one statement per heartbeat for everything a worker holds. Each lease is
+# matched on (id, attempt, owner), so a job that was reaped and claimed again — even by this
+# same worker — is reported as lost for the old attempt. The cancel flag rides along so the
+# worker learns of a cancel request without another query.
+EXTEND_LEASES = """
+UPDATE job j
+SET lease_expires_at = coalesce($4, now()) + make_interval(secs => $3)
+FROM unnest($1::bigint[], $2::integer[]) AS held(id, attempt)
+WHERE j.id = held.id AND j.attempt = held.attempt
+  AND j.state = 'running' AND j.lease_owner = $5
+RETURNING j.id, j.cancel_requested_at IS NOT NULL AS cancel_requested
+"""
+
+# 3. finish_many: a batch of decided changes in one statement. Every row is fenced by
+# state = 'running' AND lease_owner AND attempt: if the lease was lost (reaped, maybe running
+# elsewhere) the row does not match, nothing is written, and the id is missing from the
+# result. Events for the non-happy paths are inserted by the same statement, so a change and
+# its event land together or not at all.
+FINISH_MANY = """
+WITH outcome AS (
+    SELECT * FROM unnest($1::bigint[], $2::integer[], $3::text[], $4::text[],
+                         $5::timestamptz[], $6::text[], $7::text[], $8::integer[],
+                         $9::text[], $10::text[])
+        AS o(id, attempt, lease_owner, state, run_at, result, error, extra_attempts,
+             event, event_data)
+), applied AS (
+    UPDATE job j
+    SET state = o.state,
+        run_at = coalesce(o.run_at, j.run_at),
+        result = CASE WHEN o.state = 'succeeded' THEN o.result::jsonb ELSE j.result END,
+        errors = CASE WHEN o.error IS NULL THEN j.errors
+                      ELSE j.errors || jsonb_build_array(o.error::jsonb) END,
+        max_attempts = j.max_attempts + o.extra_attempts,
+        progress = CASE WHEN o.state = 'succeeded' THEN 100 ELSE j.progress END,
+        lease_owner = NULL,
+        lease_expires_at = NULL,
+        finished_at = CASE WHEN o.state IN ('succeeded', 'cancelled', 'dead')
+                           THEN coalesce($11, now()) END
+    FROM outcome o
+    WHERE j.id = o.id AND j.state = 'running'
+      AND j.lease_owner = o.lease_owner AND j.attempt = o.attempt
+    RETURNING j.id, j.queue, o.event, o.event_data
+), logged AS (
+    INSERT INTO job_event (job_id, at, type, data)
+    SELECT id, coalesce($11, now()), event, event_data::jsonb
+    FROM applied WHERE event IS NOT NULL
+)
+SELECT id, queue FROM applied
+"""
+
+# 4. reap, step one (inside a transaction with FINISH_MANY as step two): lock expired leases.
+# SKIP LOCKED keeps concurrent reapers (every worker runs one) from queueing on each other;
+# job_lease_idx keeps the scan to running rows only. The decision per row is the same pure
+# function the completer uses, and the fenced FINISH_MANY applies it under these locks.
+LOCK_EXPIRED = """
+SELECT id, attempt, max_attempts, lease_owner, lease_expires_at
+FROM job
+WHERE state = 'running' AND lease_expires_at < coalesce($1, now())
+ORDER BY lease_expires_at
+LIMIT $2
+FOR NO KEY UPDATE SKIP LOCKED
+"""
+
+# cancel: a queued job is cancelled at once; a running one gets cancel_requested_at and its
+# worker (which sees the flag on its next heartbeat) stops it. The row lock in `target`
+# orders us against a concurrent claim: whichever wins, the other sees the new state.
+CANCEL = """
+WITH target AS MATERIALIZED (
+    SELECT id, state, cancel_requested_at FROM job
+    WHERE id = $1 AND ($2::text IS NULL OR owner = $2)
+    FOR NO KEY UPDATE
+), changed AS (
+    UPDATE job j
+    SET state = CASE WHEN t.state = 'queued' THEN 'cancelled' ELSE j.state END,
+        finished_at = CASE WHEN t.state = 'queued' THEN coalesce($4, now()) END,
+        cancel_requested_at = coalesce(j.cancel_requested_at, coalesce($4, now()))
+    FROM target t
+    WHERE j.id = t.id
+      AND (t.state = 'queued' OR (t.state = 'running' AND t.cancel_requested_at IS NULL))
+    RETURNING j.id, j.state
+), logged AS (
+    INSERT INTO job_event (job_id, at, type, data)
+    SELECT id, coalesce($4, now()),
+           CASE WHEN state = 'cancelled' THEN 'cancelled' ELSE 'cancel_requested' END,
+           jsonb_build_object('by', $3::text)
+    FROM changed
+)
+SELECT t.state AS previous, coalesce(c.state, t.state) AS state
+FROM target t LEFT JOIN changed c USING (id)
+"""
+
+# retry / retry_many: dead or cancelled jobs back to queued with a fresh budget of attempts.
+# The attempt counter is not reset — it is the lease's fencing token — so the budget is
+# expressed as max_attempts = attempt + budget. `{where}` is built from fixed fragments with
+# every value bound as a parameter ($1 = budget, $2 = who, $3 = now; filters from $4).
+RETRY = f"""
+WITH changed AS (
+    UPDATE job
+    SET state = 'queued',
+        run_at = coalesce($3, now()),
+        max_attempts = attempt + $1,
+        finished_at = NULL,
+        cancel_requested_at = NULL,
+        progress = 0,
+        progress_message = NULL,
+        result = NULL
+    WHERE state IN ('dead', 'cancelled') AND {{where}}
+    RETURNING id, queue
+), logged AS (
+    INSERT INTO job_event (job_id, at, type, data)
+    SELECT id, coalesce($3, now()), 'retried', jsonb_build_object('by', $2::text, 'budget', $1)
+    FROM changed
+), notified AS (
+    SELECT pg_notify('{NOTIFY_CHANNEL}', queue)::text AS n
+    FROM (SELECT DISTINCT queue FROM changed) q
+)
+SELECT (SELECT array_agg(id) FROM changed) AS ids, (SELECT count(n) FROM notified) AS queues
+"""
+
+# report_progress: fenced like a finish. The row always takes the latest value (cheap: the
+# columns are unindexed, so with fillfactor < 100 the update is HOT). Events are coalesced:
+# within progress_event_interval of the last progress event, that event is overwritten
+# instead of a new row added, so a handler reporting 1,000 times a second adds one row a
+# second at most and the latest report is never lost.
+REPORT_PROGRESS = """
+WITH updated AS (
+    UPDATE job SET progress = $4, progress_message = $5
+    WHERE id = $1 AND state = 'running' AND lease_owner = $2 AND attempt = $3
+    RETURNING id
+), recent AS (
+    SELECT e.id FROM job_event e
+    WHERE e.job_id = $1 AND e.type = 'progress'
+      AND e.at > coalesce($7, now()) - make_interval(secs => $6)
+    ORDER BY e.at DESC LIMIT 1
+), payload AS (
+    SELECT jsonb_build_object('progress', $4::integer, 'message', $5::text, 'attempt', $3::integer)
+           AS data
+), overwritten AS (
+    UPDATE job_event e SET data = p.data
+    FROM recent r, payload p
+    WHERE e.id = r.id AND EXISTS (SELECT 1 FROM updated)
+    RETURNING e.id
+), added AS (
+    INSERT INTO job_event (job_id, at, type, data)
+    SELECT u.id, coalesce($7, now()), 'progress', p.data
+    FROM updated u, payload p
+    WHERE NOT EXISTS (SELECT 1 FROM recent)
+    RETURNING id
+)
+SELECT (SELECT count(*) FROM updated) AS applied,
+       (SELECT count(*) FROM added) AS added
+"""
+
+# prune: delete finished jobs of one state older than a cutoff, a bounded batch at a time so
+# a large backlog never holds locks or bloats one transaction. job_finished_idx finds them;
+# their events go with them (ON DELETE CASCADE on job_event.job_id).
+PRUNE = """
+WITH doomed AS (
+    SELECT id FROM job
+    WHERE state = $1 AND finished_at < $2
+    ORDER BY finished_at
+    LIMIT $3
+    FOR UPDATE SKIP LOCKED
+)
+DELETE FROM job j USING doomed d WHERE j.id = d.id
+"""
+
+GET_JOB = """
+SELECT * FROM job WHERE id = $1 AND ($2::text IS NULL OR owner = $2)
+"""
+
+JOB_EVENTS = """
+SELECT job_id, at, type, data FROM job_event WHERE job_id = $1 ORDER BY at, id
+"""

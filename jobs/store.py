@@ -1,0 +1,421 @@
+"""The queue's operations on Postgres: each a named statement from `jobs.sql`.
+
+A `Store` wraps an asyncpg pool. Enqueue operations also accept `conn=`: pass your own
+connection (inside your own transaction) and the job is written atomically with your other
+writes — a rollback leaves no job and sends no notification.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+import asyncpg
+
+from jobs import sql
+from jobs.db import create_pool
+from jobs.errors import InvalidTransition, JobNotFound
+from jobs.logging import get_logger
+from jobs.model import (
+    DEFAULT_MAX_ATTEMPTS,
+    REPLAYABLE_STATES,
+    Enqueued,
+    Job,
+    JobEvent,
+    JobState,
+    Lease,
+    NewJob,
+)
+from jobs.settings import DatabaseSettings, QueueSettings
+from jobs.transitions import Change, LeaseExpired, Outcome, decide
+
+log = get_logger(__name__)
+
+Executor = asyncpg.Connection | asyncpg.Pool
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, separators=(",", ":"))
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseStatus:
+    """What a heartbeat learned: which leases are still ours, and which jobs to cancel."""
+
+    held: frozenset[int]
+    cancel_requested: frozenset[int]
+
+    def lost(self, leases: Sequence[Lease]) -> list[Lease]:
+        return [lease for lease in leases if lease.job_id not in self.held]
+
+
+@dataclass(frozen=True, slots=True)
+class CancelResult:
+    job_id: int
+    previous: JobState
+    state: JobState
+
+    @property
+    def requested(self) -> bool:
+        """The job is running: its worker will stop it and mark it cancelled."""
+        return self.state is JobState.RUNNING
+
+
+@dataclass(frozen=True, slots=True)
+class Reaped:
+    job_id: int
+    owner: str
+    state: JobState
+
+
+@dataclass(frozen=True, slots=True)
+class RetryFilter:
+    """Which finished jobs `retry_many` replays. Unset fields do not filter."""
+
+    states: frozenset[JobState] = frozenset({JobState.DEAD})
+    kind: str | None = None
+    queue: str | None = None
+    owner: str | None = None
+    finished_after: datetime | None = None
+    finished_before: datetime | None = None
+    ids: Sequence[int] | None = None
+
+    def where(self, first_param: int) -> tuple[str, list[Any]]:
+        states = sorted(s.value for s in self.states if s in REPLAYABLE_STATES)
+        clauses, params = [f"state = ANY(${first_param}::text[])"], [states]
+        for column, op, value, cast_ in (
+            ("kind", "=", self.kind, "text"),
+            ("queue", "=", self.queue, "text"),
+            ("owner", "=", self.owner, "text"),
+            ("finished_at", ">=", self.finished_after, "timestamptz"),
+            ("finished_at", "<", self.finished_before, "timestamptz"),
+        ):
+            if value is not None:
+                params.append(value)
+                clauses.append(f"{column} {op} ${first_param + len(params) - 1}::{cast_}")
+        if self.ids is not None:
+            params.append(list(self.ids))
+            clauses.append(f"id = ANY(${first_param + len(params) - 1}::bigint[])")
+        return " AND ".join(clauses), params
+
+
+@dataclass(slots=True)
+class Store:
+    pool: asyncpg.Pool
+    settings: QueueSettings = field(default_factory=QueueSettings)
+
+    @classmethod
+    async def connect(
+        cls,
+        url: str,
+        *,
+        settings: QueueSettings | None = None,
+        db: DatabaseSettings | None = None,
+    ) -> Store:
+        return cls(await create_pool(url, db), settings or QueueSettings())
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    # -- enqueue ---------------------------------------------------------------------------
+
+    async def enqueue(self, job: NewJob, *, conn: asyncpg.Connection | None = None) -> Enqueued:
+        """Insert one job, or report the existing one when its idempotency key is taken."""
+        db: Executor = conn or self.pool
+        while True:
+            row = await db.fetchrow(
+                sql.ENQUEUE,
+                job.queue,
+                job.kind,
+                _json(dict(job.payload)),
+                job.priority,
+                job.run_at,
+                job.max_attempts,
+                job.timeout_s,
+                job.idempotency_key,
+                job.owner,
+            )
+            if row is not None:
+                return Enqueued(id=row["id"])
+            existing = await db.fetchval(sql.FIND_BY_KEY, job.owner, job.idempotency_key)
+            if existing is not None:
+                return Enqueued(id=existing, duplicate=True)
+            # The conflicting job was pruned between the two statements: insert again.
+
+    async def enqueue_many(
+        self, jobs: Sequence[NewJob], *, conn: asyncpg.Connection | None = None
+    ) -> list[Enqueued]:
+        """Insert many jobs in one statement; the result is in input order."""
+        if not jobs:
+            return []
+        db: Executor = conn or self.pool
+        row = await db.fetchrow(
+            sql.ENQUEUE_MANY,
+            [j.queue for j in jobs],
+            [j.kind for j in jobs],
+            [_json(dict(j.payload)) for j in jobs],
+            [j.priority for j in jobs],
+            [j.run_at for j in jobs],
+            [j.max_attempts for j in jobs],
+            [j.timeout_s for j in jobs],
+            [j.idempotency_key for j in jobs],
+            [j.owner for j in jobs],
+        )
+        assert row is not None
+        inserted = set(row["inserted_ids"] or ())
+        input_ids: list[int] = row["input_ids"]
+        if len(inserted) == len(jobs):
+            return [Enqueued(id=i) for i in input_ids]
+        # Some keys were taken (by earlier jobs, or twice within this batch): a second
+        # statement, with a fresh snapshot, finds who holds them.
+        missing = [(j.owner, j.idempotency_key) for i, j in zip(input_ids, jobs) if i not in inserted]
+        rows = await db.fetch(
+            sql.FIND_BY_KEYS, [o for o, _ in missing], [k for _, k in missing]
+        )
+        holder = {(r["owner"], r["key"]): r["id"] for r in rows}
+        result = []
+        for i, j in zip(input_ids, jobs, strict=True):
+            if i in inserted:
+                result.append(Enqueued(id=i))
+            else:
+                result.append(Enqueued(id=holder[(j.owner, j.idempotency_key)], duplicate=True))
+        return result
+
+    # -- the worker's statements -----------------------------------------------------------
+
+    async def claim(
+        self,
+        queues: Sequence[str],
+        limit: int,
+        worker_id: str,
+        lease_s: float,
+        *,
+        now: datetime | None = None,
+    ) -> list[Job]:
+        """Claim up to `limit` jobs across `queues`, one statement per queue.
+
+        Never more than `limit` in all. Callers rotate the queue order between calls so
+        that a busy first queue cannot starve the others.
+        """
+        claimed: list[Job] = []
+        async with self.pool.acquire() as conn:
+            for queue in queues:
+                want = limit - len(claimed)
+                if want <= 0:
+                    break
+                rows = await conn.fetch(sql.CLAIM, queue, want, worker_id, lease_s, now)
+                claimed.extend(Job.from_row(r) for r in rows)
+        return claimed
+
+    async def extend_leases(
+        self,
+        worker_id: str,
+        leases: Sequence[Lease],
+        lease_s: float,
+        *,
+        now: datetime | None = None,
+    ) -> LeaseStatus:
+        if not leases:
+            return LeaseStatus(frozenset(), frozenset())
+        rows = await self.pool.fetch(
+            sql.EXTEND_LEASES,
+            [lease.job_id for lease in leases],
+            [lease.attempt for lease in leases],
+            lease_s,
+            now,
+            worker_id,
+        )
+        return LeaseStatus(
+            held=frozenset(r["id"] for r in rows),
+            cancel_requested=frozenset(r["id"] for r in rows if r["cancel_requested"]),
+        )
+
+    async def finish_many(
+        self,
+        changes: Sequence[tuple[Lease, Change]],
+        *,
+        now: datetime | None = None,
+        conn: asyncpg.Connection | None = None,
+    ) -> set[int]:
+        """Apply decided changes; returns the ids whose lease still held (the others were
+        dropped: the job had been rescued and may be running elsewhere)."""
+        if not changes:
+            return set()
+        db: Executor = conn or self.pool
+        rows = await db.fetch(
+            sql.FINISH_MANY,
+            [lease.job_id for lease, _ in changes],
+            [lease.attempt for lease, _ in changes],
+            [lease.owner for lease, _ in changes],
+            [change.state.value for _, change in changes],
+            [change.run_at for _, change in changes],
+            [_json(change.result) for _, change in changes],
+            [_json(change.error) for _, change in changes],
+            [change.extra_attempts for _, change in changes],
+            [change.event.value if change.event else None for _, change in changes],
+            [_json(change.event_data) for _, change in changes],
+            now,
+        )
+        applied = {r["id"] for r in rows}
+        for lease, _ in changes:
+            if lease.job_id not in applied:
+                log.warning(
+                    "job.lease_lost", job_id=lease.job_id, owner=lease.owner, attempt=lease.attempt
+                )
+        return applied
+
+    async def complete(
+        self, job: Job, outcome: Outcome, *, now: datetime | None = None
+    ) -> bool:
+        """Decide and apply one outcome for a claimed job (the completer batches instead)."""
+        assert job.lease_owner is not None, "complete() takes a job as claim() returned it"
+        change = decide(
+            attempt=job.attempt,
+            max_attempts=job.max_attempts,
+            outcome=outcome,
+            now=now or await self._now(),
+            backoff=self.settings.backoff(),
+        )
+        lease = Lease(job.id, job.lease_owner, job.attempt)
+        return job.id in await self.finish_many([(lease, change)], now=now)
+
+    async def reap(self, *, now: datetime | None = None, limit: int | None = None) -> list[Reaped]:
+        """Expired leases back to queued (with backoff) or dead; an expiry uses an attempt."""
+        backoff = self.settings.backoff()
+        async with self.pool.acquire() as conn, conn.transaction():
+            clock = now or cast(datetime, await conn.fetchval("SELECT now()"))
+            rows = await conn.fetch(sql.LOCK_EXPIRED, clock, limit or self.settings.reap_batch)
+            if not rows:
+                return []
+            changes = [
+                (
+                    Lease(r["id"], r["lease_owner"], r["attempt"]),
+                    decide(
+                        attempt=r["attempt"],
+                        max_attempts=r["max_attempts"],
+                        outcome=LeaseExpired(r["lease_owner"], r["lease_expires_at"]),
+                        now=clock,
+                        backoff=backoff,
+                    ),
+                )
+                for r in rows
+            ]
+            await self.finish_many(changes, now=clock, conn=conn)
+        reaped = [Reaped(lease.job_id, lease.owner, change.state) for lease, change in changes]
+        for r in reaped:
+            log.info("job.reaped", job_id=r.job_id, owner=r.owner, state=r.state.value)
+        return reaped
+
+    async def report_progress(
+        self, lease: Lease, percent: int, message: str | None = None, *, now: datetime | None = None
+    ) -> bool:
+        """Record progress (0–100) for a job we hold; False when the lease is gone."""
+        if not 0 <= percent <= 100:
+            raise ValueError(f"progress is a percentage from 0 to 100, not {percent}")
+        row = await self.pool.fetchrow(
+            sql.REPORT_PROGRESS,
+            lease.job_id,
+            lease.owner,
+            lease.attempt,
+            percent,
+            message,
+            self.settings.progress_event_interval_s,
+            now,
+        )
+        assert row is not None
+        return bool(row["applied"])
+
+    # -- operators' statements -------------------------------------------------------------
+
+    async def cancel(
+        self, job_id: int, *, owner: str | None = None, by: str = "system", now: datetime | None = None
+    ) -> CancelResult:
+        """Cancel a queued job now, or ask a running job's worker to stop it.
+
+        `owner` restricts the operation to that principal's jobs (None: any job).
+        Finished jobs are left as they are and reported with their state.
+        """
+        row = await self.pool.fetchrow(sql.CANCEL, job_id, owner, by, now)
+        if row is None:
+            raise JobNotFound(job_id)
+        return CancelResult(job_id, JobState(row["previous"]), JobState(row["state"]))
+
+    async def retry(
+        self,
+        job_id: int,
+        *,
+        owner: str | None = None,
+        by: str = "system",
+        budget: int = DEFAULT_MAX_ATTEMPTS,
+        now: datetime | None = None,
+    ) -> None:
+        """A dead or cancelled job back to queued with `budget` more attempts."""
+        where, params = RetryFilter(
+            states=REPLAYABLE_STATES, owner=owner, ids=[job_id]
+        ).where(first_param=4)
+        ids = await self._retry(where, params, by, budget, now)
+        if not ids:
+            job = await self.get(job_id, owner=owner)  # raises JobNotFound
+            raise InvalidTransition(job_id, job.state.value, "retry")
+
+    async def retry_many(
+        self,
+        where: RetryFilter,
+        *,
+        by: str = "system",
+        budget: int = DEFAULT_MAX_ATTEMPTS,
+        now: datetime | None = None,
+    ) -> list[int]:
+        """Replay every finished job the filter matches; returns their ids."""
+        clause, params = where.where(first_param=4)
+        return await self._retry(clause, params, by, budget, now)
+
+    async def _retry(
+        self, where: str, params: list[Any], by: str, budget: int, now: datetime | None
+    ) -> list[int]:
+        if budget < 1:
+            raise ValueError("a retry needs a budget of at least one attempt")
+        row = await self.pool.fetchrow(sql.RETRY.format(where=where), budget, by, now, *params)
+        assert row is not None
+        return list(row["ids"] or [])
+
+    async def prune(
+        self, older_than: Mapping[JobState, timedelta], *, now: datetime | None = None
+    ) -> dict[JobState, int]:
+        """Delete finished jobs (and their events) older than the cutoff for their state."""
+        clock = now or await self._now()
+        deleted: dict[JobState, int] = {}
+        for state, age in older_than.items():
+            if not state.is_terminal:
+                raise ValueError(f"only finished jobs are pruned, not {state.value} ones")
+            total = 0
+            while True:
+                status = await self.pool.execute(
+                    sql.PRUNE, state.value, clock - age, self.settings.prune_batch
+                )
+                n = int(status.rsplit(" ", 1)[-1])
+                total += n
+                if n < self.settings.prune_batch:
+                    break
+            deleted[state] = total
+            if total:
+                log.info("job.pruned", state=state.value, count=total)
+        return deleted
+
+    # -- reads -----------------------------------------------------------------------------
+
+    async def get(self, job_id: int, *, owner: str | None = None) -> Job:
+        row = await self.pool.fetchrow(sql.GET_JOB, job_id, owner)
+        if row is None:
+            raise JobNotFound(job_id)
+        return Job.from_row(row)
+
+    async def events(self, job_id: int) -> list[JobEvent]:
+        rows = await self.pool.fetch(sql.JOB_EVENTS, job_id)
+        return [JobEvent(r["job_id"], r["at"], r["type"], r["data"]) for r in rows]
+
+    async def _now(self) -> datetime:
+        return cast(datetime, await self.pool.fetchval("SELECT now()"))

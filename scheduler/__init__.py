@@ -1,0 +1,1 @@
+"""Cron inside every worker: fire-time maths, schedule definitions, the loop."""

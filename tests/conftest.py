@@ -1,0 +1,93 @@
+"""Real PostgreSQL for every test that needs one.
+
+One server per session: TEST_DATABASE_URL (a role allowed to CREATE DATABASE) or a throwaway
+embedded cluster. The schema is migrated once into a template database; each test gets its
+own database cloned from it, so tests can race real transactions without seeing each other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import asyncpg
+import pytest
+
+from jobs.embedded import EmbeddedPostgres
+from jobs.migrate import upgrade
+from jobs.settings import DatabaseSettings, QueueSettings
+from jobs.store import Store
+from tests.support import with_database
+
+TEMPLATE = "conveyor_template"
+
+
+@pytest.fixture(scope="session")
+def server_url() -> Iterator[str]:
+    url = os.environ.get("TEST_DATABASE_URL")
+    if url:
+        yield url
+        return
+    pg = EmbeddedPostgres(durable=False)
+    try:
+        yield pg.start()
+    finally:
+        pg.destroy()
+
+
+async def _recreate(server_url: str, name: str) -> None:
+    conn = await asyncpg.connect(server_url)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def template_url(server_url: str) -> str:
+    asyncio.run(_recreate(server_url, TEMPLATE))
+    url = with_database(server_url, TEMPLATE)
+    upgrade(url)
+    return url
+
+
+@pytest.fixture
+async def db_url(server_url: str, template_url: str) -> AsyncIterator[str]:
+    """A fresh, migrated database for this test alone."""
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(server_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE}"')
+        yield with_database(server_url, name)
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+def queue_settings() -> QueueSettings:
+    return QueueSettings(backoff_base_s=1.0, backoff_cap_s=60.0, backoff_jitter=0.2)
+
+
+@pytest.fixture
+async def store(db_url: str, queue_settings: QueueSettings) -> AsyncIterator[Store]:
+    s = await Store.connect(
+        db_url, settings=queue_settings, db=DatabaseSettings(db_pool_min=1, db_pool_max=20)
+    )
+    try:
+        yield s
+    finally:
+        await s.close()
+
+
+@pytest.fixture
+async def conn(db_url: str) -> AsyncIterator[asyncpg.Connection]:
+    """A plain connection, as an application's own would be (no codecs registered)."""
+    c = await asyncpg.connect(db_url)
+    try:
+        yield c
+    finally:
+        await c.close()

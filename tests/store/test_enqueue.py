@@ -1,0 +1,158 @@
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import pytest
+
+from jobs.model import JobState, NewJob
+from jobs.sql import NOTIFY_CHANNEL
+
+
+async def test_enqueue_writes_a_queued_job_with_defaults(store):
+    enq = await store.enqueue(NewJob(kind="demo.noop", payload={"a": [1, 2]}))
+    assert not enq.duplicate
+    job = await store.get(enq.id)
+    assert job.state is JobState.QUEUED
+    assert (job.kind, job.queue, job.payload, job.priority) == ("demo.noop", "default", {"a": [1, 2]}, 0)
+    assert (job.attempt, job.max_attempts, job.progress, job.errors) == (0, 5, 0, [])
+    assert job.owner == "system" and job.finished_at is None and job.lease_owner is None
+    assert abs((job.run_at - job.created_at).total_seconds()) < 1
+
+
+async def test_enqueue_honours_run_at_and_options(store):
+    at = datetime(2030, 1, 1, tzinfo=UTC)
+    enq = await store.enqueue(
+        NewJob(kind="k", queue="prices", priority=7, run_at=at, max_attempts=2, timeout_s=30)
+    )
+    job = await store.get(enq.id)
+    assert (job.queue, job.priority, job.run_at, job.max_attempts, job.timeout_s) == (
+        "prices", 7, at, 2, 30
+    )
+
+
+async def test_same_key_returns_the_existing_job(store):
+    first = await store.enqueue(NewJob(kind="k", idempotency_key="abc", owner="alice"))
+    again = await store.enqueue(NewJob(kind="other", idempotency_key="abc", owner="alice"))
+    assert again.duplicate and again.id == first.id
+    assert (await store.get(first.id)).kind == "k"  # the first writer's job is kept
+
+
+async def test_fifty_concurrent_enqueues_with_one_key_make_one_job(store, db_url):
+    # 50 separate connections, so the inserts really race inside Postgres.
+    conns = [await asyncpg.connect(db_url) for _ in range(50)]
+    try:
+        start = asyncio.Event()
+
+        async def submit(c):
+            await start.wait()
+            return await store.enqueue(
+                NewJob(kind="k", idempotency_key="same", owner="alice"), conn=c
+            )
+
+        tasks = [asyncio.create_task(submit(c)) for c in conns]
+        await asyncio.sleep(0.05)
+        start.set()
+        results = await asyncio.gather(*tasks)
+    finally:
+        await asyncio.gather(*(c.close() for c in conns))
+    assert len({r.id for r in results}) == 1
+    assert sum(not r.duplicate for r in results) == 1
+    assert sum(r.duplicate for r in results) == 49
+    other = await store.enqueue(NewJob(kind="k", idempotency_key="same", owner="bob"))
+    assert not other.duplicate and other.id != results[0].id
+    count = await store.pool.fetchval("SELECT count(*) FROM job WHERE idempotency_key = 'same'")
+    assert count == 2
+
+
+async def test_enqueue_many_returns_ids_in_input_order(store):
+    jobs = [NewJob(kind="k", payload={"i": i}, priority=i % 3) for i in range(1000)]
+    result = await store.enqueue_many(jobs)
+    assert len(result) == 1000 and not any(r.duplicate for r in result)
+    rows = await store.pool.fetch("SELECT id, payload FROM job")
+    by_id = {r["id"]: r["payload"]["i"] for r in rows}
+    assert [by_id[r.id] for r in result] == list(range(1000))
+
+
+async def test_enqueue_many_reports_duplicates_at_their_place(store):
+    existing = await store.enqueue(NewJob(kind="k", idempotency_key="k1", owner="alice"))
+    result = await store.enqueue_many(
+        [
+            NewJob(kind="k", idempotency_key="k0", owner="alice"),
+            NewJob(kind="k", idempotency_key="k1", owner="alice"),  # taken before
+            NewJob(kind="k", idempotency_key="k0", owner="alice"),  # taken in this batch
+            NewJob(kind="k", idempotency_key="k1", owner="bob"),  # another owner's key
+            NewJob(kind="k"),
+        ]
+    )
+    assert [r.duplicate for r in result] == [False, True, True, False, False]
+    assert result[1].id == existing.id
+    assert result[2].id == result[0].id
+    assert len({result[0].id, result[1].id, result[3].id, result[4].id}) == 4
+    assert await store.pool.fetchval("SELECT count(*) FROM job") == 4
+
+
+async def test_enqueue_many_takes_fifty_thousand_jobs_in_one_call(store):
+    result = await store.enqueue_many([NewJob(kind="demo.noop") for _ in range(50_000)])
+    assert len({r.id for r in result}) == 50_000
+    assert await store.pool.fetchval("SELECT count(*) FROM job WHERE state = 'queued'") == 50_000
+
+
+async def test_enqueue_in_the_callers_transaction_is_atomic_with_it(store, conn):
+    await conn.execute("CREATE TABLE orders (id int PRIMARY KEY)")
+
+    async with conn.transaction():
+        await conn.execute("INSERT INTO orders VALUES (1)")
+        kept = await store.enqueue(NewJob(kind="order.ship", payload={"order": 1}), conn=conn)
+
+    with pytest.raises(RuntimeError, match="boom"):
+        async with conn.transaction():
+            await conn.execute("INSERT INTO orders VALUES (2)")
+            await store.enqueue(NewJob(kind="order.ship", payload={"order": 2}), conn=conn)
+            await store.enqueue_many([NewJob(kind="order.ship") for _ in range(3)], conn=conn)
+            raise RuntimeError("boom")
+
+    kinds = await store.pool.fetch("SELECT id, payload FROM job")
+    assert [(r["id"], r["payload"]) for r in kinds] == [(kept.id, {"order": 1})]
+    assert await conn.fetchval("SELECT count(*) FROM orders") == 1
+
+
+async def test_bulk_enqueue_notifies_each_queue_once_and_only_on_commit(store, db_url, conn):
+    listener = await asyncpg.connect(db_url)
+    heard: list[str] = []
+    await listener.add_listener(NOTIFY_CHANNEL, lambda *args: heard.append(args[3]))
+    try:
+        async with conn.transaction():
+            await store.enqueue_many(
+                [NewJob(kind="k", queue=q) for q in ["a", "b", "a", "a", "b"] * 100], conn=conn
+            )
+            await asyncio.sleep(0.2)
+            assert heard == []  # nothing before commit
+        await _wait_for(lambda: len(heard) >= 2)
+        await asyncio.sleep(0.2)
+        assert sorted(heard) == ["a", "b"]
+
+        heard.clear()
+        with pytest.raises(RuntimeError):
+            async with conn.transaction():
+                await store.enqueue(NewJob(kind="k", queue="c"), conn=conn)
+                raise RuntimeError
+        await store.enqueue(NewJob(kind="k", queue="d"))
+        await _wait_for(lambda: heard)
+        await asyncio.sleep(0.2)
+        assert heard == ["d"]
+    finally:
+        await listener.close()
+
+
+async def _wait_for(predicate, timeout=5.0):
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.02)
+
+
+async def test_run_at_in_the_past_is_allowed_and_claimable(store):
+    past = datetime.now(UTC) - timedelta(hours=1)
+    enq = await store.enqueue(NewJob(kind="k", run_at=past))
+    claimed = await store.claim(["default"], 10, "w", 30)
+    assert [j.id for j in claimed] == [enq.id]

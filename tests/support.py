@@ -1,0 +1,30 @@
+"""Helpers the tests share: database URLs and `eventually` instead of sleeps."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+T = TypeVar("T")
+
+
+def with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/" + name))
+
+
+async def eventually(
+    condition: Callable[[], Awaitable[T]], timeout: float = 10.0, interval: float = 0.05
+) -> T:
+    """Await `condition` until it returns something truthy; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition still false after {timeout}s (last: {value!r})")
+        await asyncio.sleep(interval)

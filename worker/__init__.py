@@ -1,0 +1,1 @@
+"""The worker runtime: fetcher, executor, completer, heartbeat, reaper, listener, registry."""
