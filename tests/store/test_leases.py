@@ -1,0 +1,147 @@
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from jobs.model import EventType, JobState, Lease, NewJob
+from jobs.transitions import Failure, Snooze, Success
+
+T0 = datetime(2030, 1, 1, tzinfo=UTC)
+
+
+def lease_of(job):
+    return Lease(job.id, job.lease_owner, job.attempt)
+
+
+async def test_extend_leases_moves_expiry_and_reports_cancel_requests(store):
+    ids = [r.id for r in await store.enqueue_many([NewJob(kind="k") for _ in range(3)])]
+    jobs = await store.claim(["default"], 3, "w1", 10, now=T0)
+    await store.cancel(ids[1])
+    status = await store.extend_leases("w1", [lease_of(j) for j in jobs], 10, now=T0 + timedelta(seconds=5))
+    assert status.held == set(ids) and status.cancel_requested == {ids[1]}
+    expiries = await store.pool.fetch("SELECT lease_expires_at FROM job")
+    assert {r["lease_expires_at"] for r in expiries} == {T0 + timedelta(seconds=15)}
+    # someone else's worker id holds nothing
+    other = await store.extend_leases("w2", [lease_of(j) for j in jobs], 10)
+    assert other.held == frozenset()
+
+
+async def test_reap_returns_only_expired_leases(store):
+    await store.enqueue_many([NewJob(kind="k") for _ in range(2)])
+    a, b = await store.claim(["default"], 2, "w1", 10, now=T0)
+    await store.extend_leases("w1", [lease_of(b)], 60, now=T0)
+    reaped = await store.reap(now=T0 + timedelta(seconds=11))
+    assert [(r.job_id, r.state) for r in reaped] == [(a.id, JobState.QUEUED)]
+    job = await store.get(a.id)
+    assert job.state is JobState.QUEUED and job.lease_owner is None
+    assert job.errors[0]["type"] == "LeaseExpired" and job.errors[0]["attempt"] == 1
+    # backoff after attempt 1: 2s ± 20%
+    delay = (job.run_at - (T0 + timedelta(seconds=11))).total_seconds()
+    assert 1.6 <= delay <= 2.4
+    assert [e.type for e in await store.events(a.id)] == [EventType.LEASE_LOST]
+    assert (await store.get(b.id)).state is JobState.RUNNING
+
+
+async def test_fencing_an_old_owner_can_change_nothing_after_a_rescue(store):
+    enq = await store.enqueue(NewJob(kind="k"))
+    [old] = await store.claim(["default"], 1, "w-old", 10, now=T0)
+    await store.reap(now=T0 + timedelta(seconds=11))
+    [new] = await store.claim(["default"], 1, "w-new", 10, now=T0 + timedelta(seconds=60))
+    assert (new.id, new.attempt) == (enq.id, 2)
+    before = await store.pool.fetchrow("SELECT * FROM job WHERE id = $1", enq.id)
+
+    assert await store.complete(old, Success({"stale": True})) is False
+    assert await store.complete(old, Failure("E", "stale")) is False
+    assert await store.report_progress(lease_of(old), 90, "stale") is False
+    status = await store.extend_leases("w-old", [lease_of(old)], 10)
+    assert status.held == frozenset()
+
+    after = await store.pool.fetchrow("SELECT * FROM job WHERE id = $1", enq.id)
+    assert dict(after) == dict(before)
+    # the same worker id with the old attempt is fenced too
+    assert await store.complete(
+        new.__class__(**{**{f: getattr(new, f) for f in new.__slots__}, "attempt": 1}),
+        Success(),
+    ) is False
+    assert await store.complete(new, Success({"fresh": True})) is True
+    job = await store.get(enq.id)
+    assert job.state is JobState.SUCCEEDED and job.result == {"fresh": True}
+
+
+async def test_poison_job_ends_dead_with_one_error_per_attempt(store):
+    enq = await store.enqueue(NewJob(kind="k", max_attempts=3))
+    now = T0
+    for attempt in range(1, 4):
+        now += timedelta(hours=1)  # past any backoff
+        [job] = await store.claim(["default"], 1, f"w{attempt}", 5, now=now)
+        assert job.attempt == attempt
+        reaped = await store.reap(now=now + timedelta(seconds=6))
+        assert len(reaped) == 1
+    job = await store.get(enq.id)
+    assert job.state is JobState.DEAD and job.finished_at is not None
+    assert [e["attempt"] for e in job.errors] == [1, 2, 3]
+    assert {e["type"] for e in job.errors} == {"LeaseExpired"}
+    assert [e.type for e in await store.events(enq.id)] == ["lease_lost", "lease_lost", "dead"]
+    assert await store.claim(["default"], 1, "w", 5, now=now + timedelta(hours=5)) == []
+
+
+async def test_finish_success_costs_no_event(store):
+    enq = await store.enqueue(NewJob(kind="k"))
+    [job] = await store.claim(["default"], 1, "w", 30)
+    assert await store.complete(job, Success({"answer": 42}))
+    done = await store.get(enq.id)
+    assert done.state is JobState.SUCCEEDED and done.result == {"answer": 42}
+    assert done.progress == 100 and done.finished_at is not None and done.lease_owner is None
+    assert await store.events(enq.id) == []
+
+
+async def test_failures_retry_with_backoff_then_die(store):
+    enq = await store.enqueue(NewJob(kind="k", max_attempts=2))
+    [job] = await store.claim(["default"], 1, "w", 30, now=T0)
+    assert await store.complete(job, Failure("ValueError", "first", "tb1"), now=T0)
+    queued = await store.get(enq.id)
+    assert queued.state is JobState.QUEUED and queued.run_at > T0
+    assert await store.claim(["default"], 1, "w", 30, now=T0) == []  # not before run_at
+    [job] = await store.claim(["default"], 1, "w", 30, now=queued.run_at)
+    assert await store.complete(job, Failure("ValueError", "second", "tb2"), now=queued.run_at)
+    dead = await store.get(enq.id)
+    assert dead.state is JobState.DEAD
+    assert [(e["attempt"], e["message"], e["traceback"]) for e in dead.errors] == [
+        (1, "first", "tb1"), (2, "second", "tb2")
+    ]
+    assert [e.type for e in await store.events(enq.id)] == ["retry_scheduled", "dead"]
+
+
+async def test_snooze_does_not_burn_the_budget(store):
+    enq = await store.enqueue(NewJob(kind="k", max_attempts=1))
+    for i in range(3):
+        [job] = await store.claim(["default"], 1, "w", 30, now=T0 + timedelta(minutes=i))
+        assert await store.complete(job, Snooze(after_s=1), now=T0 + timedelta(minutes=i))
+    job = await store.get(enq.id)
+    assert job.state is JobState.QUEUED and job.attempt == 3 and job.max_attempts == 4
+    [job] = await store.claim(["default"], 1, "w", 30, now=T0 + timedelta(hours=1))
+    assert await store.complete(job, Failure("E", "m"))
+    assert (await store.get(enq.id)).state is JobState.DEAD
+
+
+async def test_finish_many_applies_a_batch_in_one_call_and_drops_lost_leases(store):
+    await store.enqueue_many([NewJob(kind="k") for _ in range(4)])
+    jobs = await store.claim(["default"], 4, "w", 30, now=T0)
+    from jobs.transitions import decide
+
+    changes = [
+        (lease_of(j), decide(attempt=j.attempt, max_attempts=j.max_attempts,
+                             outcome=Success({"i": j.id}), now=T0, backoff=store.settings.backoff()))
+        for j in jobs
+    ]
+    stale = Lease(jobs[0].id, "someone-else", jobs[0].attempt)
+    changes[0] = (stale, changes[0][1])
+    applied = await store.finish_many(changes)
+    assert applied == {j.id for j in jobs[1:]}
+    states = await store.pool.fetch("SELECT id, state FROM job ORDER BY id")
+    assert [r["state"] for r in states] == ["running", "succeeded", "succeeded", "succeeded"]
+
+
+@pytest.mark.parametrize("percent", [-1, 101])
+async def test_progress_out_of_range_is_refused(store, percent):
+    with pytest.raises(ValueError, match="percentage"):
+        await store.report_progress(Lease(1, "w", 1), percent)

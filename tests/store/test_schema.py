@@ -1,0 +1,94 @@
+"""The database itself guards the invariants, whoever writes the row."""
+
+import asyncio
+
+import asyncpg
+import pytest
+
+from jobs.migrate import downgrade, upgrade
+
+VALID = {
+    "kind": "'k'",
+    "state": "'queued'",
+}
+
+
+def insert(**overrides):
+    cols = {**VALID, **overrides}
+    return f"INSERT INTO job ({', '.join(cols)}) VALUES ({', '.join(cols.values())})"
+
+
+async def test_a_valid_hand_written_row_is_accepted(conn):
+    await conn.execute(insert())
+    await conn.execute(insert(state="'running'", lease_owner="'w'", lease_expires_at="now()", attempt="1"))
+    await conn.execute(insert(state="'succeeded'", finished_at="now()"))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "constraint"),
+    [
+        ({"state": "'paused'"}, "job_state_known"),
+        ({"state": "'succeeded'"}, "job_finished_iff_terminal"),
+        ({"finished_at": "now()"}, "job_finished_iff_terminal"),
+        ({"state": "'running'"}, "job_lease_iff_running"),
+        ({"state": "'running'", "lease_owner": "'w'"}, "job_lease_iff_running"),
+        ({"lease_owner": "'w'", "lease_expires_at": "now()"}, "job_lease_iff_running"),
+        ({"progress": "101"}, "job_progress_percent"),
+        ({"progress": "-1"}, "job_progress_percent"),
+        ({"attempt": "6", "max_attempts": "5"}, "job_attempts_in_budget"),
+        ({"max_attempts": "0"}, "job_attempts_in_budget"),
+        ({"timeout_s": "0"}, "job_timeout_positive"),
+        ({"errors": "'{}'"}, "job_errors_array"),
+        ({"queue": "''"}, "job_queue_name"),
+        ({"kind": "''"}, "job_kind_name"),
+    ],
+)
+async def test_check_constraints_reject_invalid_rows(conn, overrides, constraint):
+    with pytest.raises(asyncpg.CheckViolationError) as err:
+        await conn.execute(insert(**overrides))
+    assert err.value.constraint_name == constraint
+
+
+async def test_idempotency_keys_are_unique_per_owner(conn):
+    await conn.execute(insert(idempotency_key="'x'", owner="'a'"))
+    await conn.execute(insert(idempotency_key="'x'", owner="'b'"))
+    await conn.execute(insert(owner="'a'"))
+    await conn.execute(insert(owner="'a'"))  # no key: no uniqueness
+    with pytest.raises(asyncpg.UniqueViolationError):
+        await conn.execute(insert(idempotency_key="'x'", owner="'a'"))
+
+
+async def test_events_go_with_their_job(conn):
+    job_id = await conn.fetchval(insert() + " RETURNING id")
+    await conn.execute("INSERT INTO job_event (job_id, type) VALUES ($1, 'retried')", job_id)
+    with pytest.raises(asyncpg.ForeignKeyViolationError):
+        await conn.execute("INSERT INTO job_event (job_id, type) VALUES (-1, 'retried')")
+    await conn.execute("DELETE FROM job WHERE id = $1", job_id)
+    assert await conn.fetchval("SELECT count(*) FROM job_event") == 0
+
+
+async def test_hot_table_storage_settings(conn):
+    options = await conn.fetchval("SELECT reloptions FROM pg_class WHERE relname = 'job'")
+    assert "fillfactor=80" in options
+    assert "autovacuum_vacuum_scale_factor=0.01" in options
+
+
+async def test_claim_and_reaper_indexes_are_partial(conn):
+    rows = await conn.fetch("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'job'")
+    defs = {r["indexname"]: r["indexdef"] for r in rows}
+    assert "WHERE (state = 'queued'::text)" in defs["job_claim_idx"]
+    assert "WHERE (state = 'running'::text)" in defs["job_lease_idx"]
+    assert "UNIQUE" in defs["job_owner_idempotency_key_idx"]
+
+
+TABLES = "SELECT array_agg(tablename::text ORDER BY tablename) FROM pg_tables WHERE schemaname = 'public'"
+
+
+async def test_migrations_go_down_to_nothing_and_up_again(db_url, conn):
+    assert await conn.fetchval(TABLES) == ["alembic_version", "job", "job_event", "schedule", "worker"]
+    await asyncio.to_thread(downgrade, db_url, "base")
+    assert await conn.fetchval(TABLES) == ["alembic_version"]
+    assert await conn.fetchval("SELECT count(*) FROM alembic_version") == 0
+    await asyncio.to_thread(upgrade, db_url)
+    assert await conn.fetchval(TABLES) == ["alembic_version", "job", "job_event", "schedule", "worker"]
+    assert await conn.fetchval("SELECT version_num FROM alembic_version") == "0001"
