@@ -21,13 +21,13 @@ $(STAMP): pyproject.toml
 run: $(STAMP) ## start the system (embedded Postgres when DATABASE_URL is unset)
 	$(BIN)/conveyor dev
 
-test: $(STAMP) ## install what is needed and run the whole test suite
+test: $(STAMP) lint ## install what is needed, check style and layering, run the whole suite
 	$(BIN)/python -m pytest
 
 lint: $(STAMP) ## ruff, mypy (strict on jobs/), import-linter contracts
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy jobs conveyor migrations bench
+	$(BIN)/mypy jobs conveyor migrations
 	$(BIN)/lint-imports
 
 bench: $(STAMP) ## print store throughput figures and pgbench's on the same server

@@ -29,7 +29,9 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
-async def create_pool(url: str, settings: DatabaseSettings | None = None, **kw: Any) -> asyncpg.Pool:
+async def create_pool(
+    url: str, settings: DatabaseSettings | None = None, **kw: Any
+) -> asyncpg.Pool:
     s = settings or DatabaseSettings()
     pool: asyncpg.Pool = await asyncpg.create_pool(
         asyncpg_dsn(url),

@@ -53,14 +53,14 @@ def _version_key(path: str) -> tuple[int, ...]:
     return tuple(int(d) for d in digits)
 
 
-def find_bin_dir() -> Path:
+def find_bin_dir(search: tuple[str, ...] = _SEARCH_GLOBS) -> Path:
     """The folder holding initdb and pg_ctl: PG_BIN_DIR, then PATH, then install folders."""
     explicit = os.environ.get("PG_BIN_DIR")
     candidates: list[Path] = [Path(explicit)] if explicit else []
     on_path = shutil.which("pg_ctl")
     if on_path:
         candidates.append(Path(on_path).parent)
-    for pattern in _SEARCH_GLOBS:
+    for pattern in search:
         candidates.extend(Path(p) for p in sorted(glob.glob(pattern), key=_version_key)[::-1])
     for folder in candidates:
         if (folder / "initdb").is_file() and (folder / "pg_ctl").is_file():
@@ -218,7 +218,9 @@ class EmbeddedPostgres:
     def _pg_ctl(self, *args: str) -> None:
         prefix, _ = self._runner()
         assert self.data_dir is not None
-        self._run([*prefix, str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), *args], "pg_ctl")
+        self._run(
+            [*prefix, str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), *args], "pg_ctl"
+        )
 
     def _run(self, cmd: list[str], what: str) -> None:
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)

@@ -1,7 +1,7 @@
 """Errors raised by the queue core.
 
 ConveyorError
- ├── ConfigurationError        a setting is missing or wrong; the message says which and how to fix it
+ ├── ConfigurationError        a setting is missing or wrong; the message says how to fix it
  │    └── PostgresNotFound     no PostgreSQL server binaries for an embedded cluster
  ├── EmbeddedPostgresError     the embedded cluster failed to start or stop
  ├── JobNotFound               no job with that id (for this owner)

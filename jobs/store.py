@@ -11,7 +11,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any, TypeAlias, cast
 
 import asyncpg
 
@@ -34,7 +34,7 @@ from jobs.transitions import Change, LeaseExpired, Outcome, decide
 
 log = get_logger(__name__)
 
-Executor = asyncpg.Connection | asyncpg.Pool
+Executor: TypeAlias = "asyncpg.Connection | asyncpg.Pool"
 
 
 def _json(value: Any) -> str | None:
@@ -85,7 +85,8 @@ class RetryFilter:
 
     def where(self, first_param: int) -> tuple[str, list[Any]]:
         states = sorted(s.value for s in self.states if s in REPLAYABLE_STATES)
-        clauses, params = [f"state = ANY(${first_param}::text[])"], [states]
+        clauses: list[str] = [f"state = ANY(${first_param}::text[])"]
+        params: list[Any] = [states]
         for column, op, value, cast_ in (
             ("kind", "=", self.kind, "text"),
             ("queue", "=", self.queue, "text"),
@@ -171,10 +172,12 @@ class Store:
             return [Enqueued(id=i) for i in input_ids]
         # Some keys were taken (by earlier jobs, or twice within this batch): a second
         # statement, with a fresh snapshot, finds who holds them.
-        missing = [(j.owner, j.idempotency_key) for i, j in zip(input_ids, jobs) if i not in inserted]
-        rows = await db.fetch(
-            sql.FIND_BY_KEYS, [o for o, _ in missing], [k for _, k in missing]
-        )
+        missing = [
+            (j.owner, j.idempotency_key)
+            for i, j in zip(input_ids, jobs, strict=True)
+            if i not in inserted
+        ]
+        rows = await db.fetch(sql.FIND_BY_KEYS, [o for o, _ in missing], [k for _, k in missing])
         holder = {(r["owner"], r["key"]): r["id"] for r in rows}
         result = []
         for i, j in zip(input_ids, jobs, strict=True):
@@ -267,9 +270,7 @@ class Store:
                 )
         return applied
 
-    async def complete(
-        self, job: Job, outcome: Outcome, *, now: datetime | None = None
-    ) -> bool:
+    async def complete(self, job: Job, outcome: Outcome, *, now: datetime | None = None) -> bool:
         """Decide and apply one outcome for a claimed job (the completer batches instead)."""
         assert job.lease_owner is not None, "complete() takes a job as claim() returned it"
         change = decide(
@@ -331,7 +332,12 @@ class Store:
     # -- operators' statements -------------------------------------------------------------
 
     async def cancel(
-        self, job_id: int, *, owner: str | None = None, by: str = "system", now: datetime | None = None
+        self,
+        job_id: int,
+        *,
+        owner: str | None = None,
+        by: str = "system",
+        now: datetime | None = None,
     ) -> CancelResult:
         """Cancel a queued job now, or ask a running job's worker to stop it.
 
@@ -353,9 +359,9 @@ class Store:
         now: datetime | None = None,
     ) -> None:
         """A dead or cancelled job back to queued with `budget` more attempts."""
-        where, params = RetryFilter(
-            states=REPLAYABLE_STATES, owner=owner, ids=[job_id]
-        ).where(first_param=4)
+        where, params = RetryFilter(states=REPLAYABLE_STATES, owner=owner, ids=[job_id]).where(
+            first_param=4
+        )
         ids = await self._retry(where, params, by, budget, now)
         if not ids:
             job = await self.get(job_id, owner=owner)  # raises JobNotFound

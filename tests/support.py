@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -17,12 +18,14 @@ def with_database(url: str, name: str) -> str:
 
 
 async def eventually(
-    condition: Callable[[], Awaitable[T]], timeout: float = 10.0, interval: float = 0.05
+    condition: Callable[[], Awaitable[T] | T], timeout: float = 10.0, interval: float = 0.05
 ) -> T:
-    """Await `condition` until it returns something truthy; fail after `timeout` seconds."""
+    """Check `condition` (sync or async) until it is truthy; fail after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while True:
-        value = await condition()
+        value = condition()
+        if inspect.isawaitable(value):
+            value = await value
         if value:
             return value
         if time.monotonic() > deadline:

@@ -60,9 +60,7 @@ async def test_eight_concurrent_claimers_claim_every_job_exactly_once(store):
             if not batch:
                 # Skipped rows may still be locked by a peer that is about to commit; only
                 # stop when the database agrees nothing is queued.
-                if not await store.pool.fetchval(
-                    "SELECT count(*) FROM job WHERE state = 'queued'"
-                ):
+                if not await store.pool.fetchval("SELECT count(*) FROM job WHERE state = 'queued'"):
                     return got
                 continue
             got.extend(j.id for j in batch)
@@ -73,8 +71,9 @@ async def test_eight_concurrent_claimers_claim_every_job_exactly_once(store):
     all_ids = [i for r in results for i in r]
     assert len(all_ids) == total and len(set(all_ids)) == total  # none missed, none twice
     assert sum(1 for r in results if r) >= 4  # the work really was shared
-    rows = await store.pool.fetch("SELECT state, attempt, lease_owner, count(*) AS n FROM job "
-                                  "GROUP BY 1, 2, 3")
+    rows = await store.pool.fetch(
+        "SELECT state, attempt, lease_owner, count(*) AS n FROM job GROUP BY 1, 2, 3"
+    )
     assert all(r["state"] == "running" and r["attempt"] == 1 for r in rows)
     owners = {r["lease_owner"]: r["n"] for r in rows}
     for n, ids in enumerate(results):

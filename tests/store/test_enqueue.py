@@ -6,6 +6,7 @@ import pytest
 
 from jobs.model import JobState, NewJob
 from jobs.sql import NOTIFY_CHANNEL
+from tests.support import eventually
 
 
 async def test_enqueue_writes_a_queued_job_with_defaults(store):
@@ -13,7 +14,12 @@ async def test_enqueue_writes_a_queued_job_with_defaults(store):
     assert not enq.duplicate
     job = await store.get(enq.id)
     assert job.state is JobState.QUEUED
-    assert (job.kind, job.queue, job.payload, job.priority) == ("demo.noop", "default", {"a": [1, 2]}, 0)
+    assert (job.kind, job.queue, job.payload, job.priority) == (
+        "demo.noop",
+        "default",
+        {"a": [1, 2]},
+        0,
+    )
     assert (job.attempt, job.max_attempts, job.progress, job.errors) == (0, 5, 0, [])
     assert job.owner == "system" and job.finished_at is None and job.lease_owner is None
     assert abs((job.run_at - job.created_at).total_seconds()) < 1
@@ -26,7 +32,11 @@ async def test_enqueue_honours_run_at_and_options(store):
     )
     job = await store.get(enq.id)
     assert (job.queue, job.priority, job.run_at, job.max_attempts, job.timeout_s) == (
-        "prices", 7, at, 2, 30
+        "prices",
+        7,
+        at,
+        2,
+        30,
     )
 
 
@@ -127,7 +137,7 @@ async def test_bulk_enqueue_notifies_each_queue_once_and_only_on_commit(store, d
             )
             await asyncio.sleep(0.2)
             assert heard == []  # nothing before commit
-        await _wait_for(lambda: len(heard) >= 2)
+        await eventually(lambda: len(heard) >= 2)
         await asyncio.sleep(0.2)
         assert sorted(heard) == ["a", "b"]
 
@@ -137,18 +147,11 @@ async def test_bulk_enqueue_notifies_each_queue_once_and_only_on_commit(store, d
                 await store.enqueue(NewJob(kind="k", queue="c"), conn=conn)
                 raise RuntimeError
         await store.enqueue(NewJob(kind="k", queue="d"))
-        await _wait_for(lambda: heard)
+        await eventually(lambda: heard)
         await asyncio.sleep(0.2)
         assert heard == ["d"]
     finally:
         await listener.close()
-
-
-async def _wait_for(predicate, timeout=5.0):
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        assert asyncio.get_running_loop().time() < deadline, "timed out"
-        await asyncio.sleep(0.02)
 
 
 async def test_run_at_in_the_past_is_allowed_and_claimable(store):

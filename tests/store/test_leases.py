@@ -16,7 +16,9 @@ async def test_extend_leases_moves_expiry_and_reports_cancel_requests(store):
     ids = [r.id for r in await store.enqueue_many([NewJob(kind="k") for _ in range(3)])]
     jobs = await store.claim(["default"], 3, "w1", 10, now=T0)
     await store.cancel(ids[1])
-    status = await store.extend_leases("w1", [lease_of(j) for j in jobs], 10, now=T0 + timedelta(seconds=5))
+    status = await store.extend_leases(
+        "w1", [lease_of(j) for j in jobs], 10, now=T0 + timedelta(seconds=5)
+    )
     assert status.held == set(ids) and status.cancel_requested == {ids[1]}
     expiries = await store.pool.fetch("SELECT lease_expires_at FROM job")
     assert {r["lease_expires_at"] for r in expiries} == {T0 + timedelta(seconds=15)}
@@ -58,10 +60,13 @@ async def test_fencing_an_old_owner_can_change_nothing_after_a_rescue(store):
     after = await store.pool.fetchrow("SELECT * FROM job WHERE id = $1", enq.id)
     assert dict(after) == dict(before)
     # the same worker id with the old attempt is fenced too
-    assert await store.complete(
-        new.__class__(**{**{f: getattr(new, f) for f in new.__slots__}, "attempt": 1}),
-        Success(),
-    ) is False
+    assert (
+        await store.complete(
+            new.__class__(**{**{f: getattr(new, f) for f in new.__slots__}, "attempt": 1}),
+            Success(),
+        )
+        is False
+    )
     assert await store.complete(new, Success({"fresh": True})) is True
     job = await store.get(enq.id)
     assert job.state is JobState.SUCCEEDED and job.result == {"fresh": True}
@@ -106,7 +111,8 @@ async def test_failures_retry_with_backoff_then_die(store):
     dead = await store.get(enq.id)
     assert dead.state is JobState.DEAD
     assert [(e["attempt"], e["message"], e["traceback"]) for e in dead.errors] == [
-        (1, "first", "tb1"), (2, "second", "tb2")
+        (1, "first", "tb1"),
+        (2, "second", "tb2"),
     ]
     assert [e.type for e in await store.events(enq.id)] == ["retry_scheduled", "dead"]
 
@@ -129,8 +135,16 @@ async def test_finish_many_applies_a_batch_in_one_call_and_drops_lost_leases(sto
     from jobs.transitions import decide
 
     changes = [
-        (lease_of(j), decide(attempt=j.attempt, max_attempts=j.max_attempts,
-                             outcome=Success({"i": j.id}), now=T0, backoff=store.settings.backoff()))
+        (
+            lease_of(j),
+            decide(
+                attempt=j.attempt,
+                max_attempts=j.max_attempts,
+                outcome=Success({"i": j.id}),
+                now=T0,
+                backoff=store.settings.backoff(),
+            ),
+        )
         for j in jobs
     ]
     stale = Lease(jobs[0].id, "someone-else", jobs[0].attempt)

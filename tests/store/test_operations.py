@@ -27,7 +27,9 @@ async def test_cancel_a_queued_job_cancels_it_at_once(store):
     enq = await store.enqueue(NewJob(kind="k"))
     result = await store.cancel(enq.id, by="alice")
     assert (result.previous, result.state, result.requested) == (
-        JobState.QUEUED, JobState.CANCELLED, False
+        JobState.QUEUED,
+        JobState.CANCELLED,
+        False,
     )
     job = await store.get(enq.id)
     assert job.state is JobState.CANCELLED and job.finished_at is not None
@@ -143,14 +145,18 @@ async def test_prune_deletes_old_finished_jobs_and_their_events(store):
     await store.claim(["default"], 1, "w", 30)
     await store.pool.execute(
         "UPDATE job SET finished_at = now() - interval '10 days' WHERE id = ANY($1) OR id = $2",
-        old_dead, enq.id,
+        old_dead,
+        enq.id,
     )
-    deleted = await store.prune({JobState.DEAD: timedelta(days=7), JobState.SUCCEEDED: timedelta(days=30)})
+    deleted = await store.prune(
+        {JobState.DEAD: timedelta(days=7), JobState.SUCCEEDED: timedelta(days=30)}
+    )
     assert deleted == {JobState.DEAD: 3, JobState.SUCCEEDED: 0}
     left = {r["id"] for r in await store.pool.fetch("SELECT id FROM job")}
     assert left == {enq.id, recent_dead, running}
     orphans = await store.pool.fetchval(
-        "SELECT count(*) FROM job_event e WHERE NOT EXISTS (SELECT 1 FROM job j WHERE j.id = e.job_id)"
+        "SELECT count(*) FROM job_event e "
+        "WHERE NOT EXISTS (SELECT 1 FROM job j WHERE j.id = e.job_id)"
     )
     assert orphans == 0
     with pytest.raises(ValueError, match="finished"):

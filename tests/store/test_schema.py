@@ -20,7 +20,9 @@ def insert(**overrides):
 
 async def test_a_valid_hand_written_row_is_accepted(conn):
     await conn.execute(insert())
-    await conn.execute(insert(state="'running'", lease_owner="'w'", lease_expires_at="now()", attempt="1"))
+    await conn.execute(
+        insert(state="'running'", lease_owner="'w'", lease_expires_at="now()", attempt="1")
+    )
     await conn.execute(insert(state="'succeeded'", finished_at="now()"))
 
 
@@ -81,14 +83,29 @@ async def test_claim_and_reaper_indexes_are_partial(conn):
     assert "UNIQUE" in defs["job_owner_idempotency_key_idx"]
 
 
-TABLES = "SELECT array_agg(tablename::text ORDER BY tablename) FROM pg_tables WHERE schemaname = 'public'"
+TABLES = (
+    "SELECT array_agg(tablename::text ORDER BY tablename) FROM pg_tables "
+    "WHERE schemaname = 'public'"
+)
 
 
 async def test_migrations_go_down_to_nothing_and_up_again(db_url, conn):
-    assert await conn.fetchval(TABLES) == ["alembic_version", "job", "job_event", "schedule", "worker"]
+    assert await conn.fetchval(TABLES) == [
+        "alembic_version",
+        "job",
+        "job_event",
+        "schedule",
+        "worker",
+    ]
     await asyncio.to_thread(downgrade, db_url, "base")
     assert await conn.fetchval(TABLES) == ["alembic_version"]
     assert await conn.fetchval("SELECT count(*) FROM alembic_version") == 0
     await asyncio.to_thread(upgrade, db_url)
-    assert await conn.fetchval(TABLES) == ["alembic_version", "job", "job_event", "schedule", "worker"]
+    assert await conn.fetchval(TABLES) == [
+        "alembic_version",
+        "job",
+        "job_event",
+        "schedule",
+        "worker",
+    ]
     assert await conn.fetchval("SELECT version_num FROM alembic_version") == "0001"

@@ -22,8 +22,12 @@ BACKOFF = Backoff(base_s=1.0, cap_s=60.0, jitter=0.2)
 
 def run(outcome, attempt=1, max_attempts=3, rand=0.5):
     return decide(
-        attempt=attempt, max_attempts=max_attempts, outcome=outcome, now=NOW,
-        backoff=BACKOFF, rand=rand,
+        attempt=attempt,
+        max_attempts=max_attempts,
+        outcome=outcome,
+        now=NOW,
+        backoff=BACKOFF,
+        rand=rand,
     )
 
 
@@ -114,8 +118,15 @@ def test_retry_time_is_inside_the_jitter_band(rand):
 
 
 def test_every_outcome_type_is_handled():
-    outcomes = [Success(), Snooze(1), Cancel(), Failure("E", "m"), Timeout(1),
-                LeaseExpired("w", NOW), Release()]
+    outcomes = [
+        Success(),
+        Snooze(1),
+        Cancel(),
+        Failure("E", "m"),
+        Timeout(1),
+        LeaseExpired("w", NOW),
+        Release(),
+    ]
     states = {type(o).__name__: run(o).state for o in outcomes}
     assert len(states) == 7
     assert all(isinstance(s, JobState) and s is not JobState.RUNNING for s in states.values())

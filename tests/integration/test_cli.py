@@ -1,0 +1,116 @@
+"""The console script as a user runs it: real processes, a real embedded cluster."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from jobs.embedded import HOW_TO_GET_POSTGRES, find_bin_dir
+from jobs.errors import PostgresNotFound
+
+CONVEYOR = [sys.executable, "-m", "conveyor.cli"]
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "TEST_DATABASE_URL")}
+    env.update(extra)
+    return env
+
+
+def test_migrate_without_a_database_url_says_what_to_do():
+    proc = subprocess.run(
+        [*CONVEYOR, "migrate"], env=_env(), capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 2
+    assert "DATABASE_URL is not set" in proc.stderr
+    assert "conveyor dev" in proc.stderr
+
+
+async def test_migrate_applies_the_schema(server_url):
+    admin = await asyncpg.connect(server_url)
+    await admin.execute("DROP DATABASE IF EXISTS cli_migrate WITH (FORCE)")
+    await admin.execute("CREATE DATABASE cli_migrate")
+    url = server_url.rsplit("/", 1)[0] + "/cli_migrate"
+    try:
+        proc = subprocess.run(
+            [*CONVEYOR, "migrate"],
+            env=_env(DATABASE_URL=url),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert "db.migrated" in proc.stderr
+        conn = await asyncpg.connect(url)
+        assert await conn.fetchval("SELECT version_num FROM alembic_version") == "0001"
+        await conn.close()
+    finally:
+        await admin.execute("DROP DATABASE IF EXISTS cli_migrate WITH (FORCE)")
+        await admin.close()
+
+
+@pytest.mark.slow
+async def test_dev_starts_an_embedded_postgres_migrates_and_cleans_up_on_ctrl_c():
+    proc = subprocess.Popen(
+        [*CONVEYOR, "dev"],
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        lines = []
+        deadline = time.monotonic() + 120
+        assert proc.stdout is not None
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            lines.append(line)
+            if line.startswith("Stop with Ctrl-C"):
+                break
+            assert line, f"dev exited early: {proc.stderr.read() if proc.stderr else ''}"
+        url = next(x.split("database:")[1].split()[0] for x in lines if "database:" in x)
+        conn = await asyncpg.connect(url)
+        tables = await conn.fetchval(
+            "SELECT array_agg(tablename::text ORDER BY tablename) FROM pg_tables "
+            "WHERE schemaname = 'public'"
+        )
+        data_dir = await conn.fetchval("SHOW data_directory")
+        await conn.close()
+        assert tables == ["alembic_version", "job", "job_event", "schedule", "worker"]
+
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+        assert "Stopped the embedded Postgres" in out
+        assert not Path(data_dir).exists()
+        with pytest.raises(OSError):
+            await asyncpg.connect(url, timeout=2)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_missing_server_binaries_give_one_clear_message(monkeypatch, tmp_path):
+    monkeypatch.delenv("PG_BIN_DIR", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(PostgresNotFound) as err:
+        find_bin_dir(search=(str(tmp_path / "nowhere" / "*"),))
+    assert str(err.value) == HOW_TO_GET_POSTGRES
+    assert (
+        "DATABASE_URL" in HOW_TO_GET_POSTGRES
+        and "apt-get install postgresql" in HOW_TO_GET_POSTGRES
+    )
+
+
+def test_pg_bin_dir_points_at_the_binaries(monkeypatch, tmp_path):
+    real = find_bin_dir()
+    monkeypatch.setenv("PG_BIN_DIR", str(real))
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert find_bin_dir(search=()) == real
