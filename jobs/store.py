@@ -22,6 +22,7 @@ from jobs.logging import get_logger
 from jobs.model import (
     DEFAULT_MAX_ATTEMPTS,
     REPLAYABLE_STATES,
+    Claimed,
     Enqueued,
     Job,
     JobEvent,
@@ -166,25 +167,39 @@ class Store:
             [j.owner for j in jobs],
         )
         assert row is not None
-        inserted = set(row["inserted_ids"] or ())
-        input_ids: list[int] = row["input_ids"]
-        if len(inserted) == len(jobs):
-            return [Enqueued(id=i) for i in input_ids]
-        # Some keys were taken (by earlier jobs, or twice within this batch): a second
-        # statement, with a fresh snapshot, finds who holds them.
-        missing = [
+        ids: list[int] = row["ids"] or []
+        if len(ids) == len(jobs):
+            return [Enqueued(id=i) for i in ids]
+        # Keys that were taken: each inserted keyed job is found by (owner, key); unkeyed jobs
+        # take the remaining ids in ascending order (see ENQUEUE_MANY).
+        holder: dict[tuple[str, str], int] = {
+            (owner, key): i
+            for i, owner, key in zip(
+                row["keyed_ids"] or [], row["key_owners"] or [], row["keys"] or [], strict=True
+            )
+        }
+        inserted_keys = set(holder)
+        keyed_ids = set(holder.values())
+        unkeyed = iter([i for i in ids if i not in keyed_ids])
+        taken = {
             (j.owner, j.idempotency_key)
-            for i, j in zip(input_ids, jobs, strict=True)
-            if i not in inserted
-        ]
-        rows = await db.fetch(sql.FIND_BY_KEYS, [o for o, _ in missing], [k for _, k in missing])
-        holder = {(r["owner"], r["key"]): r["id"] for r in rows}
-        result = []
-        for i, j in zip(input_ids, jobs, strict=True):
-            if i in inserted:
-                result.append(Enqueued(id=i))
-            else:
-                result.append(Enqueued(id=holder[(j.owner, j.idempotency_key)], duplicate=True))
+            for j in jobs
+            if j.idempotency_key is not None and (j.owner, j.idempotency_key) not in inserted_keys
+        }
+        if taken:
+            # Held by earlier jobs: a second statement, with a fresh snapshot, finds them.
+            rows = await db.fetch(sql.FIND_BY_KEYS, [o for o, _ in taken], [k for _, k in taken])
+            holder.update({(r["owner"], r["key"]): r["id"] for r in rows})
+        result: list[Enqueued] = []
+        first_seen: set[tuple[str, str]] = set()
+        for j in jobs:
+            if j.idempotency_key is None:
+                result.append(Enqueued(id=next(unkeyed)))
+                continue
+            key = (j.owner, j.idempotency_key)
+            created_here = key in inserted_keys and key not in first_seen
+            first_seen.add(key)
+            result.append(Enqueued(id=holder[key], duplicate=not created_here))
         return result
 
     # -- the worker's statements -----------------------------------------------------------
@@ -197,20 +212,20 @@ class Store:
         lease_s: float,
         *,
         now: datetime | None = None,
-    ) -> list[Job]:
+    ) -> list[Claimed]:
         """Claim up to `limit` jobs across `queues`, one statement per queue.
 
         Never more than `limit` in all. Callers rotate the queue order between calls so
         that a busy first queue cannot starve the others.
         """
-        claimed: list[Job] = []
+        claimed: list[Claimed] = []
         async with self.pool.acquire() as conn:
             for queue in queues:
                 want = limit - len(claimed)
                 if want <= 0:
                     break
                 rows = await conn.fetch(sql.CLAIM, queue, want, worker_id, lease_s, now)
-                claimed.extend(Job.from_row(r) for r in rows)
+                claimed.extend(Claimed(*r) for r in rows)
         return claimed
 
     async def extend_leases(
@@ -270,9 +285,10 @@ class Store:
                 )
         return applied
 
-    async def complete(self, job: Job, outcome: Outcome, *, now: datetime | None = None) -> bool:
+    async def complete(
+        self, job: Claimed, outcome: Outcome, *, now: datetime | None = None
+    ) -> bool:
         """Decide and apply one outcome for a claimed job (the completer batches instead)."""
-        assert job.lease_owner is not None, "complete() takes a job as claim() returned it"
         change = decide(
             attempt=job.attempt,
             max_attempts=job.max_attempts,
@@ -280,8 +296,7 @@ class Store:
             now=now or await self._now(),
             backoff=self.settings.backoff(),
         )
-        lease = Lease(job.id, job.lease_owner, job.attempt)
-        return job.id in await self.finish_many([(lease, change)], now=now)
+        return job.id in await self.finish_many([(job.lease, change)], now=now)
 
     async def reap(self, *, now: datetime | None = None, limit: int | None = None) -> list[Reaped]:
         """Expired leases back to queued (with backoff) or dead; an expiry uses an attempt."""

@@ -21,7 +21,7 @@ async def test_claim_sets_the_lease_and_counts_the_attempt(store):
     enq = await store.enqueue(NewJob(kind="k"))
     now = datetime(2030, 1, 1, tzinfo=UTC)
     [job] = await store.claim(["default"], 1, "worker-a", 30, now=now)
-    assert job.id == enq.id and job.state is JobState.RUNNING
+    assert job.id == enq.id and (await store.get(job.id)).state is JobState.RUNNING
     assert (job.attempt, job.lease_owner) == (1, "worker-a")
     assert job.lease_expires_at == now + timedelta(seconds=30)
     assert job.started_at == now

@@ -84,21 +84,31 @@ async def test_enqueue_many_returns_ids_in_input_order(store):
 
 
 async def test_enqueue_many_reports_duplicates_at_their_place(store):
-    existing = await store.enqueue(NewJob(kind="k", idempotency_key="k1", owner="alice"))
+    existing = await store.enqueue(
+        NewJob(kind="k", idempotency_key="k1", owner="alice", payload={"at": "before"})
+    )
+    specs = [
+        (None, "alice"),
+        ("k0", "alice"),
+        (None, "alice"),
+        ("k1", "alice"),  # taken before
+        ("k0", "alice"),  # taken earlier in this batch
+        ("k1", "bob"),  # the same key, another owner
+        (None, "bob"),
+    ]
     result = await store.enqueue_many(
         [
-            NewJob(kind="k", idempotency_key="k0", owner="alice"),
-            NewJob(kind="k", idempotency_key="k1", owner="alice"),  # taken before
-            NewJob(kind="k", idempotency_key="k0", owner="alice"),  # taken in this batch
-            NewJob(kind="k", idempotency_key="k1", owner="bob"),  # another owner's key
-            NewJob(kind="k"),
+            NewJob(kind="k", idempotency_key=k, owner=o, payload={"at": i})
+            for i, (k, o) in enumerate(specs)
         ]
     )
-    assert [r.duplicate for r in result] == [False, True, True, False, False]
-    assert result[1].id == existing.id
-    assert result[2].id == result[0].id
-    assert len({result[0].id, result[1].id, result[3].id, result[4].id}) == 4
-    assert await store.pool.fetchval("SELECT count(*) FROM job") == 4
+    assert [r.duplicate for r in result] == [False, False, False, True, True, False, False]
+    assert result[3].id == existing.id
+    assert result[4].id == result[1].id
+    payloads = {r["id"]: r["payload"]["at"] for r in await store.pool.fetch("SELECT * FROM job")}
+    # every new job's id points at the input row that created it
+    assert [payloads[r.id] for r in result] == [0, 1, 2, "before", 1, 5, 6]
+    assert len(payloads) == 6
 
 
 async def test_enqueue_many_takes_fifty_thousand_jobs_in_one_call(store):

@@ -9,7 +9,7 @@ T0 = datetime(2030, 1, 1, tzinfo=UTC)
 
 
 def lease_of(job):
-    return Lease(job.id, job.lease_owner, job.attempt)
+    return job.lease
 
 
 async def test_extend_leases_moves_expiry_and_reports_cancel_requests(store):

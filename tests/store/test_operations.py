@@ -13,7 +13,7 @@ T0 = datetime(2030, 1, 1, tzinfo=UTC)
 
 
 def lease_of(job):
-    return Lease(job.id, job.lease_owner, job.attempt)
+    return job.lease
 
 
 async def _dead(store, kind="k", owner="system", queue="default"):

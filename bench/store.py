@@ -1,0 +1,295 @@
+"""Store-level throughput (no HTTP), next to what pgbench does on the same server.
+
+    make bench                      # embedded durable cluster, full sizes
+    BENCH_DATABASE_URL=… make bench # an existing server (needs CREATE DATABASE)
+    BENCH_SCALE=0.1 make bench      # a quick run at a tenth of the sizes
+
+Prints one JSON line per figure, then a Markdown table for docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+
+from jobs.embedded import EmbeddedPostgres
+from jobs.migrate import upgrade
+from jobs.model import NewJob
+from jobs.settings import DatabaseSettings
+from jobs.store import Store
+from jobs.transitions import Success, decide
+
+SCALE = float(os.environ.get("BENCH_SCALE", "1"))
+SERVER_SETTINGS = {
+    # Durable: every commit is flushed. Sized so checkpoints do not land mid-measurement.
+    "shared_buffers": "'1GB'",
+    "max_wal_size": "'8GB'",
+    "checkpoint_timeout": "'30min'",
+}
+PGBENCH = Path(__file__).resolve().parents[2] / "shared" / "pgbench" / "run.sh"
+
+
+@dataclass
+class Figure:
+    name: str
+    jobs: int
+    seconds: float
+
+    @property
+    def rate(self) -> float:
+        return self.jobs / self.seconds
+
+    def emit(self) -> None:
+        print(
+            json.dumps(
+                {
+                    "figure": self.name,
+                    "jobs": self.jobs,
+                    "seconds": round(self.seconds, 3),
+                    "jobs_per_s": round(self.rate),
+                }
+            ),
+            flush=True,
+        )
+
+
+def n(count: int) -> int:
+    return max(1, int(count * SCALE))
+
+
+def with_database(url: str, name: str) -> str:
+    return urlunsplit(urlsplit(url)._replace(path="/" + name))
+
+
+async def fresh_store(server_url: str, name: str) -> Store:
+    admin = await asyncpg.connect(server_url)
+    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE bench_template')
+    await admin.close()
+    return await Store.connect(
+        with_database(server_url, name), db=DatabaseSettings(db_pool_min=4, db_pool_max=16)
+    )
+
+
+async def bench_single_enqueue(store: Store, total: int, concurrency: int) -> Figure:
+    per = total // concurrency
+
+    async def loop() -> None:
+        async with store.pool.acquire() as conn:
+            for _ in range(per):
+                await store.enqueue(NewJob(kind="demo.noop"), conn=conn)
+
+    t = time.perf_counter()
+    await asyncio.gather(*(loop() for _ in range(concurrency)))
+    return Figure(
+        f"enqueue one at a time, {concurrency} connection(s)",
+        per * concurrency,
+        time.perf_counter() - t,
+    )
+
+
+async def bench_bulk_enqueue(store: Store, total: int) -> Figure:
+    jobs = [NewJob(kind="demo.noop", payload={"i": i}) for i in range(total)]
+    t = time.perf_counter()
+    result = await store.enqueue_many(jobs)
+    elapsed = time.perf_counter() - t
+    assert len(result) == total
+    return Figure(f"enqueue_many, {total:,} jobs in one call", total, elapsed)
+
+
+async def drain(store: Store, loops: int, batch: int = 100) -> tuple[int, float]:
+    backoff = store.settings.backoff()
+
+    async def loop(i: int) -> int:
+        done = 0
+        while True:
+            jobs = await store.claim(["default"], batch, f"bench-{i}", 30)
+            if not jobs:
+                return done
+            now = jobs[0].started_at
+            assert now is not None
+            changes = [
+                (
+                    j.lease,
+                    decide(
+                        attempt=j.attempt,
+                        max_attempts=j.max_attempts,
+                        outcome=Success(),
+                        now=now,
+                        backoff=backoff,
+                    ),
+                )
+                for j in jobs
+            ]
+            done += len(await store.finish_many(changes))
+
+    t = time.perf_counter()
+    counts = await asyncio.gather(*(loop(i) for i in range(loops)))
+    return sum(counts), time.perf_counter() - t
+
+
+async def bench_drain(server_url: str, total: int, loops: int) -> Figure:
+    store = await fresh_store(server_url, f"bench_drain_{loops}")
+    try:
+        await store.enqueue_many([NewJob(kind="demo.noop") for _ in range(total)])
+        await store.pool.execute("VACUUM ANALYZE job")
+        done, seconds = await drain(store, loops)
+        assert done == total, (done, total)
+        return Figure(f"drain {total:,} no-op jobs, {loops} claim→finish loop(s)", done, seconds)
+    finally:
+        await store.close()
+
+
+async def bench_history(server_url: str, history: int, total: int) -> tuple[Figure, Figure]:
+    """Same drain on an empty table and on one holding `history` finished jobs."""
+    figures = []
+    for label, rows in (("empty table", 0), (f"{history:,} finished jobs in the table", history)):
+        store = await fresh_store(server_url, f"bench_history_{rows}")
+        try:
+            if rows:
+                await store.pool.execute(
+                    """
+                    INSERT INTO job (kind, state, attempt, started_at, finished_at, created_at)
+                    SELECT 'demo.noop', 'succeeded', 1, now() - interval '1 day',
+                           now() - interval '1 day', now() - interval '1 day'
+                    FROM generate_series(1, $1)
+                    """,
+                    rows,
+                )
+            await store.enqueue_many([NewJob(kind="demo.noop") for _ in range(total)])
+            await store.pool.execute("VACUUM ANALYZE job")
+            done, seconds = await drain(store, loops=2)
+            assert done == total
+            figures.append(Figure(f"drain {total:,}, 2 loops, {label}", done, seconds))
+        finally:
+            await store.close()
+    return figures[0], figures[1]
+
+
+def run_pgbench(server_url: str, seconds: int) -> list[dict[str, object]]:
+    if not PGBENCH.exists():
+        print(
+            f"# pgbench scripts not found next to the project ({PGBENCH.name}); skipped", flush=True
+        )
+        return []
+    parts = urlsplit(server_url)
+    env = {
+        **os.environ,
+        "PGHOST": parts.hostname or "127.0.0.1",
+        "PGPORT": str(parts.port),
+        "PGUSER": parts.username or "postgres",
+    }
+    pg_bin = str(EmbeddedPostgres.__init__.__globals__["find_bin_dir"]())
+    env["PATH"] = pg_bin + os.pathsep + env.get("PATH", "")
+    proc = subprocess.run(
+        ["bash", str(PGBENCH), str(seconds), "1", "2", "4"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    results = []
+    for line in proc.stdout.splitlines():
+        if line.startswith("{"):
+            print(line, flush=True)
+            results.append(json.loads(line))
+    if proc.returncode:
+        print(f"# pgbench run.sh exited {proc.returncode}: {proc.stderr[-500:]}", flush=True)
+    return results
+
+
+async def server_facts(server_url: str) -> dict[str, str]:
+    conn = await asyncpg.connect(server_url)
+    facts = {"version": await conn.fetchval("SHOW server_version")}
+    for name in (
+        "fsync",
+        "synchronous_commit",
+        "full_page_writes",
+        "shared_buffers",
+        "max_wal_size",
+        "wal_level",
+    ):
+        facts[name] = await conn.fetchval(f"SHOW {name}")
+    await conn.close()
+    return facts
+
+
+async def main(server_url: str) -> None:
+    admin = await asyncpg.connect(server_url)
+    await admin.execute("DROP DATABASE IF EXISTS bench_template WITH (FORCE)")
+    await admin.execute("CREATE DATABASE bench_template")
+    await admin.close()
+    await asyncio.to_thread(upgrade, with_database(server_url, "bench_template"))
+
+    facts = await server_facts(server_url)
+    print(
+        json.dumps(
+            {
+                "machine": {
+                    "cpus": os.cpu_count(),
+                    "python": platform.python_version(),
+                    "platform": platform.platform(),
+                },
+                "postgres": facts,
+            }
+        )
+    )
+    figures: list[Figure] = []
+
+    store = await fresh_store(server_url, "bench_enqueue")
+    try:
+        for concurrency in (1, 4):
+            figures.append(await bench_single_enqueue(store, n(10_000), concurrency))
+            figures[-1].emit()
+        figures.append(await bench_bulk_enqueue(store, n(100_000)))
+        figures[-1].emit()
+    finally:
+        await store.close()
+
+    for loops in (1, 2, 4):
+        figures.append(await bench_drain(server_url, n(50_000), loops))
+        figures[-1].emit()
+
+    empty, full = await bench_history(server_url, n(1_000_000), n(50_000))
+    figures += [empty, full]
+    empty.emit()
+    full.emit()
+    ratio = full.rate / empty.rate
+    print(json.dumps({"figure": "history ratio (full / empty)", "ratio": round(ratio, 3)}))
+
+    pgbench = run_pgbench(server_url, seconds=max(5, int(15 * SCALE)))
+
+    print("\n| figure | jobs | seconds | jobs/s |\n|---|---:|---:|---:|")
+    for f in figures:
+        print(f"| {f.name} | {f.jobs:,} | {f.seconds:.2f} | {f.rate:,.0f} |")
+    print(f"| history ratio (full / empty) | | | {ratio:.2f} |")
+    if pgbench:
+        print("\n| pgbench script | clients | jobs/s |\n|---|---:|---:|")
+        for r in pgbench:
+            print(f"| {r['script']} | {r['clients']} | {r['jobs_per_s']:,} |")
+
+
+def run() -> None:
+    url = os.environ.get("BENCH_DATABASE_URL")
+    if url:
+        asyncio.run(main(url))
+        return
+    pg = EmbeddedPostgres(durable=True, settings=SERVER_SETTINGS)
+    try:
+        asyncio.run(main(pg.start()))
+    finally:
+        pg.destroy()
+
+
+if __name__ == "__main__":
+    sys.exit(run())
