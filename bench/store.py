@@ -3,6 +3,7 @@
     make bench                      # embedded durable cluster, full sizes
     BENCH_DATABASE_URL=… make bench # an existing server (needs CREATE DATABASE)
     BENCH_SCALE=0.1 make bench      # a quick run at a tenth of the sizes
+    BENCH_REPEATS=5 make bench      # drains repeated 5 times (median reported; default 3)
 
 Prints one JSON line per figure, then a Markdown table for docs/benchmarks.md.
 """
@@ -30,6 +31,7 @@ from jobs.store import Store
 from jobs.transitions import Success, decide
 
 SCALE = float(os.environ.get("BENCH_SCALE", "1"))
+REPEATS = int(os.environ.get("BENCH_REPEATS", "3"))
 SERVER_SETTINGS = {
     # Durable: every commit is flushed. Sized so checkpoints do not land mid-measurement.
     "shared_buffers": "'1GB'",
@@ -71,14 +73,23 @@ def with_database(url: str, name: str) -> str:
     return urlunsplit(urlsplit(url)._replace(path="/" + name))
 
 
-async def fresh_store(server_url: str, name: str) -> Store:
+async def fresh_store(server_url: str, name: str, template: str = "bench_template") -> Store:
     admin = await asyncpg.connect(server_url)
     await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE bench_template')
+    await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}" STRATEGY FILE_COPY')
     await admin.close()
     return await Store.connect(
         with_database(server_url, name), db=DatabaseSettings(db_pool_min=4, db_pool_max=16)
     )
+
+
+def median_figure(name: str, runs: list[tuple[int, float]]) -> Figure:
+    """The run with the median rate; the spread goes in the name."""
+    ordered = sorted(runs, key=lambda r: r[0] / r[1])
+    jobs, seconds = ordered[len(ordered) // 2]
+    rates = [round(j / s) for j, s in ordered]
+    spread = f" (median of {len(runs)}: {min(rates):,}–{max(rates):,})" if len(runs) > 1 else ""
+    return Figure(name + spread, jobs, seconds)
 
 
 async def bench_single_enqueue(store: Store, total: int, concurrency: int) -> Figure:
@@ -138,42 +149,51 @@ async def drain(store: Store, loops: int, batch: int = 100) -> tuple[int, float]
     return sum(counts), time.perf_counter() - t
 
 
-async def bench_drain(server_url: str, total: int, loops: int) -> Figure:
-    store = await fresh_store(server_url, f"bench_drain_{loops}")
+async def drain_once(server_url: str, template: str, total: int, loops: int) -> tuple[int, float]:
+    """Enqueue `total` no-op jobs into a fresh copy of `template`, then drain them."""
+    store = await fresh_store(server_url, "bench_drain", template)
     try:
         await store.enqueue_many([NewJob(kind="demo.noop") for _ in range(total)])
         await store.pool.execute("VACUUM ANALYZE job")
+        await store.pool.execute("CHECKPOINT")
         done, seconds = await drain(store, loops)
         assert done == total, (done, total)
-        return Figure(f"drain {total:,} no-op jobs, {loops} claim→finish loop(s)", done, seconds)
+        return done, seconds
     finally:
         await store.close()
 
 
+async def bench_drain(server_url: str, total: int, loops: int) -> Figure:
+    runs = [await drain_once(server_url, "bench_template", total, loops) for _ in range(REPEATS)]
+    return median_figure(f"drain {total:,} no-op jobs, {loops} claim→finish loop(s)", runs)
+
+
 async def bench_history(server_url: str, history: int, total: int) -> tuple[Figure, Figure]:
-    """Same drain on an empty table and on one holding `history` finished jobs."""
-    figures = []
-    for label, rows in (("empty table", 0), (f"{history:,} finished jobs in the table", history)):
-        store = await fresh_store(server_url, f"bench_history_{rows}")
-        try:
-            if rows:
-                await store.pool.execute(
-                    """
-                    INSERT INTO job (kind, state, attempt, started_at, finished_at, created_at)
-                    SELECT 'demo.noop', 'succeeded', 1, now() - interval '1 day',
-                           now() - interval '1 day', now() - interval '1 day'
-                    FROM generate_series(1, $1)
-                    """,
-                    rows,
-                )
-            await store.enqueue_many([NewJob(kind="demo.noop") for _ in range(total)])
-            await store.pool.execute("VACUUM ANALYZE job")
-            done, seconds = await drain(store, loops=2)
-            assert done == total
-            figures.append(Figure(f"drain {total:,}, 2 loops, {label}", done, seconds))
-        finally:
-            await store.close()
-    return figures[0], figures[1]
+    """The same drain on an empty table and on one holding `history` finished jobs,
+    alternated so that drift on the machine hits both alike."""
+    store = await fresh_store(server_url, "bench_history_template")
+    try:
+        await store.pool.execute(
+            """
+            INSERT INTO job (kind, state, attempt, started_at, finished_at, created_at)
+            SELECT 'demo.noop', 'succeeded', 1, now() - interval '1 day',
+                   now() - interval '1 day', now() - interval '1 day'
+            FROM generate_series(1, $1)
+            """,
+            history,
+        )
+        await store.pool.execute("VACUUM ANALYZE job")
+    finally:
+        await store.close()
+    empty: list[tuple[int, float]] = []
+    full: list[tuple[int, float]] = []
+    for _ in range(REPEATS):
+        empty.append(await drain_once(server_url, "bench_template", total, 2))
+        full.append(await drain_once(server_url, "bench_history_template", total, 2))
+    return (
+        median_figure(f"drain {total:,}, 2 loops, empty table", empty),
+        median_figure(f"drain {total:,}, 2 loops, {history:,} finished jobs in the table", full),
+    )
 
 
 def run_pgbench(server_url: str, seconds: int) -> list[dict[str, object]]:

@@ -38,8 +38,14 @@ log = get_logger(__name__)
 Executor: TypeAlias = "asyncpg.Connection | asyncpg.Pool"
 
 
+_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
 def _json(value: Any) -> str | None:
-    return None if value is None else json.dumps(value, separators=(",", ":"))
+    """JSON text for a `$n::text::jsonb` parameter; SQL NULL for None."""
+    if value is None:
+        return None
+    return "{}" if value == {} else _encode(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,7 +280,7 @@ class Store:
             [_json(change.error) for _, change in changes],
             [change.extra_attempts for _, change in changes],
             [change.event.value if change.event else None for _, change in changes],
-            [_json(change.event_data) for _, change in changes],
+            [_json(change.event_data) if change.event else None for _, change in changes],
             now,
         )
         applied = {r["id"] for r in rows}
