@@ -23,7 +23,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
-from jobs.embedded import EmbeddedPostgres
+from jobs.embedded import EmbeddedPostgres, find_bin_dir
 from jobs.migrate import upgrade
 from jobs.model import NewJob
 from jobs.settings import DatabaseSettings
@@ -209,8 +209,7 @@ def run_pgbench(server_url: str, seconds: int) -> list[dict[str, object]]:
         "PGPORT": str(parts.port),
         "PGUSER": parts.username or "postgres",
     }
-    pg_bin = str(EmbeddedPostgres.__init__.__globals__["find_bin_dir"]())
-    env["PATH"] = pg_bin + os.pathsep + env.get("PATH", "")
+    env["PATH"] = str(find_bin_dir()) + os.pathsep + env.get("PATH", "")
     proc = subprocess.run(
         ["bash", str(PGBENCH), str(seconds), "1", "2", "4"],
         env=env,

@@ -29,10 +29,18 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
+# The queue's statements take arrays and a nullable `$now`; Postgres' generic plans for them
+# (chosen after five executions of a prepared statement) guess badly at both. Measured on
+# 60,000 queued jobs, batches of 100, median round trip: finish 7.2 ms generic vs 2.8 ms
+# custom. Planning each execution costs about 0.2 ms, so plan with the real parameters.
+SERVER_SETTINGS = {"plan_cache_mode": "force_custom_plan", "application_name": "conveyor"}
+
+
 async def create_pool(
     url: str, settings: DatabaseSettings | None = None, **kw: Any
 ) -> asyncpg.Pool:
     s = settings or DatabaseSettings()
+    kw.setdefault("server_settings", SERVER_SETTINGS)
     pool: asyncpg.Pool = await asyncpg.create_pool(
         asyncpg_dsn(url),
         min_size=min(s.db_pool_min, s.db_pool_max),

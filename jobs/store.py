@@ -148,6 +148,7 @@ class Store:
             )
             if row is not None:
                 return Enqueued(id=row["id"])
+            assert job.idempotency_key is not None, "only a key conflict skips an insert"
             existing = await db.fetchval(sql.FIND_BY_KEY, job.owner, job.idempotency_key)
             if existing is not None:
                 return Enqueued(id=existing, duplicate=True)

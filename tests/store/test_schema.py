@@ -87,25 +87,14 @@ TABLES = (
     "SELECT array_agg(tablename::text ORDER BY tablename) FROM pg_tables "
     "WHERE schemaname = 'public'"
 )
+ALL_TABLES = ["alembic_version", "job", "job_event", "schedule", "worker"]
 
 
 async def test_migrations_go_down_to_nothing_and_up_again(db_url, conn):
-    assert await conn.fetchval(TABLES) == [
-        "alembic_version",
-        "job",
-        "job_event",
-        "schedule",
-        "worker",
-    ]
+    assert await conn.fetchval(TABLES) == ALL_TABLES
     await asyncio.to_thread(downgrade, db_url, "base")
     assert await conn.fetchval(TABLES) == ["alembic_version"]
     assert await conn.fetchval("SELECT count(*) FROM alembic_version") == 0
     await asyncio.to_thread(upgrade, db_url)
-    assert await conn.fetchval(TABLES) == [
-        "alembic_version",
-        "job",
-        "job_event",
-        "schedule",
-        "worker",
-    ]
+    assert await conn.fetchval(TABLES) == ALL_TABLES
     assert await conn.fetchval("SELECT version_num FROM alembic_version") == "0001"
