@@ -96,30 +96,45 @@ SET state = 'running',
     attempt = j.attempt + 1,
     lease_owner = $3,
     lease_expires_at = coalesce($5, now()) + make_interval(secs => $4),
-    started_at = coalesce($5, now())
+    started_at = coalesce($5, now()),
+    progress = 0,
+    progress_message = NULL
 FROM next
 WHERE j.id = next.id
 RETURNING {", ".join("j." + c for c in CLAIMED_COLUMNS.split(", "))}
 """
 
 # 2. extend_leases: one statement per heartbeat for everything a worker holds. Each lease is
-# matched on (id, attempt, owner), so a job that was reaped and claimed again — even by this
-# same worker — is reported as lost for the old attempt. The cancel flag rides along so the
-# worker learns of a cancel request without another query.
+# matched on (id, attempt, owner) and reported back as (id, attempt), so a job that was
+# reaped and claimed again — even by this same worker — is lost for the old attempt and held
+# for the new one. Rows are locked in id order first (here and in FINISH_MANY): the heartbeat
+# and the completer touch overlapping rows, and locking them in join order could deadlock.
+# The cancel flag rides along so the worker learns of a cancel request without a query.
 EXTEND_LEASES = """
+WITH held AS (
+    SELECT * FROM unnest($1::bigint[], $2::integer[]) AS h(id, attempt)
+), locked AS MATERIALIZED (
+    SELECT j.id FROM job j JOIN held h ON j.id = h.id AND j.attempt = h.attempt
+    WHERE j.state = 'running' AND j.lease_owner = $5
+    ORDER BY j.id
+    FOR NO KEY UPDATE OF j
+)
 UPDATE job j
 SET lease_expires_at = coalesce($4, now()) + make_interval(secs => $3)
-FROM unnest($1::bigint[], $2::integer[]) AS held(id, attempt)
-WHERE j.id = held.id AND j.attempt = held.attempt
-  AND j.state = 'running' AND j.lease_owner = $5
-RETURNING j.id, j.cancel_requested_at IS NOT NULL AS cancel_requested
+FROM locked l
+WHERE j.id = l.id
+RETURNING j.id, j.attempt, j.cancel_requested_at IS NOT NULL AS cancel_requested
 """
 
 # 3. finish_many: a batch of decided changes in one statement. Every row is fenced by
 # state = 'running' AND lease_owner AND attempt: if the lease was lost (reaped, maybe running
-# elsewhere) the row does not match, nothing is written, and the id is missing from the
-# result. Events for the non-happy paths are inserted by the same statement, so a change and
-# its event land together or not at all.
+# elsewhere) the row does not match, nothing is written, and it is missing from the result.
+# Rows are locked in id order before they are written (see EXTEND_LEASES).
+# One rule is applied here rather than in `decide`, because only the locked row knows it: a
+# cancel request made after the worker's last heartbeat wins over a requeue (retry, snooze,
+# release, expired lease), so a job someone cancelled never runs again.
+# Events for the non-happy paths are inserted by the same statement: a change and its event
+# land together or not at all.
 FINISH_MANY = """
 WITH outcome AS (
     SELECT * FROM unnest($1::bigint[], $2::integer[], $3::text[], $4::text[],
@@ -127,29 +142,45 @@ WITH outcome AS (
                          $9::text[], $10::text[])
         AS o(id, attempt, lease_owner, state, run_at, result, error, extra_attempts,
              event, event_data)
+), target AS MATERIALIZED (
+    SELECT o.*, (o.state = 'queued' AND j.cancel_requested_at IS NOT NULL) AS cancel_wins
+    FROM job j
+    JOIN outcome o ON j.id = o.id AND j.attempt = o.attempt AND j.lease_owner = o.lease_owner
+    WHERE j.state = 'running'
+    ORDER BY j.id
+    FOR NO KEY UPDATE OF j
+), decided AS (
+    SELECT id, attempt, lease_owner, result, error, extra_attempts,
+           CASE WHEN cancel_wins THEN 'cancelled' ELSE state END AS state,
+           CASE WHEN cancel_wins THEN NULL ELSE run_at END AS run_at,
+           CASE WHEN cancel_wins THEN 'cancelled' ELSE event END AS event,
+           CASE WHEN cancel_wins
+                THEN jsonb_build_object('attempt', attempt, 'reason', 'cancel requested',
+                                        'instead_of', event)::text
+                ELSE event_data END AS event_data
+    FROM target
 ), applied AS (
     UPDATE job j
-    SET state = o.state,
-        run_at = coalesce(o.run_at, j.run_at),
-        result = CASE WHEN o.state = 'succeeded' THEN o.result::jsonb ELSE j.result END,
-        errors = CASE WHEN o.error IS NULL THEN j.errors
-                      ELSE j.errors || jsonb_build_array(o.error::jsonb) END,
-        max_attempts = j.max_attempts + o.extra_attempts,
-        progress = CASE WHEN o.state = 'succeeded' THEN 100 ELSE j.progress END,
+    SET state = d.state,
+        run_at = coalesce(d.run_at, j.run_at),
+        result = CASE WHEN d.state = 'succeeded' THEN d.result::jsonb ELSE j.result END,
+        errors = CASE WHEN d.error IS NULL THEN j.errors
+                      ELSE j.errors || jsonb_build_array(d.error::jsonb) END,
+        max_attempts = j.max_attempts + d.extra_attempts,
+        progress = CASE WHEN d.state = 'succeeded' THEN 100 ELSE j.progress END,
         lease_owner = NULL,
         lease_expires_at = NULL,
-        finished_at = CASE WHEN o.state IN ('succeeded', 'cancelled', 'dead')
+        finished_at = CASE WHEN d.state IN ('succeeded', 'cancelled', 'dead')
                            THEN coalesce($11, now()) END
-    FROM outcome o
-    WHERE j.id = o.id AND j.state = 'running'
-      AND j.lease_owner = o.lease_owner AND j.attempt = o.attempt
-    RETURNING j.id, j.queue, o.event, o.event_data
+    FROM decided d
+    WHERE j.id = d.id
+    RETURNING j.id, j.attempt, d.lease_owner, j.state, d.event, d.event_data
 ), logged AS (
     INSERT INTO job_event (job_id, at, type, data)
     SELECT id, coalesce($11, now()), event, event_data::jsonb
     FROM applied WHERE event IS NOT NULL
 )
-SELECT id, queue FROM applied
+SELECT id, attempt, lease_owner, state FROM applied
 """
 
 # 4. reap, step one (inside a transaction with FINISH_MANY as step two): lock expired leases.
@@ -223,9 +254,9 @@ SELECT (SELECT array_agg(id) FROM changed) AS ids, (SELECT count(n) FROM notifie
 
 # report_progress: fenced like a finish. The row always takes the latest value (cheap: the
 # columns are unindexed, so with fillfactor < 100 the update is HOT). Events are coalesced:
-# within progress_event_interval of the last progress event, that event is overwritten
-# instead of a new row added, so a handler reporting 1,000 times a second adds one row a
-# second at most and the latest report is never lost.
+# within progress_event_interval of the same attempt's last progress event, that event is
+# overwritten instead of a new row added, so a handler reporting 1,000 times a second adds
+# one row a second at most and the latest report is never lost.
 REPORT_PROGRESS = """
 WITH updated AS (
     UPDATE job SET progress = $4, progress_message = $5
@@ -233,7 +264,7 @@ WITH updated AS (
     RETURNING id
 ), recent AS (
     SELECT e.id FROM job_event e
-    WHERE e.job_id = $1 AND e.type = 'progress'
+    WHERE e.job_id = $1 AND e.type = 'progress' AND (e.data ->> 'attempt')::integer = $3
       AND e.at > coalesce($7, now()) - make_interval(secs => $6)
     ORDER BY e.at DESC LIMIT 1
 ), payload AS (

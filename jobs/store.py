@@ -35,6 +35,8 @@ from jobs.transitions import Change, LeaseExpired, Outcome, decide
 
 log = get_logger(__name__)
 
+DEADLOCK_RETRIES = 3
+
 Executor: TypeAlias = "asyncpg.Connection | asyncpg.Pool"
 
 
@@ -50,13 +52,17 @@ def _json(value: Any) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class LeaseStatus:
-    """What a heartbeat learned: which leases are still ours, and which jobs to cancel."""
+    """What a heartbeat learned: which leases are still ours, and which of those to cancel.
 
-    held: frozenset[int]
-    cancel_requested: frozenset[int]
+    Keyed by lease (job, owner, attempt), not by job id: a worker that lost attempt 1 of a
+    job and claimed attempt 2 of it holds the second and must stop the first.
+    """
+
+    held: frozenset[Lease]
+    cancel_requested: frozenset[Lease]
 
     def lost(self, leases: Sequence[Lease]) -> list[Lease]:
-        return [lease for lease in leases if lease.job_id not in self.held]
+        return [lease for lease in leases if lease not in self.held]
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,23 +163,24 @@ class Store:
     async def enqueue_many(
         self, jobs: Sequence[NewJob], *, conn: asyncpg.Connection | None = None
     ) -> list[Enqueued]:
-        """Insert many jobs in one statement; the result is in input order."""
+        """Insert many jobs in one statement; the result is in input order.
+
+        Two concurrent batches that share idempotency keys in different orders can deadlock
+        on each other's uncommitted rows; Postgres aborts one. On the store's own pool the
+        batch is then simply sent again; inside a caller's transaction the error is the
+        caller's to handle (the transaction is aborted).
+        """
         if not jobs:
             return []
         db: Executor = conn or self.pool
-        row = await db.fetchrow(
-            sql.ENQUEUE_MANY,
-            [j.queue for j in jobs],
-            [j.kind for j in jobs],
-            [_json(dict(j.payload)) for j in jobs],
-            [j.priority for j in jobs],
-            [j.run_at for j in jobs],
-            [j.max_attempts for j in jobs],
-            [j.timeout_s for j in jobs],
-            [j.idempotency_key for j in jobs],
-            [j.owner for j in jobs],
-        )
-        assert row is not None
+        for tries_left in range(DEADLOCK_RETRIES, -1, -1):
+            try:
+                row = await self._insert_many(db, jobs)
+                break
+            except asyncpg.DeadlockDetectedError:
+                if conn is not None or not tries_left:
+                    raise
+                log.warning("job.enqueue_deadlock", jobs=len(jobs), tries_left=tries_left)
         ids: list[int] = row["ids"] or []
         if len(ids) == len(jobs):
             return [Enqueued(id=i) for i in ids]
@@ -197,6 +204,18 @@ class Store:
             # Held by earlier jobs: a second statement, with a fresh snapshot, finds them.
             rows = await db.fetch(sql.FIND_BY_KEYS, [o for o, _ in taken], [k for _, k in taken])
             holder.update({(r["owner"], r["key"]): r["id"] for r in rows})
+        vanished = {
+            key: j
+            for j in jobs
+            if (key := (j.owner, j.idempotency_key or "")) in taken and key not in holder
+        }
+        if vanished:
+            # The holder was pruned between the two statements: insert those jobs again.
+            again = await self.enqueue_many(list(vanished.values()), conn=conn)
+            for key, enq in zip(vanished, again, strict=True):
+                holder[key] = enq.id
+                if not enq.duplicate:
+                    inserted_keys.add(key)
         result: list[Enqueued] = []
         first_seen: set[tuple[str, str]] = set()
         for j in jobs:
@@ -208,6 +227,22 @@ class Store:
             first_seen.add(key)
             result.append(Enqueued(id=holder[key], duplicate=not created_here))
         return result
+
+    async def _insert_many(self, db: Executor, jobs: Sequence[NewJob]) -> asyncpg.Record:
+        row = await db.fetchrow(
+            sql.ENQUEUE_MANY,
+            [j.queue for j in jobs],
+            [j.kind for j in jobs],
+            [_json(dict(j.payload)) for j in jobs],
+            [j.priority for j in jobs],
+            [j.run_at for j in jobs],
+            [j.max_attempts for j in jobs],
+            [j.timeout_s for j in jobs],
+            [j.idempotency_key for j in jobs],
+            [j.owner for j in jobs],
+        )
+        assert row is not None
+        return row
 
     # -- the worker's statements -----------------------------------------------------------
 
@@ -227,12 +262,18 @@ class Store:
         """
         claimed: list[Claimed] = []
         async with self.pool.acquire() as conn:
-            for queue in queues:
-                want = limit - len(claimed)
-                if want <= 0:
-                    break
-                rows = await conn.fetch(sql.CLAIM, queue, want, worker_id, lease_s, now)
-                claimed.extend(Claimed(*r) for r in rows)
+            if len(queues) == 1:
+                rows = await conn.fetch(sql.CLAIM, queues[0], limit, worker_id, lease_s, now)
+                return [Claimed(*r) for r in rows]
+            # Several statements: one transaction, so that a failure or a cancelled caller
+            # part-way through leaves no job claimed that nobody will run.
+            async with conn.transaction():
+                for queue in queues:
+                    want = limit - len(claimed)
+                    if want <= 0:
+                        break
+                    rows = await conn.fetch(sql.CLAIM, queue, want, worker_id, lease_s, now)
+                    claimed.extend(Claimed(*r) for r in rows)
         return claimed
 
     async def extend_leases(
@@ -253,9 +294,10 @@ class Store:
             now,
             worker_id,
         )
+        held = {Lease(r["id"], worker_id, r["attempt"]): r["cancel_requested"] for r in rows}
         return LeaseStatus(
-            held=frozenset(r["id"] for r in rows),
-            cancel_requested=frozenset(r["id"] for r in rows if r["cancel_requested"]),
+            held=frozenset(held),
+            cancel_requested=frozenset(lease for lease, cancel in held.items() if cancel),
         )
 
     async def finish_many(
@@ -264,11 +306,16 @@ class Store:
         *,
         now: datetime | None = None,
         conn: asyncpg.Connection | None = None,
-    ) -> set[int]:
-        """Apply decided changes; returns the ids whose lease still held (the others were
-        dropped: the job had been rescued and may be running elsewhere)."""
+    ) -> dict[Lease, JobState]:
+        """Apply decided changes. Returns the leases that still held, with the state written
+        (a requeue becomes `cancelled` when a cancel was requested). The others were dropped:
+        the job had been rescued and may be running elsewhere."""
         if not changes:
-            return set()
+            return {}
+        unique = dict(changes)  # one change per lease: a second would race the first
+        if len(unique) < len(changes):
+            log.warning("job.duplicate_outcome", leases=len(changes) - len(unique))
+            changes = list(unique.items())
         db: Executor = conn or self.pool
         rows = await db.fetch(
             sql.FINISH_MANY,
@@ -284,9 +331,11 @@ class Store:
             [_json(change.event_data) if change.event else None for _, change in changes],
             now,
         )
-        applied = {r["id"] for r in rows}
+        applied = {
+            Lease(r["id"], r["lease_owner"], r["attempt"]): JobState(r["state"]) for r in rows
+        }
         for lease, _ in changes:
-            if lease.job_id not in applied:
+            if lease not in applied:
                 log.warning(
                     "job.lease_lost", job_id=lease.job_id, owner=lease.owner, attempt=lease.attempt
                 )
@@ -303,7 +352,7 @@ class Store:
             now=now or await self._now(),
             backoff=self.settings.backoff(),
         )
-        return job.id in await self.finish_many([(job.lease, change)], now=now)
+        return job.lease in await self.finish_many([(job.lease, change)], now=now)
 
     async def reap(self, *, now: datetime | None = None, limit: int | None = None) -> list[Reaped]:
         """Expired leases back to queued (with backoff) or dead; an expiry uses an attempt."""
@@ -326,8 +375,8 @@ class Store:
                 )
                 for r in rows
             ]
-            await self.finish_many(changes, now=clock, conn=conn)
-        reaped = [Reaped(lease.job_id, lease.owner, change.state) for lease, change in changes]
+            applied = await self.finish_many(changes, now=clock, conn=conn)
+        reaped = [Reaped(lease.job_id, lease.owner, state) for lease, state in applied.items()]
         for r in reaped:
             log.info("job.reaped", job_id=r.job_id, owner=r.owner, state=r.state.value)
         return reaped

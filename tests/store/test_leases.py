@@ -1,9 +1,11 @@
+import asyncio
+import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from jobs.model import EventType, JobState, Lease, NewJob
-from jobs.transitions import Failure, Snooze, Success
+from jobs.transitions import Failure, Release, Snooze, Success, decide
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
 
@@ -19,7 +21,8 @@ async def test_extend_leases_moves_expiry_and_reports_cancel_requests(store):
     status = await store.extend_leases(
         "w1", [lease_of(j) for j in jobs], 10, now=T0 + timedelta(seconds=5)
     )
-    assert status.held == set(ids) and status.cancel_requested == {ids[1]}
+    assert status.held == {j.lease for j in jobs}
+    assert status.cancel_requested == {j.lease for j in jobs if j.id == ids[1]}
     expiries = await store.pool.fetch("SELECT lease_expires_at FROM job")
     assert {r["lease_expires_at"] for r in expiries} == {T0 + timedelta(seconds=15)}
     # someone else's worker id holds nothing
@@ -132,8 +135,6 @@ async def test_snooze_does_not_burn_the_budget(store):
 async def test_finish_many_applies_a_batch_in_one_call_and_drops_lost_leases(store):
     await store.enqueue_many([NewJob(kind="k") for _ in range(4)])
     jobs = await store.claim(["default"], 4, "w", 30, now=T0)
-    from jobs.transitions import decide
-
     changes = [
         (
             lease_of(j),
@@ -150,7 +151,7 @@ async def test_finish_many_applies_a_batch_in_one_call_and_drops_lost_leases(sto
     stale = Lease(jobs[0].id, "someone-else", jobs[0].attempt)
     changes[0] = (stale, changes[0][1])
     applied = await store.finish_many(changes)
-    assert applied == {j.id for j in jobs[1:]}
+    assert applied == {j.lease: JobState.SUCCEEDED for j in jobs[1:]}
     states = await store.pool.fetch("SELECT id, state FROM job ORDER BY id")
     assert [r["state"] for r in states] == ["running", "succeeded", "succeeded", "succeeded"]
 
@@ -159,3 +160,106 @@ async def test_finish_many_applies_a_batch_in_one_call_and_drops_lost_leases(sto
 async def test_progress_out_of_range_is_refused(store, percent):
     with pytest.raises(ValueError, match="percentage"):
         await store.report_progress(Lease(1, "w", 1), percent)
+
+
+async def test_a_worker_holding_a_new_attempt_still_loses_the_old_one(store):
+    await store.enqueue(NewJob(kind="k"))
+    [first] = await store.claim(["default"], 1, "w", 10, now=T0)
+    await store.reap(now=T0 + timedelta(seconds=11))
+    [second] = await store.claim(["default"], 1, "w", 10, now=T0 + timedelta(seconds=60))
+    assert (first.id, first.attempt, second.attempt) == (second.id, 1, 2)
+    status = await store.extend_leases("w", [first.lease, second.lease], 10)
+    assert status.held == {second.lease}
+    assert status.lost([first.lease, second.lease]) == [first.lease]
+    applied = await store.finish_many(
+        [
+            (first.lease, decide_success(store, first)),
+            (second.lease, decide_success(store, second)),
+        ]
+    )
+    assert applied == {second.lease: JobState.SUCCEEDED}
+
+
+def decide_success(store, job):
+    return decide(
+        attempt=job.attempt,
+        max_attempts=job.max_attempts,
+        outcome=Success({"attempt": job.attempt}),
+        now=T0,
+        backoff=store.settings.backoff(),
+    )
+
+
+async def test_a_duplicate_outcome_in_one_batch_is_applied_once(store):
+    await store.enqueue(NewJob(kind="k"))
+    [job] = await store.claim(["default"], 1, "w", 30)
+    applied = await store.finish_many(
+        [(job.lease, decide_success(store, job)), (job.lease, decide_success(store, job))]
+    )
+    assert applied == {job.lease: JobState.SUCCEEDED}
+    assert (await store.get(job.id)).state is JobState.SUCCEEDED
+
+
+@pytest.mark.parametrize(
+    "outcome",
+    [Failure("E", "retryable"), Snooze(after_s=5), "release", "lease expired"],
+)
+async def test_a_cancel_request_wins_over_any_requeue(store, outcome):
+    enq = await store.enqueue(NewJob(kind="k", max_attempts=5))
+    [job] = await store.claim(["default"], 1, "w", 10, now=T0)
+    result = await store.cancel(enq.id, by="alice")
+    assert result.requested
+    if outcome == "lease expired":
+        [reaped] = await store.reap(now=T0 + timedelta(seconds=11))
+        assert reaped.state is JobState.CANCELLED
+    else:
+        real = Release() if outcome == "release" else outcome
+        assert await store.complete(job, real, now=T0)
+    done = await store.get(enq.id)
+    assert done.state is JobState.CANCELLED and done.finished_at is not None
+    events = await store.events(enq.id)
+    assert [e.type for e in events] == ["cancel_requested", "cancelled"]
+    assert events[-1].data["reason"] == "cancel requested"
+    assert await store.claim(["default"], 1, "w", 10, now=T0 + timedelta(days=1)) == []
+
+
+async def test_a_cancel_request_does_not_undo_a_success(store):
+    enq = await store.enqueue(NewJob(kind="k"))
+    [job] = await store.claim(["default"], 1, "w", 10)
+    await store.cancel(enq.id)
+    assert await store.complete(job, Success({"done": True}))
+    assert (await store.get(enq.id)).state is JobState.SUCCEEDED
+
+
+async def test_progress_resets_when_the_job_is_claimed_again(store):
+    enq = await store.enqueue(NewJob(kind="k"))
+    [job] = await store.claim(["default"], 1, "w", 10, now=T0)
+    await store.report_progress(job.lease, 80, "almost")
+    await store.complete(job, Snooze(after_s=0), now=T0)
+    [again] = await store.claim(["default"], 1, "w", 10, now=T0 + timedelta(seconds=1))
+    fresh = await store.get(enq.id)
+    assert (fresh.progress, fresh.progress_message) == (0, None)
+    await store.report_progress(again.lease, 10, "second attempt", now=T0)
+    progress = [e.data for e in await store.events(enq.id) if e.type == "progress"]
+    # each attempt keeps its own progress event; the second does not overwrite the first
+    assert [(p["attempt"], p["progress"]) for p in progress] == [(1, 80), (2, 10)]
+
+
+async def test_heartbeat_and_completer_racing_on_the_same_rows_never_deadlock(store):
+    """Both lock a worker's rows in id order; in join order they could deadlock."""
+    await store.enqueue_many([NewJob(kind="k") for _ in range(400)])
+    jobs = await store.claim(["default"], 400, "w", 60)
+    rng = random.Random(3)
+    for _ in range(10):
+        live = [j for j in jobs if (await store.get(j.id)).state is JobState.RUNNING]
+        if not live:
+            break
+        batch = rng.sample(live, min(40, len(live)))
+        beat = list(reversed([j.lease for j in live]))
+        await asyncio.gather(
+            store.extend_leases("w", beat, 60),
+            store.finish_many([(j.lease, decide_success(store, j)) for j in batch]),
+            store.extend_leases("w", rng.sample(beat, len(beat)), 60),
+        )
+    counts = await store.pool.fetch("SELECT state, count(*) AS n FROM job GROUP BY state")
+    assert sum(r["n"] for r in counts) == 400

@@ -1,12 +1,13 @@
 """Cancel, retry, progress and retention."""
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from jobs.errors import InvalidTransition, JobNotFound
 from jobs.model import JobState, Lease, NewJob
-from jobs.store import RetryFilter
+from jobs.store import RetryFilter, Store
 from jobs.transitions import Cancel, Failure, Success
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
@@ -47,7 +48,7 @@ async def test_cancel_a_running_job_asks_its_worker(store):
     assert again.requested
     assert [e.type for e in await store.events(enq.id)] == ["cancel_requested"]
     status = await store.extend_leases("w", [lease_of(job)], 30)
-    assert status.cancel_requested == {enq.id}
+    assert status.cancel_requested == {job.lease}
     assert await store.complete(job, Cancel("asked to"))
     assert (await store.get(enq.id)).state is JobState.CANCELLED
 
@@ -66,9 +67,16 @@ async def test_cancel_leaves_finished_jobs_alone_and_respects_owners(store):
 
 async def test_retry_puts_a_dead_job_back_with_a_fresh_budget(store):
     job_id = await _dead(store)
+    await store.pool.execute(
+        "UPDATE job SET progress = 40, progress_message = 'half', result = '{\"x\": 1}', "
+        "cancel_requested_at = now() WHERE id = $1",
+        job_id,
+    )
     await store.retry(job_id, by="ops", budget=3)
     job = await store.get(job_id)
     assert job.state is JobState.QUEUED and job.finished_at is None
+    assert (job.progress, job.progress_message, job.result) == (0, None, None)
+    assert job.cancel_requested_at is None
     assert (job.attempt, job.max_attempts) == (1, 4)  # three more attempts
     assert len(job.errors) == 1  # the history of failures is kept
     events = await store.events(job_id)
@@ -168,3 +176,61 @@ async def test_get_is_scoped_to_the_owner(store):
     assert (await store.get(enq.id, owner="alice")).owner == "alice"
     with pytest.raises(JobNotFound):
         await store.get(enq.id, owner="bob")
+
+
+async def test_cancel_racing_a_claim_never_leaves_a_cancelled_job_running(store, db_url):
+    """Real concurrent transactions: whichever takes the row lock first, the end state is
+    one the worker and the user both understand."""
+    other = await Store.connect(db_url)
+    try:
+        ids = [e.id for e in await store.enqueue_many([NewJob(kind="k") for _ in range(200)])]
+        claims = asyncio.create_task(_claim_all(other))
+        cancels = [store.cancel(i) for i in ids[::2]]
+        results = await asyncio.gather(*cancels)
+        claimed = {j.id: j for j in await claims}
+    finally:
+        await other.close()
+    for r in results:
+        if r.previous is JobState.QUEUED:
+            assert r.state is JobState.CANCELLED and r.job_id not in claimed
+        else:
+            assert r.previous is JobState.RUNNING and r.requested and r.job_id in claimed
+    rows = await store.pool.fetch("SELECT id, state, cancel_requested_at FROM job")
+    for row in rows:
+        if row["state"] == "running":
+            assert row["id"] in claimed
+        else:
+            assert row["state"] in ("queued", "cancelled")
+
+
+async def _claim_all(store):
+    got = []
+    for _ in range(100):
+        batch = await store.claim(["default"], 7, "racer", 60)
+        got.extend(batch)
+        await asyncio.sleep(0)
+    return got
+
+
+async def test_enqueue_many_reinserts_when_the_key_holder_was_pruned(store, monkeypatch):
+    """The key's holder disappears between the insert and the lookup: the job is created.
+
+    The prune is a real DELETE on a real connection, slotted in at the one moment the race
+    needs; nothing about the database is simulated."""
+    from jobs.store import Store
+
+    first = await store.enqueue(NewJob(kind="k", idempotency_key="gone", owner="a"))
+    jobs = [NewJob(kind="k", idempotency_key="gone", owner="a"), NewJob(kind="k")]
+    original = Store._insert_many
+
+    async def insert_then_prune(self, db, batch):
+        row = await original(self, db, batch)
+        await self.pool.execute("DELETE FROM job WHERE id = $1", first.id)
+        monkeypatch.setattr(Store, "_insert_many", original)  # only the first call races
+        return row
+
+    monkeypatch.setattr(Store, "_insert_many", insert_then_prune)
+    result = await store.enqueue_many(jobs)
+    assert [r.duplicate for r in result] == [False, False]
+    assert result[0].id != first.id
+    assert (await store.get(result[0].id)).idempotency_key == "gone"

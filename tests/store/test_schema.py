@@ -39,6 +39,7 @@ async def test_a_valid_hand_written_row_is_accepted(conn):
         ({"progress": "-1"}, "job_progress_percent"),
         ({"attempt": "6", "max_attempts": "5"}, "job_attempts_in_budget"),
         ({"max_attempts": "0"}, "job_attempts_in_budget"),
+        ({"attempt": "-1"}, "job_attempts_in_budget"),
         ({"timeout_s": "0"}, "job_timeout_positive"),
         ({"errors": "'{}'"}, "job_errors_array"),
         ({"queue": "''"}, "job_queue_name"),
