@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint bench pgbench clean
+.PHONY: help run test lint bench clean postgres-binaries
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -18,10 +18,22 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test,dev]'
 	@rm -f $(VENV)/.installed-* && touch $@
 
-run: $(STAMP) ## start the system (embedded Postgres when DATABASE_URL is unset)
+# The embedded cluster needs initdb/pg_ctl. On a Debian machine where we are root and they are
+# missing, install them; anywhere else, say what to do (or use DATABASE_URL/TEST_DATABASE_URL).
+postgres-binaries:
+	@if [ -n "$$DATABASE_URL$$TEST_DATABASE_URL" ] || command -v pg_ctl >/dev/null \
+	   || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || [ -n "$$PG_BIN_DIR" ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "Installing the PostgreSQL server binaries (Debian package postgresql)…"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+	else \
+	  echo "PostgreSQL server binaries (initdb, pg_ctl) not found: install them (apt-get install postgresql, brew install postgresql@15) or set DATABASE_URL / TEST_DATABASE_URL." >&2; exit 1; \
+	fi
+
+run: $(STAMP) postgres-binaries ## start the system (embedded Postgres when DATABASE_URL is unset)
 	$(BIN)/conveyor dev
 
-test: $(STAMP) lint ## install what is needed, check style and layering, run the whole suite
+test: $(STAMP) postgres-binaries lint ## install what is needed, check style and layering, run the whole suite
 	$(BIN)/python -m pytest
 
 lint: $(STAMP) ## ruff, mypy (strict on jobs/), import-linter contracts
@@ -30,7 +42,7 @@ lint: $(STAMP) ## ruff, mypy (strict on jobs/), import-linter contracts
 	$(BIN)/mypy jobs conveyor migrations
 	$(BIN)/lint-imports
 
-bench: $(STAMP) ## print store throughput figures and pgbench's on the same server
+bench: $(STAMP) postgres-binaries ## print store throughput figures and pgbench's on the same server
 	$(BIN)/python -m bench.store
 
 clean: ## remove the virtualenv and caches

@@ -192,7 +192,8 @@ async def bench_history(server_url: str, history: int, total: int) -> tuple[Figu
         await store.close()
     empty: list[tuple[int, float]] = []
     full: list[tuple[int, float]] = []
-    for _ in range(REPEATS):
+    # The ratio of two noisy rates is noisier still: at least five pairs.
+    for _ in range(max(REPEATS, 5)):
         empty.append(await drain_once(server_url, "bench_template", total, 2))
         full.append(await drain_once(server_url, "bench_history_template", total, 2))
     return (
