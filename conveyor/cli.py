@@ -34,6 +34,71 @@ def _database_url() -> str:
     return url
 
 
+def parse_duration(text: str) -> float:
+    """`30s`, `500ms`, `2m`, `1h` or plain seconds (`30`, `0.5`) -> seconds."""
+    units = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+    value = text.strip().lower()
+    for suffix in ("ms", "s", "m", "h"):
+        if value.endswith(suffix):
+            number, scale = value[: -len(suffix)], units[suffix]
+            break
+    else:
+        number, scale = value, 1.0
+    try:
+        seconds = float(number) * scale
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not a duration: try 30s, 500ms, 2m or 1h") from None
+    if seconds < 0:
+        raise typer.BadParameter(f"{text!r}: a duration cannot be negative")
+    return seconds
+
+
+@app.command()
+def worker(
+    queues: Annotated[str, typer.Option(help="Comma-separated queues to claim from.")] = "default",
+    concurrency: Annotated[int, typer.Option(min=1, help="Jobs run at once.")] = 16,
+    processes: Annotated[int, typer.Option(min=0, help="Child processes for CPU-bound kinds.")] = 2,
+    lease: Annotated[str, typer.Option(help="Lease length, e.g. 30s.")] = "30s",
+    grace: Annotated[str, typer.Option(help="On SIGTERM, time to let jobs finish.")] = "30s",
+    poll: Annotated[str, typer.Option(help="Claim at least this often without NOTIFY.")] = "1s",
+    reap_every: Annotated[str, typer.Option(help="Reaper period.")] = "5s",
+) -> None:
+    """Claim and run jobs until SIGTERM/SIGINT (a second signal exits at once)."""
+    import asyncio
+
+    from jobs.store import Store
+    from worker.registry import default_registry
+    from worker.runtime import Worker
+    from worker.settings import WorkerSettings
+
+    configure_logging()
+    url = _database_url()
+    settings = WorkerSettings(
+        queues=[q.strip() for q in queues.split(",") if q.strip()],
+        concurrency=concurrency,
+        processes=processes,
+        lease_s=parse_duration(lease),
+        grace_s=parse_duration(grace),
+        poll_interval_s=parse_duration(poll),
+        reap_interval_s=parse_duration(reap_every),
+    )
+
+    async def main() -> None:
+        db = DatabaseSettings()
+        db = db.model_copy(update={"db_pool_max": max(db.db_pool_max, 4)})
+        store = await Store.connect(url, db=db)
+        try:
+            w = Worker(store, url, default_registry(), settings)
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, w.request_stop)
+            await w.run()
+        finally:
+            await store.close()
+
+    asyncio.run(main())
+
+
 @app.command()
 def migrate() -> None:
     """Apply the database migrations (alembic upgrade head) to DATABASE_URL."""

@@ -9,6 +9,15 @@ import asyncpg
 
 from jobs.settings import DatabaseSettings
 
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,  # refused, reset: the server restarted or the network blinked
+    TimeoutError,
+    asyncpg.InterfaceError,  # the connection was closed under us
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,  # admin shutdown, cannot connect now
+)
+"""Errors after which a loop should wait and try again: the database will be back."""
+
 
 def asyncpg_dsn(url: str) -> str:
     """asyncpg takes postgresql:// or postgres://, not SQLAlchemy's `+driver` form."""

@@ -307,3 +307,23 @@ SELECT * FROM job WHERE id = $1 AND ($2::text IS NULL OR owner = $2)
 JOB_EVENTS = """
 SELECT job_id, at, type, data FROM job_event WHERE job_id = $1 ORDER BY at, id
 """
+
+# The `worker` table: one row per live worker process, kept fresh by its heartbeat.
+REGISTER_WORKER = """
+INSERT INTO worker (id, host, pid, queues, concurrency) VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (id) DO UPDATE SET heartbeat_at = now()
+"""
+
+WORKER_HEARTBEAT = """
+UPDATE worker SET heartbeat_at = now() WHERE id = $1
+"""
+
+UNREGISTER_WORKER = """
+DELETE FROM worker WHERE id = $1
+"""
+
+# A worker that stopped heartbeating (kill -9, lost machine) is removed by any other worker;
+# its jobs come back through the reaper when their leases run out.
+PRUNE_WORKERS = """
+DELETE FROM worker WHERE heartbeat_at < coalesce($2, now()) - make_interval(secs => $1)
+"""

@@ -482,6 +482,27 @@ class Store:
                 log.info("job.pruned", state=state.value, count=total)
         return deleted
 
+    # -- workers ---------------------------------------------------------------------------
+
+    async def register_worker(
+        self, worker_id: str, host: str, pid: int, queues: Sequence[str], concurrency: int
+    ) -> None:
+        await self.pool.execute(
+            sql.REGISTER_WORKER, worker_id, host, pid, list(queues), concurrency
+        )
+
+    async def worker_heartbeat(self, worker_id: str) -> bool:
+        """False when the row is gone (pruned during an outage): register again."""
+        status = await self.pool.execute(sql.WORKER_HEARTBEAT, worker_id)
+        return bool(status.endswith(" 1"))
+
+    async def unregister_worker(self, worker_id: str) -> None:
+        await self.pool.execute(sql.UNREGISTER_WORKER, worker_id)
+
+    async def prune_workers(self, silent_for_s: float, *, now: datetime | None = None) -> int:
+        status = await self.pool.execute(sql.PRUNE_WORKERS, silent_for_s, now)
+        return int(status.rsplit(" ", 1)[-1])
+
     # -- reads -----------------------------------------------------------------------------
 
     async def get(self, job_id: int, *, owner: str | None = None) -> Job:

@@ -1,0 +1,57 @@
+"""The handler context, in the event loop and in a pool child."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from multiprocessing.sharedctypes import Synchronized
+
+import structlog
+
+
+@dataclass
+class LoopContext:
+    """For async handlers: progress goes to the worker's reporter, cancel is an event."""
+
+    job_id: int
+    kind: str
+    attempt: int
+    report: Callable[[int, str | None], None]
+    cancel_requested: Callable[[], bool]
+    log: structlog.typing.FilteringBoundLogger = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.log = structlog.get_logger("job").bind(
+            job_id=self.job_id, kind=self.kind, attempt=self.attempt
+        )
+
+    def progress(self, percent: int, message: str | None = None) -> None:
+        self.report(max(0, min(100, int(percent))), message)
+
+    def cancelled(self) -> bool:
+        return self.cancel_requested()
+
+
+@dataclass
+class ChildContext:
+    """For CPU-bound handlers in a pool child: progress is sent to the parent over the pipe,
+    cancellation is a flag in shared memory the parent sets."""
+
+    job_id: int
+    kind: str
+    attempt: int
+    conn: Connection
+    cancel_flag: Synchronized  # type: ignore[type-arg]  # multiprocessing.Value('b')
+    log: structlog.typing.FilteringBoundLogger = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.log = structlog.get_logger("job").bind(
+            job_id=self.job_id, kind=self.kind, attempt=self.attempt
+        )
+
+    def progress(self, percent: int, message: str | None = None) -> None:
+        self.conn.send(("progress", max(0, min(100, int(percent))), message))
+
+    def cancelled(self) -> bool:
+        return bool(self.cancel_flag.value)

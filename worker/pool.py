@@ -1,0 +1,203 @@
+"""A pool of child processes for CPU-bound handlers, one job per child at a time.
+
+Why not concurrent.futures.ProcessPoolExecutor: a job must be stoppable. On a cancel or a
+timeout the child is told (a flag in shared memory its handler checks between chunks), and a
+child that does not stop within the grace period is killed and replaced — which the standard
+pool cannot do to one task. Children are started with `spawn`, so they share no state (or
+event loop) with the parent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import multiprocessing as mp
+import threading
+import traceback
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import Any
+
+from jobs.logging import get_logger
+from jobs.transitions import Cancel, Failure, Outcome, Snooze, Success, Timeout
+
+log = get_logger(__name__)
+_MP = mp.get_context("spawn")
+
+
+def _child_main(conn: Connection, cancel_flag: Any) -> None:
+    # Imported here: the child builds its own registry from the same code.
+    from jobs.handler import Cancel as CancelJob
+    from jobs.handler import Permanent, Retry
+    from worker.context import ChildContext
+    from worker.registry import default_registry
+
+    registry = default_registry()
+    while True:
+        try:
+            task = conn.recv()
+        except (EOFError, KeyboardInterrupt):
+            return
+        if task is None:
+            return
+        job_id, kind_name, attempt, payload = task
+        kind = registry.get(kind_name)
+        ctx = ChildContext(job_id, kind_name, attempt, conn, cancel_flag)
+        try:
+            assert kind is not None, f"unknown kind {kind_name}"
+            result = kind.handler(ctx, kind.payload.model_validate(payload))
+            conn.send(("ok", result))
+        except Retry as exc:
+            conn.send(("retry", exc.after_s))
+        except CancelJob as exc:
+            conn.send(("cancel", exc.reason))
+        except BaseException as exc:
+            conn.send(
+                (
+                    "error",
+                    type(exc).__name__,
+                    str(exc),
+                    traceback.format_exc(),
+                    not isinstance(exc, Permanent),
+                )
+            )
+
+
+@dataclass
+class _Slot:
+    process: Any
+    conn: Connection
+    cancel_flag: Any
+    inbox: asyncio.Queue[tuple[Any, ...]]
+    reader: threading.Thread
+
+
+class ProcessPool:
+    def __init__(self, size: int, cancel_grace_s: float = 2.0) -> None:
+        self.size = size
+        self.cancel_grace_s = cancel_grace_s
+        self._idle: asyncio.Queue[_Slot] = asyncio.Queue()
+        self._slots: list[_Slot] = []
+
+    async def start(self) -> None:
+        for _ in range(self.size):
+            slot = await asyncio.to_thread(self._spawn, asyncio.get_running_loop())
+            self._slots.append(slot)
+            self._idle.put_nowait(slot)
+
+    def _spawn(self, loop: asyncio.AbstractEventLoop) -> _Slot:
+        parent, child = _MP.Pipe()
+        flag = _MP.Value("b", 0)
+        process = _MP.Process(target=_child_main, args=(child, flag), daemon=True)
+        process.start()
+        child.close()
+        inbox: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
+
+        def read() -> None:
+            while True:
+                try:
+                    msg = parent.recv()
+                except (EOFError, OSError):
+                    loop.call_soon_threadsafe(inbox.put_nowait, ("died",))
+                    return
+                loop.call_soon_threadsafe(inbox.put_nowait, msg)
+
+        reader = threading.Thread(target=read, name="pool-reader", daemon=True)
+        reader.start()
+        return _Slot(process, parent, flag, inbox, reader)
+
+    async def run(
+        self,
+        job_id: int,
+        kind: str,
+        attempt: int,
+        payload: Any,
+        *,
+        on_progress: Any,
+        cancel: asyncio.Event,
+        timeout_s: float | None,
+    ) -> Outcome:
+        slot = await self._idle.get()
+        slot.cancel_flag.value = 0
+        slot.conn.send((job_id, kind, attempt, payload))
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout_s is None else loop.time() + timeout_s
+        cancel_wait = asyncio.ensure_future(cancel.wait())
+        try:
+            while True:
+                remaining = None if deadline is None else max(0.0, deadline - loop.time())
+                get = asyncio.ensure_future(slot.inbox.get())
+                done, _ = await asyncio.wait(
+                    {get, cancel_wait}, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
+                )
+                if get in done:
+                    msg = get.result()
+                    if msg[0] == "progress":
+                        on_progress(msg[1], msg[2])
+                        continue
+                    self._idle.put_nowait(slot) if msg[0] != "died" else await self._replace(slot)
+                    return _outcome(msg)
+                get.cancel()
+                stopped: Outcome = (
+                    Cancel("cancel requested") if cancel.is_set() else Timeout(timeout_s or 0)
+                )
+                await self._stop(slot)
+                return stopped
+        except asyncio.CancelledError:
+            await asyncio.shield(self._stop(slot))
+            raise
+        finally:
+            cancel_wait.cancel()
+
+    async def _stop(self, slot: _Slot) -> None:
+        """Tell the child to stop; kill and replace it if it does not within the grace."""
+        slot.cancel_flag.value = 1
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.cancel_grace_s
+        while (remaining := deadline - loop.time()) > 0:
+            try:
+                msg = await asyncio.wait_for(slot.inbox.get(), remaining)
+            except TimeoutError:
+                break
+            if msg[0] == "died":
+                break
+            if msg[0] != "progress":
+                self._idle.put_nowait(slot)
+                return
+        await self._replace(slot)
+
+    async def _replace(self, slot: _Slot) -> None:
+        log.warning("pool.child_replaced", pid=slot.process.pid)
+        with contextlib.suppress(Exception):
+            slot.process.kill()
+        await asyncio.to_thread(slot.process.join, 5)
+        with contextlib.suppress(Exception):
+            slot.conn.close()
+        self._slots.remove(slot)
+        fresh = await asyncio.to_thread(self._spawn, asyncio.get_running_loop())
+        self._slots.append(fresh)
+        self._idle.put_nowait(fresh)
+
+    async def close(self) -> None:
+        for slot in self._slots:
+            with contextlib.suppress(Exception):
+                slot.conn.send(None)
+        for slot in self._slots:
+            await asyncio.to_thread(slot.process.join, 2)
+            if slot.process.is_alive():
+                slot.process.kill()
+        self._slots.clear()
+
+
+def _outcome(msg: tuple[Any, ...]) -> Outcome:
+    match msg[0]:
+        case "ok":
+            return Success(msg[1])
+        case "retry":
+            return Snooze(float(msg[1]))
+        case "cancel":
+            return Cancel(str(msg[1]))
+        case "error":
+            return Failure(msg[1], msg[2], msg[3], retryable=bool(msg[4]))
+        case _:
+            return Failure("WorkerProcessDied", "the pool child running this job exited")
