@@ -15,6 +15,9 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.InterfaceError,  # the connection was closed under us
     asyncpg.PostgresConnectionError,
     asyncpg.exceptions.OperatorInterventionError,  # admin shutdown, cannot connect now
+    # The server went away mid-statement and left the connection's protocol state torn
+    # ("cannot switch to state …"); the pool discards such a connection on release.
+    asyncpg.exceptions.InternalClientError,
 )
 """Errors after which a loop should wait and try again: the database will be back."""
 

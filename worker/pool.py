@@ -96,11 +96,15 @@ class ProcessPool:
         def read() -> None:
             while True:
                 try:
-                    msg = parent.recv()
+                    msg: tuple[Any, ...] = parent.recv()
                 except (EOFError, OSError):
-                    loop.call_soon_threadsafe(inbox.put_nowait, ("died",))
+                    msg = ("died",)
+                try:
+                    loop.call_soon_threadsafe(inbox.put_nowait, msg)
+                except RuntimeError:  # the loop is closed: the worker is exiting
                     return
-                loop.call_soon_threadsafe(inbox.put_nowait, msg)
+                if msg[0] == "died":
+                    return
 
         reader = threading.Thread(target=read, name="pool-reader", daemon=True)
         reader.start()

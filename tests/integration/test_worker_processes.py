@@ -1,0 +1,261 @@
+"""`conveyor worker` as real processes against real Postgres: kill -9, SIGTERM, cancel,
+retries, timeouts, and a Postgres restart. Outcomes are checked in the database."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from jobs.embedded import EmbeddedPostgres
+from jobs.migrate import upgrade
+from jobs.model import JobState, NewJob
+from jobs.store import Store
+from tests.support import eventually
+
+pytestmark = pytest.mark.slow
+
+
+class Workers:
+    """Starts `conveyor worker` subprocesses against one database and cleans them up."""
+
+    def __init__(self, url: str, log_dir: Path) -> None:
+        self.url = url
+        self.log_dir = log_dir
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self, *args: str, **env: str) -> subprocess.Popen[bytes]:
+        full_env = {
+            **os.environ,
+            "DATABASE_URL": self.url,
+            "CONVEYOR_BACKOFF_BASE_S": "0.1",
+            "CONVEYOR_BACKOFF_CAP_S": "2",
+            **env,
+        }
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "conveyor.cli",
+                "worker",
+                "--poll",
+                "0.2s",
+                "--reap-every",
+                "0.5s",
+                *args,
+            ],
+            env=full_env,
+            stdout=subprocess.DEVNULL,
+            # A file, not a pipe: nobody reads a pipe while the test waits, and a worker
+            # blocked on a full pipe would look like a stalled queue.
+            stderr=(self.log_dir / f"worker-{len(self.procs)}.log").open("wb"),
+        )
+        self.procs.append(proc)
+        return proc
+
+    def log(self, proc: subprocess.Popen[bytes]) -> str:
+        return (self.log_dir / f"worker-{self.procs.index(proc)}.log").read_text()
+
+    def stop_all(self) -> None:
+        for p in self.procs:
+            if p.poll() is None:
+                p.kill()
+            p.wait(timeout=30)
+
+
+@pytest.fixture
+async def workers(db_url: str, tmp_path: Path) -> AsyncIterator[Workers]:
+    w = Workers(db_url, tmp_path)
+    try:
+        yield w
+    finally:
+        w.stop_all()
+
+
+async def states(store: Store) -> dict[str, int]:
+    rows = await store.pool.fetch("SELECT state, count(*) AS n FROM job GROUP BY state")
+    return {r["state"]: r["n"] for r in rows}
+
+
+async def wait_running(store: Store, n: int, timeout: float = 30) -> None:
+    async def enough() -> bool:
+        return (await states(store)).get("running", 0) >= n
+
+    await eventually(enough, timeout)
+
+
+async def test_kill_9_loses_no_job_and_finishes_none_twice(store, workers):
+    ids = [
+        e.id
+        for e in await store.enqueue_many(
+            [NewJob(kind="demo.sleep", payload={"seconds": 1.5}) for _ in range(6)]
+        )
+    ]
+    doomed = workers.start("--lease", "2s", "--concurrency", "6")
+    await wait_running(store, 6)
+    held_by = {r["lease_owner"] for r in await store.pool.fetch("SELECT lease_owner FROM job")}
+    os.kill(doomed.pid, signal.SIGKILL)
+    doomed.wait(timeout=10)
+    workers.start("--lease", "2s", "--concurrency", "6")
+
+    async def all_done() -> bool:
+        return (await states(store)) == {"succeeded": 6}
+
+    await eventually(all_done, 60)
+    for job_id in ids:
+        job = await store.get(job_id)
+        assert job.attempt == 2  # the first attempt died with its worker, the second finished
+        assert [e["type"] for e in job.errors] == ["LeaseExpired"]
+        assert job.result == {"slept_s": 1.5}
+    events = await store.pool.fetch("SELECT job_id, type FROM job_event ORDER BY id")
+    assert sorted(e["job_id"] for e in events if e["type"] == "lease_lost") == ids
+    assert len(held_by) == 1  # one worker held them all before the kill
+
+
+async def test_sigterm_finishes_or_releases_and_exits_zero(store, workers):
+    short = [
+        e.id
+        for e in await store.enqueue_many(
+            [NewJob(kind="demo.sleep", payload={"seconds": 0.5}) for _ in range(3)]
+        )
+    ]
+    long = [
+        e.id
+        for e in await store.enqueue_many(
+            [NewJob(kind="demo.sleep", payload={"seconds": 60}) for _ in range(3)]
+        )
+    ]
+    proc = workers.start("--grace", "2s", "--concurrency", "6", "--processes", "0")
+    await wait_running(store, 6)
+    proc.send_signal(signal.SIGTERM)
+    rc = await asyncio.to_thread(proc.wait, 20)
+    assert rc == 0, workers.log(proc)
+    for job_id in short:
+        assert (await store.get(job_id)).state is JobState.SUCCEEDED
+    for job_id in long:
+        job = await store.get(job_id)
+        assert job.state is JobState.QUEUED  # released: another worker will take it
+        assert job.max_attempts == 6 and job.errors == []  # no attempt burned
+    assert (await states(store)).get("running", 0) == 0
+    assert await store.pool.fetchval("SELECT count(*) FROM worker") == 0
+    assert '"worker.stopped"' in workers.log(proc)
+
+
+async def test_cancel_running_async_and_cpu_jobs_within_two_heartbeats(store, workers):
+    sleep = (await store.enqueue(NewJob(kind="demo.sleep", payload={"seconds": 60}))).id
+    cpu = (await store.enqueue(NewJob(kind="demo.cpu", payload={"n": 5_000_000_000}))).id
+    workers.start("--lease", "3s", "--processes", "1")
+    await wait_running(store, 2, timeout=60)
+    loop = asyncio.get_running_loop()
+    asked = loop.time()
+    for job_id in (sleep, cpu):
+        assert (await store.cancel(job_id)).requested
+
+    async def both_cancelled() -> bool:
+        jobs = [await store.get(i) for i in (sleep, cpu)]
+        return all(j.state is JobState.CANCELLED for j in jobs)
+
+    await eventually(both_cancelled, 10)
+    assert loop.time() - asked <= 2 * 1.0 + 1.5  # two heartbeats (lease/3 = 1 s) and slack
+    for job_id in (sleep, cpu):
+        assert (await store.events(job_id))[-1].type == "cancelled"
+
+
+async def test_failing_jobs_retry_with_backoff_then_succeed_or_die(store, workers):
+    recovers = (await store.enqueue(NewJob(kind="demo.fail", payload={"times": 2}))).id
+    hopeless = (
+        await store.enqueue(NewJob(kind="demo.fail", payload={"times": 99}, max_attempts=4))
+    ).id
+    workers.start()
+
+    async def settled() -> bool:
+        a, b = await store.get(recovers), await store.get(hopeless)
+        return a.state is JobState.SUCCEEDED and b.state is JobState.DEAD
+
+    await eventually(settled, 60)
+    ok = await store.get(recovers)
+    assert ok.attempt == 3 and ok.result == {"succeeded_on_attempt": 3}
+    dead = await store.get(hopeless)
+    assert [e["attempt"] for e in dead.errors] == [1, 2, 3, 4]
+    assert {e["type"] for e in dead.errors} == {"RuntimeError"}
+    assert all("demo.fail" in e["message"] and e["traceback"] for e in dead.errors)
+    # retry delays follow min(cap, base * 2**attempt) ± 20 %: 0.2 s, 0.4 s, 0.8 s
+    scheduled = [
+        (e.data["attempt"], datetime.fromisoformat(e.data["run_at"]), e.at)
+        for e in await store.events(hopeless)
+        if e.type == "retry_scheduled"
+    ]
+    assert [a for a, _, _ in scheduled] == [1, 2, 3]
+    for attempt, run_at, _at in scheduled:
+        failed_at = datetime.fromisoformat(dead.errors[attempt - 1]["at"])
+        delay = (run_at - failed_at).total_seconds()
+        nominal = min(2.0, 0.1 * 2**attempt)
+        assert nominal * 0.8 - 1e-6 <= delay <= nominal * 1.2 + 1e-6
+
+
+async def test_a_job_over_its_timeout_is_stopped_and_retried_then_dead(store, workers):
+    job_id = (
+        await store.enqueue(
+            NewJob(kind="demo.sleep", payload={"seconds": 30}, timeout_s=1, max_attempts=2)
+        )
+    ).id
+    workers.start()
+
+    async def dead() -> bool:
+        return (await store.get(job_id)).state is JobState.DEAD
+
+    await eventually(dead, 30)
+    job = await store.get(job_id)
+    assert [(e["attempt"], e["type"]) for e in job.errors] == [(1, "Timeout"), (2, "Timeout")]
+
+
+async def test_postgres_restart_loses_and_duplicates_nothing(tmp_path):
+    pg = EmbeddedPostgres(durable=True)
+    url = pg.start()
+    try:
+        await asyncio.to_thread(upgrade, url)
+        store = await Store.connect(url)
+        workers = Workers(url, tmp_path)
+        try:
+            await store.enqueue_many(
+                [NewJob(kind="demo.sleep", payload={"seconds": 0.01}) for _ in range(2000)]
+            )
+            workers.start("--lease", "5s", "--concurrency", "8")
+            workers.start("--lease", "5s", "--concurrency", "8")
+
+            async def some_done() -> bool:
+                return (await states(store)).get("succeeded", 0) >= 300
+
+            await eventually(some_done, 60)
+            await asyncio.to_thread(pg.restart)  # pg_ctl stop -m fast, then start
+
+            seen: list[object] = []
+
+            async def all_done() -> bool:
+                try:
+                    now = await states(store)
+                except Exception as exc:  # the test's own pool reconnects on the next try
+                    seen.append(repr(exc))
+                    return False
+                seen.append(now)
+                return now == {"succeeded": 2000}
+
+            try:
+                await eventually(all_done, 120)
+            except AssertionError:
+                raise AssertionError(f"last states: {seen[-3:]}") from None
+            assert all(p.poll() is None for p in workers.procs)  # they rode it out
+            attempts = await store.pool.fetch("SELECT attempt, count(*) FROM job GROUP BY 1")
+            assert sum(r["count"] for r in attempts) == 2000
+        finally:
+            workers.stop_all()
+            await store.close()
+    finally:
+        pg.destroy()
