@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
 import threading
 from typing import Annotated
@@ -122,18 +123,36 @@ def dev(
     if not url:
         embedded = EmbeddedPostgres(durable=True)
         url = embedded.start()
+    worker_proc: subprocess.Popen[bytes] | None = None
     try:
         upgrade(url)
         log.info("db.migrated", revision="head")
+        worker_proc = subprocess.Popen(
+            [sys.executable, "-m", "conveyor.cli", "worker"],
+            env={**os.environ, "DATABASE_URL": url},
+            # Its own process group: a terminal's Ctrl-C reaches only `dev`, which then
+            # sends the worker one SIGTERM (a second signal would make it exit at once).
+            start_new_session=True,
+        )
         print(f"Conveyor is up.\n  database: {url}" + ("  (embedded)" if embedded else ""))
-        print("  processes: postgres, migrations applied (api and worker arrive with their issues)")
+        print(f"  worker:   pid {worker_proc.pid} (queue default)")
+        print("  (the API arrives with its issue)")
         print("Stop with Ctrl-C.", flush=True)
         if keep_running:
             stop = threading.Event()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 signal.signal(sig, lambda *_: stop.set())
-            stop.wait()
+            while not stop.wait(1.0):
+                if worker_proc.poll() is not None:
+                    print(f"The worker exited ({worker_proc.returncode}); stopping.", flush=True)
+                    break
     finally:
+        if worker_proc is not None and worker_proc.poll() is None:
+            worker_proc.send_signal(signal.SIGTERM)
+            try:
+                worker_proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                worker_proc.kill()
         if embedded:
             embedded.destroy()
             print("Stopped the embedded Postgres and removed its data.", flush=True)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import random
 import socket
@@ -176,7 +177,9 @@ class Worker:
         s = self.settings
         turn = 0
         while not self._stopping.is_set():
-            free = s.concurrency - len(self._running)
+            # Outcomes not yet written still hold their slot: if the database falls behind,
+            # the worker stops claiming instead of piling up unwritten results.
+            free = s.concurrency - len(self._running) - len(self._outbox)
             claimed = 0
             if free > 0:
                 queues = s.queues[turn % len(s.queues) :] + s.queues[: turn % len(s.queues)]
@@ -324,7 +327,7 @@ class Worker:
                 continue
             if len(self._outbox) < s.completer_batch and not self._stopping.is_set():
                 await asyncio.sleep(s.completer_flush_ms / 1000)  # let a batch gather
-            batch = list(self._outbox.items())[: s.completer_batch]
+            batch = list(itertools.islice(self._outbox.items(), s.completer_batch))
             try:
                 applied = await self.store.finish_many(
                     [(lease, change) for lease, (change, _) in batch]
@@ -333,6 +336,7 @@ class Worker:
                 log.warning("worker.db_unavailable", service="completer", error=repr(exc))
                 await self._pause(0.5)
                 continue
+            self._wake.set()  # slots are free again
             for lease, (change, job) in batch:
                 del self._outbox[lease]
                 state = applied.get(lease)

@@ -25,7 +25,7 @@ class WorkerSettings(BaseSettings):
     cancel_grace_s: float = Field(
         default=2.0, ge=0, description="a child process that ignores a cancel is killed (s)"
     )
-    completer_batch: int = Field(default=100, ge=1, description="outcomes per write (count)")
+    completer_batch: int = Field(default=256, ge=1, description="outcomes per write (count)")
     completer_flush_ms: float = Field(
         default=5.0, ge=0, description="longest an outcome waits to be written (ms)"
     )

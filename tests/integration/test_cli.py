@@ -14,6 +14,7 @@ import pytest
 
 from jobs.embedded import HOW_TO_GET_POSTGRES, find_bin_dir
 from jobs.errors import PostgresNotFound
+from tests.support import eventually
 
 CONVEYOR = [sys.executable, "-m", "conveyor.cli"]
 
@@ -82,6 +83,20 @@ async def test_dev_starts_an_embedded_postgres_migrates_and_cleans_up_on_ctrl_c(
             "WHERE schemaname = 'public'"
         )
         data_dir = await conn.fetchval("SHOW data_directory")
+
+        async def worker_registered() -> bool:
+            return bool(await conn.fetchval("SELECT count(*) FROM worker"))
+
+        await eventually(worker_registered, 60)
+        job_id = await conn.fetchval(
+            "INSERT INTO job (kind, payload) VALUES ('demo.noop', '{}') RETURNING id"
+        )
+
+        async def job_done() -> bool:
+            state = await conn.fetchval("SELECT state FROM job WHERE id = $1", job_id)
+            return state == "succeeded"
+
+        await eventually(job_done, 30)
         await conn.close()
         assert tables == ["alembic_version", "job", "job_event", "schedule", "worker"]
 

@@ -1,0 +1,54 @@
+"""Pure pieces of the worker and the CLI, without a database."""
+
+import pytest
+import typer
+
+from compute.specs import DemoSleep
+from conveyor.cli import parse_duration
+from jobs.transitions import Cancel, Failure, Snooze, Success
+from worker.pool import _outcome
+from worker.registry import Registry, default_registry
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("30s", 30), ("500ms", 0.5), ("2m", 120), ("1h", 3600), ("45", 45), ("0.25", 0.25)],
+)
+def test_durations(text, seconds):
+    assert parse_duration(text) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("text", ["soon", "-1s", "1d"])
+def test_bad_durations_say_what_is_expected(text):
+    with pytest.raises(typer.BadParameter, match="duration"):
+        parse_duration(text)
+
+
+def test_default_registry_has_the_demo_kinds_and_knows_which_are_cpu_bound():
+    registry = default_registry()
+    names = [k.name for k in registry]
+    assert names == ["demo.cpu", "demo.fail", "demo.noop", "demo.progress", "demo.sleep"]
+    assert [k.name for k in registry if k.cpu_bound] == ["demo.cpu"]
+
+
+def test_a_kind_cannot_be_registered_twice():
+    registry = Registry()
+
+    @registry.kind("x.y", DemoSleep, timeout_s=5)
+    async def handler(ctx, payload):
+        return None
+
+    assert registry.get("x.y").timeout_s == 5
+    with pytest.raises(ValueError, match="twice"):
+        registry.register("x.y", handler, DemoSleep)
+
+
+def test_pool_messages_map_to_outcomes():
+    assert _outcome(("ok", {"a": 1})) == Success({"a": 1})
+    assert _outcome(("retry", 3)) == Snooze(3.0)
+    assert _outcome(("cancel", "why")) == Cancel("why")
+    assert _outcome(("error", "ValueError", "m", "tb", False)) == Failure(
+        "ValueError", "m", "tb", retryable=False
+    )
+    died = _outcome(("died",))
+    assert isinstance(died, Failure) and died.type == "WorkerProcessDied"
