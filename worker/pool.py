@@ -25,14 +25,16 @@ log = get_logger(__name__)
 _MP = mp.get_context("spawn")
 
 
-def _child_main(conn: Connection, cancel_flag: Any) -> None:
+def _child_main(conn: Connection, cancel_flag: Any, registry_factory: str) -> None:
     # Imported here: the child builds its own registry from the same code.
+    import importlib
+
     from jobs.handler import Cancel as CancelJob
     from jobs.handler import Permanent, Retry
     from worker.context import ChildContext
-    from worker.registry import default_registry
 
-    registry = default_registry()
+    module, _, name = registry_factory.partition(":")
+    registry = getattr(importlib.import_module(module), name)()
     while True:
         try:
             task = conn.recv()
@@ -73,9 +75,16 @@ class _Slot:
 
 
 class ProcessPool:
-    def __init__(self, size: int, cancel_grace_s: float = 2.0) -> None:
+    def __init__(
+        self,
+        size: int,
+        cancel_grace_s: float = 2.0,
+        registry_factory: str = "worker.registry:default_registry",
+    ) -> None:
+        """`registry_factory` ("module:function") builds the kinds in each child."""
         self.size = size
         self.cancel_grace_s = cancel_grace_s
+        self.registry_factory = registry_factory
         self._idle: asyncio.Queue[_Slot] = asyncio.Queue()
         self._slots: list[_Slot] = []
 
@@ -88,7 +97,9 @@ class ProcessPool:
     def _spawn(self, loop: asyncio.AbstractEventLoop) -> _Slot:
         parent, child = _MP.Pipe()
         flag = _MP.Value("b", 0)
-        process = _MP.Process(target=_child_main, args=(child, flag), daemon=True)
+        process = _MP.Process(
+            target=_child_main, args=(child, flag, self.registry_factory), daemon=True
+        )
         process.start()
         child.close()
         inbox: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
@@ -181,6 +192,10 @@ class ProcessPool:
         fresh = await asyncio.to_thread(self._spawn, asyncio.get_running_loop())
         self._slots.append(fresh)
         self._idle.put_nowait(fresh)
+
+    @property
+    def pids(self) -> list[int]:
+        return [slot.process.pid for slot in self._slots]
 
     async def close(self) -> None:
         for slot in self._slots:
