@@ -42,8 +42,9 @@ lint: $(STAMP) ## ruff, mypy (strict on jobs/), import-linter contracts
 	$(BIN)/mypy jobs conveyor migrations
 	$(BIN)/lint-imports
 
-bench: $(STAMP) postgres-binaries ## print store throughput figures and pgbench's on the same server
+bench: $(STAMP) postgres-binaries ## print store and worker figures, and pgbench's on the same server
 	$(BIN)/python -m bench.store
+	$(BIN)/python -m bench.worker
 
 clean: ## remove the virtualenv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
