@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -12,13 +13,18 @@ import structlog
 
 @dataclass
 class LoopContext:
-    """For async handlers: progress goes to the worker's reporter, cancel is an event."""
+    """For async handlers: progress goes to the worker's reporter, cancel is an event.
+
+    An async handler is also cancelled as a task (CancelledError at its next await), so
+    most need neither `cancelled()` nor `wait_cancelled()`; they are there for handlers
+    that want to stop cleanly at a point of their choosing.
+    """
 
     job_id: int
     kind: str
     attempt: int
     report: Callable[[int, str | None], None]
-    cancel_requested: Callable[[], bool]
+    cancel_event: asyncio.Event
     log: structlog.typing.FilteringBoundLogger = field(init=False)
 
     def __post_init__(self) -> None:
@@ -30,7 +36,11 @@ class LoopContext:
         self.report(max(0, min(100, int(percent))), message)
 
     def cancelled(self) -> bool:
-        return self.cancel_requested()
+        return self.cancel_event.is_set()
+
+    async def wait_cancelled(self) -> None:
+        """Returns once a cancel is requested (or the lease is lost)."""
+        await self.cancel_event.wait()
 
 
 @dataclass

@@ -292,7 +292,7 @@ class Worker:
                 cancel=entry.cancel,
                 timeout_s=timeout,
             )
-        ctx = LoopContext(job.id, job.kind, job.attempt, report, entry.cancel.is_set)
+        ctx = LoopContext(job.id, job.kind, job.attempt, report, entry.cancel)
         try:
             if kind.cpu_bound:  # no pool configured (--processes 0): a thread, not the loop
                 coro = asyncio.to_thread(kind.handler, ctx, payload)

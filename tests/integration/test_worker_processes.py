@@ -200,6 +200,46 @@ async def test_failing_jobs_retry_with_backoff_then_succeed_or_die(store, worker
         assert nominal * 0.8 - 1e-6 <= delay <= nominal * 1.2 + 1e-6
 
 
+async def test_unknown_kinds_and_bad_payloads_end_dead_and_the_worker_carries_on(store, workers):
+    unknown = (await store.enqueue(NewJob(kind="prices.nonexistent"))).id
+    bad = (await store.enqueue(NewJob(kind="demo.sleep", payload={"seconds": "soon"}))).id
+    fine = (await store.enqueue(NewJob(kind="demo.noop"))).id
+    proc = workers.start()
+
+    async def settled() -> bool:
+        return (await store.get(fine)).state is JobState.SUCCEEDED and all(
+            [(await store.get(i)).state is JobState.DEAD for i in (unknown, bad)]
+        )
+
+    await eventually(settled, 30)
+    [error] = (await store.get(unknown)).errors
+    assert error["type"] == "UnknownKind" and "prices.nonexistent" in error["message"]
+    assert "demo.noop" in error["message"]  # says which kinds exist
+    [error] = (await store.get(bad)).errors
+    assert error["type"] == "InvalidPayload" and "seconds" in error["message"]
+    assert proc.poll() is None
+
+
+async def test_a_second_signal_exits_at_once_and_the_reaper_recovers(store, workers):
+    job_id = (await store.enqueue(NewJob(kind="demo.sleep", payload={"seconds": 2}))).id
+    first = workers.start("--lease", "2s", "--grace", "60s")
+    await wait_running(store, 1)
+    first.send_signal(signal.SIGTERM)
+    await asyncio.sleep(0.3)
+    first.send_signal(signal.SIGTERM)
+    rc = await asyncio.to_thread(first.wait, 10)
+    assert rc == 1  # did not wait out the 60 s grace
+    assert (await store.get(job_id)).state is JobState.RUNNING  # its lease is still out
+    workers.start("--lease", "2s")
+
+    async def done() -> bool:
+        return (await store.get(job_id)).state is JobState.SUCCEEDED
+
+    await eventually(done, 30)
+    job = await store.get(job_id)
+    assert job.attempt == 2 and [e["type"] for e in job.errors] == ["LeaseExpired"]
+
+
 async def test_a_job_over_its_timeout_is_stopped_and_retried_then_dead(store, workers):
     job_id = (
         await store.enqueue(
