@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -148,14 +149,27 @@ def dev(
                     break
     finally:
         if worker_proc is not None and worker_proc.poll() is None:
-            worker_proc.send_signal(signal.SIGTERM)
-            try:
-                worker_proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                worker_proc.kill()
+            _stop_worker(worker_proc)
         if embedded:
             embedded.destroy()
             print("Stopped the embedded Postgres and removed its data.", flush=True)
+
+
+def _stop_worker(proc: subprocess.Popen[bytes]) -> None:
+    """One SIGTERM (graceful), wait out its grace and then some; a further Ctrl-C, or the
+    wait running out, kills its whole process group (the pool's children too)."""
+    from worker.settings import WorkerSettings
+
+    s = WorkerSettings()
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # the next Ctrl-C interrupts
+    proc.send_signal(signal.SIGTERM)
+    print("Stopping the worker (Ctrl-C again to kill it now)…", flush=True)
+    try:
+        proc.wait(timeout=s.grace_s + s.cancel_grace_s + 15)
+    except (subprocess.TimeoutExpired, KeyboardInterrupt):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 def main() -> None:

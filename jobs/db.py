@@ -18,6 +18,7 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     # The server went away mid-statement and left the connection's protocol state torn
     # ("cannot switch to state …"); the pool discards such a connection on release.
     asyncpg.exceptions.InternalClientError,
+    asyncpg.exceptions.TooManyConnectionsError,  # the server is full: wait for a free one
 )
 """Errors after which a loop should wait and try again: the database will be back."""
 

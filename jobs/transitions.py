@@ -88,12 +88,15 @@ class Change:
 def error_entry(
     *, at: datetime, attempt: int, type: str, message: str, traceback: str | None = None
 ) -> dict[str, JSON]:
+    # PostgreSQL's jsonb cannot hold NUL characters; an exception message may.
     return {
         "at": at.isoformat(),
         "attempt": attempt,
         "type": type,
-        "message": message[:MESSAGE_CHARS],
-        "traceback": traceback[-TRACEBACK_TAIL_CHARS:] if traceback else None,
+        "message": message[:MESSAGE_CHARS].replace("\x00", "\\0"),
+        "traceback": traceback[-TRACEBACK_TAIL_CHARS:].replace("\x00", "\\0")
+        if traceback
+        else None,
     }
 
 

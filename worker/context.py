@@ -33,7 +33,7 @@ class LoopContext:
         )
 
     def progress(self, percent: int, message: str | None = None) -> None:
-        self.report(max(0, min(100, int(percent))), message)
+        self.report(max(0, min(100, int(percent))), _text(message))
 
     def cancelled(self) -> bool:
         return self.cancel_event.is_set()
@@ -61,7 +61,12 @@ class ChildContext:
         )
 
     def progress(self, percent: int, message: str | None = None) -> None:
-        self.conn.send(("progress", max(0, min(100, int(percent))), message))
+        self.conn.send(("progress", max(0, min(100, int(percent))), _text(message)))
 
     def cancelled(self) -> bool:
         return bool(self.cancel_flag.value)
+
+
+def _text(message: str | None) -> str | None:
+    """Progress messages go into text and jsonb columns, which refuse NUL characters."""
+    return None if message is None else str(message)[:1000].replace("\x00", "")

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import multiprocessing as mp
+import signal
+import sys
 import threading
 import traceback
 from dataclasses import dataclass
@@ -32,6 +35,13 @@ def _child_main(conn: Connection, cancel_flag: Any, registry_factory: str) -> No
     from jobs.handler import Cancel as CancelJob
     from jobs.handler import Permanent, Retry
     from worker.context import ChildContext
+
+    # The parent decides when a job stops: a terminal's Ctrl-C or a service manager's
+    # group-wide SIGTERM must not turn running jobs into failures. And a child must not
+    # outlive its parent (kill -9 of the worker): ask Linux to kill it then.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    _die_with_parent()
 
     module, _, name = registry_factory.partition(":")
     registry = getattr(importlib.import_module(module), name)()
@@ -63,6 +73,15 @@ def _child_main(conn: Connection, cancel_flag: Any, registry_factory: str) -> No
                     not isinstance(exc, Permanent),
                 )
             )
+
+
+def _die_with_parent() -> None:
+    if sys.platform != "linux":
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
 
 
 @dataclass
@@ -108,7 +127,7 @@ class ProcessPool:
             while True:
                 try:
                     msg: tuple[Any, ...] = parent.recv()
-                except (EOFError, OSError):
+                except Exception:  # EOF, a torn pipe, an unpicklable reply: the child is lost
                     msg = ("died",)
                 try:
                     loop.call_soon_threadsafe(inbox.put_nowait, msg)
@@ -132,12 +151,13 @@ class ProcessPool:
         cancel: asyncio.Event,
         timeout_s: float | None,
     ) -> Outcome:
-        slot = await self._idle.get()
-        slot.cancel_flag.value = 0
-        slot.conn.send((job_id, kind, attempt, payload))
+        slot = await self._acquire(cancel, (job_id, kind, attempt, payload))
+        if slot is None:
+            return Cancel("cancel requested")  # before a child was free to start it
         loop = asyncio.get_running_loop()
         deadline = None if timeout_s is None else loop.time() + timeout_s
         cancel_wait = asyncio.ensure_future(cancel.wait())
+        get: asyncio.Future[tuple[Any, ...]] | None = None
         try:
             while True:
                 remaining = None if deadline is None else max(0.0, deadline - loop.time())
@@ -150,7 +170,10 @@ class ProcessPool:
                     if msg[0] == "progress":
                         on_progress(msg[1], msg[2])
                         continue
-                    self._idle.put_nowait(slot) if msg[0] != "died" else await self._replace(slot)
+                    if msg[0] == "died":
+                        await self._replace(slot)
+                    else:
+                        self._idle.put_nowait(slot)
                     return _outcome(msg)
                 get.cancel()
                 stopped: Outcome = (
@@ -159,10 +182,32 @@ class ProcessPool:
                 await self._stop(slot)
                 return stopped
         except asyncio.CancelledError:
+            if get is not None:
+                get.cancel()  # or it would swallow the child's reply that _stop waits for
             await asyncio.shield(self._stop(slot))
             raise
         finally:
             cancel_wait.cancel()
+
+    async def _acquire(self, cancel: asyncio.Event, task: tuple[Any, ...]) -> _Slot | None:
+        """An idle child with the job sent to it; None if a cancel came first. A child that
+        died while idle is replaced and the job sent to its successor."""
+        while True:
+            get = asyncio.ensure_future(self._idle.get())
+            cancel_wait = asyncio.ensure_future(cancel.wait())
+            done, _ = await asyncio.wait({get, cancel_wait}, return_when=asyncio.FIRST_COMPLETED)
+            cancel_wait.cancel()
+            if get not in done:
+                get.cancel()
+                return None
+            slot = get.result()
+            slot.cancel_flag.value = 0
+            try:
+                slot.conn.send(task)
+            except OSError:
+                await self._replace(slot)
+                continue
+            return slot
 
     async def _stop(self, slot: _Slot) -> None:
         """Tell the child to stop; kill and replace it if it does not within the grace."""
@@ -182,6 +227,8 @@ class ProcessPool:
         await self._replace(slot)
 
     async def _replace(self, slot: _Slot) -> None:
+        if slot not in self._slots:
+            return  # already replaced (a cancelled stop retried by its shield)
         log.warning("pool.child_replaced", pid=slot.process.pid)
         with contextlib.suppress(Exception):
             slot.process.kill()
@@ -196,6 +243,12 @@ class ProcessPool:
     @property
     def pids(self) -> list[int]:
         return [slot.process.pid for slot in self._slots]
+
+    def kill_all(self) -> None:
+        """For an immediate exit: no child may go on computing a job that is run elsewhere."""
+        for slot in self._slots:
+            with contextlib.suppress(Exception):
+                slot.process.kill()
 
     async def close(self) -> None:
         for slot in self._slots:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
 import os
 import random
 import socket
@@ -99,6 +100,8 @@ class Worker:
         self._signals += 1
         if self._signals > 1:
             log.warning("worker.killed", worker_id=self.id, running=len(self._running))
+            if self._pool:
+                self._pool.kill_all()
             os._exit(1)
         log.info("worker.stopping", worker_id=self.id, running=len(self._running))
         self._stopping.set()
@@ -136,16 +139,21 @@ class Worker:
         stop_wait = asyncio.create_task(self._stopping.wait())
         done, _ = await asyncio.wait({*watched, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
         for task in done - {stop_wait}:
-            failed = task.exception() or RuntimeError(f"service {task.get_name()} returned")
+            error = task.exception()
+            if error is None and self._stopping.is_set():
+                continue  # the fetcher saw the stop before we did: a clean exit
+            failed = error or RuntimeError(f"service {task.get_name()} returned")
             log.error("worker.service_failed", service=task.get_name(), error=repr(failed))
         self._stopping.set()
         self._wake.set()
-        with contextlib.suppress(asyncio.CancelledError):
-            await fetcher
+        stop_wait.cancel()
+        # From here on, only wait on tasks: whatever they raised was logged above, and the
+        # shutdown steps below must all run (release, flush, unregister).
+        await asyncio.wait({fetcher}, timeout=10.0)
         await self._drain_running()
         self._flush.set()
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.wait_for(completer, timeout=max(s.grace_s, 10.0))
+        await asyncio.wait({completer}, timeout=max(s.grace_s, 10.0))
+        completer.cancel()
         for task in background:
             task.cancel()
         await asyncio.gather(*background, return_exceptions=True)
@@ -177,6 +185,8 @@ class Worker:
         s = self.settings
         turn = 0
         while not self._stopping.is_set():
+            # Cleared before the claim, so a NOTIFY or a freed slot during it is not lost.
+            self._wake.clear()
             # Outcomes not yet written still hold their slot: if the database falls behind,
             # the worker stops claiming instead of piling up unwritten results.
             free = s.concurrency - len(self._running) - len(self._outbox)
@@ -195,7 +205,6 @@ class Worker:
                     self._start(job)
             if claimed and claimed == free:
                 continue  # there may be more: claim again as soon as slots free up
-            self._wake.clear()
             poll = s.poll_interval_s * random.uniform(0.8, 1.2)  # noqa: S311 - spreading polls
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), poll)
@@ -236,9 +245,11 @@ class Worker:
         job = entry.job
         outcome: Outcome | None
         try:
-            outcome = await self._outcome_of(entry)
+            outcome = _checked(await self._outcome_of(entry))
         except asyncio.CancelledError:
             outcome = self._interrupted(entry)
+        except Exception as exc:  # the runtime's own failure around this job: record it
+            outcome = Failure(type(exc).__name__, str(exc), traceback.format_exc())
         finally:
             self._running.pop(job.lease, None)
             self._wake.set()  # a slot is free
@@ -300,6 +311,7 @@ class Worker:
                 coro = kind.handler(ctx, payload)
             return Success(await asyncio.wait_for(coro, timeout))
         except TimeoutError:
+            entry.cancel.set()  # a handler in a thread (--processes 0) can see it and stop
             return Timeout(timeout or 0)
         except Retry as exc:
             return Snooze(exc.after_s)
@@ -334,8 +346,12 @@ class Worker:
                 )
             except TRANSIENT_ERRORS as exc:
                 log.warning("worker.db_unavailable", service="completer", error=repr(exc))
-                await self._pause(0.5)
+                await asyncio.sleep(0.5)  # not _pause: that returns at once while stopping
                 continue
+            except asyncpg.PostgresError as exc:
+                # One outcome the database refuses must not take the batch down with it.
+                log.error("worker.batch_refused", error=repr(exc), outcomes=len(batch))
+                applied = await self._finish_one_by_one(batch)
             self._wake.set()  # slots are free again
             for lease, (change, job) in batch:
                 del self._outbox[lease]
@@ -348,6 +364,18 @@ class Worker:
                         attempt=job.attempt,
                         **({"error": change.error["type"]} if change.error else {}),
                     )
+
+    async def _finish_one_by_one(
+        self, batch: list[tuple[Lease, tuple[Change, Claimed]]]
+    ) -> dict[Lease, JobState]:
+        applied: dict[Lease, JobState] = {}
+        for lease, (change, job) in batch:
+            try:
+                applied.update(await self.store.finish_many([(lease, change)]))
+            except asyncpg.PostgresError as exc:
+                # Left running: its lease expires and the reaper records the failed attempt.
+                log.error("job.outcome_refused", job_id=job.id, kind=job.kind, error=repr(exc))
+        return applied
 
     # -- heartbeat, reaper, progress -----------------------------------------------------
 
@@ -402,7 +430,6 @@ class Worker:
                     await self.store.report_progress(lease, percent, message)
                 except TRANSIENT_ERRORS:
                     self._progress.setdefault(lease, (percent, message))
-                    break
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -421,3 +448,23 @@ class Worker:
                 log.warning("worker.db_unavailable", service=what, error=repr(exc))
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
+
+
+def _checked(outcome: Outcome) -> Outcome:
+    """A result Postgres' jsonb cannot hold (NaN, a NUL character, a datetime) would make the
+    whole batch's write fail: turn it into a permanent failure of this job instead."""
+    if isinstance(outcome, Success):
+        try:
+            text = json.dumps(outcome.result, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            return Failure(
+                "UnserializableResult", f"the handler's result is not JSON: {exc}", retryable=False
+            )
+        if "\\u0000" in text:
+            return Failure(
+                "UnserializableResult",
+                "the handler's result contains a NUL "
+                "character, which PostgreSQL's jsonb cannot store",
+                retryable=False,
+            )
+    return outcome

@@ -30,7 +30,7 @@ class WorkerSettings(BaseSettings):
         default=5.0, ge=0, description="longest an outcome waits to be written (ms)"
     )
     progress_flush_ms: float = Field(
-        default=200.0, ge=0, description="progress reports are written this often (ms)"
+        default=200.0, ge=10, description="progress reports are written this often (ms)"
     )
 
     @property

@@ -70,3 +70,42 @@ async def test_a_timeout_stops_the_child():
         assert outcome == Timeout(0.5)
     finally:
         await pool.close()
+
+
+async def test_a_job_cancelled_while_waiting_for_a_child_never_starts():
+    pool = await _pool()
+    try:
+        busy_cancel = asyncio.Event()
+        busy = asyncio.create_task(
+            pool.run(
+                1,
+                "test.stubborn",
+                1,
+                {"n": 1},
+                on_progress=lambda *_: None,
+                cancel=busy_cancel,
+                timeout_s=None,
+            )
+        )
+        await asyncio.sleep(0.3)
+        waiting_cancel = asyncio.Event()
+        waiting = asyncio.create_task(
+            pool.run(
+                2,
+                "demo.cpu",
+                1,
+                {"n": 1000},
+                on_progress=lambda *_: None,
+                cancel=waiting_cancel,
+                timeout_s=None,
+            )
+        )
+        await asyncio.sleep(0.3)
+        assert not waiting.done()  # the only child is busy
+        waiting_cancel.set()
+        assert await asyncio.wait_for(waiting, 2) == Cancel("cancel requested")
+        assert not busy.done()
+        busy_cancel.set()
+        assert await asyncio.wait_for(busy, 10) == Cancel("cancel requested")
+    finally:
+        await pool.close()

@@ -52,3 +52,14 @@ def test_pool_messages_map_to_outcomes():
     )
     died = _outcome(("died",))
     assert isinstance(died, Failure) and died.type == "WorkerProcessDied"
+
+
+def test_results_postgres_cannot_store_become_permanent_failures():
+    from worker.runtime import _checked
+
+    for bad in (float("nan"), {"when": object()}, {"text": "a\x00b"}):
+        outcome = _checked(Success(bad))
+        assert isinstance(outcome, Failure)
+        assert outcome.type == "UnserializableResult" and not outcome.retryable
+    assert _checked(Success({"ok": [1, 2.5, "x"]})) == Success({"ok": [1, 2.5, "x"]})
+    assert _checked(Cancel("c")) == Cancel("c")
