@@ -15,8 +15,8 @@ import json
 import os
 import platform
 import subprocess
-import sys
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -249,12 +249,17 @@ async def server_facts(server_url: str) -> dict[str, str]:
     return facts
 
 
-async def main(server_url: str) -> None:
+async def make_template(server_url: str) -> None:
+    """A migrated `bench_template` database that every measurement clones."""
     admin = await asyncpg.connect(server_url)
     await admin.execute("DROP DATABASE IF EXISTS bench_template WITH (FORCE)")
     await admin.execute("CREATE DATABASE bench_template")
     await admin.close()
     await asyncio.to_thread(upgrade, with_database(server_url, "bench_template"))
+
+
+async def main(server_url: str) -> None:
+    await make_template(server_url)
 
     facts = await server_facts(server_url)
     print(
@@ -320,17 +325,18 @@ async def main(server_url: str) -> None:
             print(f"| {r['script']} | {r['clients']} | {r['jobs_per_s']:,} |")
 
 
-def run() -> None:
+def run_on_server(bench: Callable[[str], Awaitable[None]]) -> None:
+    """Run `bench(server_url)` on BENCH_DATABASE_URL, or on an embedded durable cluster."""
     url = os.environ.get("BENCH_DATABASE_URL")
     if url:
-        asyncio.run(main(url))
+        asyncio.run(bench(url))
         return
     pg = EmbeddedPostgres(durable=True, settings=SERVER_SETTINGS)
     try:
-        asyncio.run(main(pg.start()))
+        asyncio.run(bench(pg.start()))
     finally:
         pg.destroy()
 
 
 if __name__ == "__main__":
-    sys.exit(run())
+    run_on_server(main)

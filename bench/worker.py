@@ -25,9 +25,7 @@ from pathlib import Path
 
 import asyncpg
 
-from bench.store import SERVER_SETTINGS, with_database
-from jobs.embedded import EmbeddedPostgres
-from jobs.migrate import upgrade
+from bench.store import make_template, run_on_server, with_database
 from jobs.model import NewJob
 from jobs.store import Store
 
@@ -121,11 +119,7 @@ def pct(values: list[float], p: float) -> float:
 
 
 async def main(server_url: str) -> None:
-    admin = await asyncpg.connect(server_url)
-    await admin.execute("DROP DATABASE IF EXISTS bench_template WITH (FORCE)")
-    await admin.execute("CREATE DATABASE bench_template")
-    await admin.close()
-    await asyncio.to_thread(upgrade, with_database(server_url, "bench_template"))
+    await make_template(server_url)
     total = max(1000, int(50_000 * SCALE))
     with tempfile.TemporaryDirectory() as logs:
         log_dir = Path(logs)
@@ -166,17 +160,5 @@ async def main(server_url: str) -> None:
     )
 
 
-def run() -> None:
-    url = os.environ.get("BENCH_DATABASE_URL")
-    if url:
-        asyncio.run(main(url))
-        return
-    pg = EmbeddedPostgres(durable=True, settings=SERVER_SETTINGS)
-    try:
-        asyncio.run(main(pg.start()))
-    finally:
-        pg.destroy()
-
-
 if __name__ == "__main__":
-    run()
+    run_on_server(main)

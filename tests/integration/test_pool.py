@@ -8,6 +8,27 @@ from jobs.transitions import Cancel, Success, Timeout
 from worker.pool import ProcessPool
 
 
+def _start(
+    pool: ProcessPool,
+    job_id: int,
+    kind: str,
+    payload: dict,
+    cancel: asyncio.Event,
+    timeout_s: float | None = None,
+) -> asyncio.Task:
+    return asyncio.create_task(
+        pool.run(
+            job_id,
+            kind,
+            1,
+            payload,
+            on_progress=lambda *_: None,
+            cancel=cancel,
+            timeout_s=timeout_s,
+        )
+    )
+
+
 async def _pool() -> ProcessPool:
     pool = ProcessPool(
         1, cancel_grace_s=0.5, registry_factory="tests.integration.pool_kinds:registry"
@@ -21,17 +42,7 @@ async def test_a_child_that_ignores_a_cancel_is_killed_and_replaced():
     try:
         before = pool.pids
         cancel = asyncio.Event()
-        run = asyncio.create_task(
-            pool.run(
-                1,
-                "test.stubborn",
-                1,
-                {"n": 1},
-                on_progress=lambda *_: None,
-                cancel=cancel,
-                timeout_s=None,
-            )
-        )
+        run = _start(pool, 1, "test.stubborn", {"n": 1}, cancel)
         await asyncio.sleep(0.5)
         started = asyncio.get_running_loop().time()
         cancel.set()
@@ -76,30 +87,10 @@ async def test_a_job_cancelled_while_waiting_for_a_child_never_starts():
     pool = await _pool()
     try:
         busy_cancel = asyncio.Event()
-        busy = asyncio.create_task(
-            pool.run(
-                1,
-                "test.stubborn",
-                1,
-                {"n": 1},
-                on_progress=lambda *_: None,
-                cancel=busy_cancel,
-                timeout_s=None,
-            )
-        )
+        busy = _start(pool, 1, "test.stubborn", {"n": 1}, busy_cancel)
         await asyncio.sleep(0.3)
         waiting_cancel = asyncio.Event()
-        waiting = asyncio.create_task(
-            pool.run(
-                2,
-                "demo.cpu",
-                1,
-                {"n": 1000},
-                on_progress=lambda *_: None,
-                cancel=waiting_cancel,
-                timeout_s=None,
-            )
-        )
+        waiting = _start(pool, 2, "demo.cpu", {"n": 1000}, waiting_cancel)
         await asyncio.sleep(0.3)
         assert not waiting.done()  # the only child is busy
         waiting_cancel.set()
