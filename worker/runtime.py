@@ -304,14 +304,22 @@ class Worker:
                 timeout_s=timeout,
             )
         ctx = LoopContext(job.id, job.kind, job.attempt, report, entry.cancel)
+        thread: asyncio.Future[Any] | None = None
         try:
-            if kind.cpu_bound:  # no pool configured (--processes 0): a thread, not the loop
-                coro = asyncio.to_thread(kind.handler, ctx, payload)
-            else:
-                coro = kind.handler(ctx, payload)
-            return Success(await asyncio.wait_for(coro, timeout))
+            if kind.cpu_bound:
+                # No pool (--processes 0): a thread, not the loop. A thread cannot be killed,
+                # so stopping it is cooperative (ctx.cancelled()), and its slot stays taken
+                # until it has returned: the job never runs twice at once on this worker.
+                thread = asyncio.get_running_loop().run_in_executor(
+                    None, kind.handler, ctx, payload
+                )
+                return Success(await asyncio.wait_for(asyncio.shield(thread), timeout))
+            return Success(await asyncio.wait_for(kind.handler(ctx, payload), timeout))
         except TimeoutError:
-            entry.cancel.set()  # a handler in a thread (--processes 0) can see it and stop
+            entry.cancel.set()
+            if thread is not None:
+                with contextlib.suppress(Exception):
+                    await thread
             return Timeout(timeout or 0)
         except Retry as exc:
             return Snooze(exc.after_s)
@@ -408,7 +416,7 @@ class Worker:
     def _stop_job(self, entry: _Running) -> None:
         entry.cancel.set()  # seen by the pool and by handlers polling ctx.cancelled()
         kind = self.registry.get(entry.job.kind)
-        if entry.task and not (kind and kind.cpu_bound and self._pool):
+        if entry.task and not (kind and kind.cpu_bound):  # CPU-bound: the event stops it
             entry.task.cancel()
 
     async def _reap(self) -> None:

@@ -148,10 +148,11 @@ async def test_sigterm_finishes_or_releases_and_exits_zero(store, workers):
     assert '"worker.stopped"' in workers.log(proc)
 
 
-async def test_cancel_running_async_and_cpu_jobs_within_two_heartbeats(store, workers):
+@pytest.mark.parametrize("processes", ["1", "0"])  # CPU-bound in the pool, or in a thread
+async def test_cancel_running_async_and_cpu_jobs_within_two_heartbeats(store, workers, processes):
     sleep = (await store.enqueue(NewJob(kind="demo.sleep", payload={"seconds": 60}))).id
     cpu = (await store.enqueue(NewJob(kind="demo.cpu", payload={"n": 5_000_000_000}))).id
-    workers.start("--lease", "3s", "--processes", "1")
+    workers.start("--lease", "3s", "--processes", processes)
     await wait_running(store, 2, timeout=60)
     loop = asyncio.get_running_loop()
     asked = loop.time()
