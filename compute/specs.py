@@ -36,3 +36,13 @@ class DemoProgress(_Spec):
 
     steps: int = Field(default=10, ge=1, le=10_000)
     interval_s: float = Field(default=0.5, ge=0, le=3600)
+
+
+SPECS: dict[str, type[BaseModel]] = {
+    "demo.noop": DemoNoop,
+    "demo.sleep": DemoSleep,
+    "demo.fail": DemoFail,
+    "demo.cpu": DemoCpu,
+    "demo.progress": DemoProgress,
+}
+"""Every job kind's payload model, by kind: the API validates submissions with these."""

@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import threading
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -102,6 +102,79 @@ def worker(
 
 
 @app.command()
+def api(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option(envvar="PORT", help="Port (also $PORT, as Railway sets it).")
+    ] = 8000,
+) -> None:
+    """Serve the REST API (uvicorn)."""
+    import uvicorn
+
+    from api.app import create_app
+
+    configure_logging()
+    uvicorn.run(create_app(_database_url()), host=host, port=port, log_level="warning")
+
+
+keys = typer.Typer(help="API keys: create (shown once), list, revoke.", no_args_is_help=True)
+app.add_typer(keys, name="keys")
+
+
+def _with_pool(work: Any) -> Any:
+    import asyncio
+
+    import asyncpg
+
+    from jobs.db import asyncpg_dsn
+
+    async def main() -> Any:
+        conn = await asyncpg.connect(asyncpg_dsn(_database_url()))
+        try:
+            return await work(conn)
+        finally:
+            await conn.close()
+
+    return asyncio.run(main())
+
+
+@keys.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option(help="The principal: jobs submitted with it are its.")],
+    role: Annotated[str, typer.Option(help="admin (sees every job) or user.")] = "user",
+) -> None:
+    """Create a key; the key itself is printed on the last line, once, and never stored."""
+    from api.keys import create_key
+
+    try:
+        key = _with_pool(lambda conn: create_key(conn, name, role))
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    print(f"created {role} key {name!r}; it is shown only now:")
+    print(key)
+
+
+@keys.command("list")
+def keys_list() -> None:
+    """Every key's name, role, creation and revocation time (never the key)."""
+    from api.keys import list_keys
+
+    for k in _with_pool(list_keys):
+        revoked = f"revoked {k.revoked_at:%Y-%m-%d %H:%M}" if k.revoked_at else "active"
+        print(f"{k.name}\t{k.role}\tcreated {k.created_at:%Y-%m-%d %H:%M}\t{revoked}")
+
+
+@keys.command("revoke")
+def keys_revoke(name: Annotated[str, typer.Argument(help="The key's name.")]) -> None:
+    """Revoke a key at once: its next request answers 401."""
+    from api.keys import revoke_key
+
+    if not _with_pool(lambda conn: revoke_key(conn, name)):
+        raise typer.BadParameter(f"no active key named {name!r}")
+    print(f"revoked {name!r}")
+
+
+@app.command()
 def migrate() -> None:
     """Apply the database migrations (alembic upgrade head) to DATABASE_URL."""
     configure_logging()
@@ -115,6 +188,7 @@ def dev(
     keep_running: Annotated[
         bool, typer.Option(help="Wait for Ctrl-C after start-up (off: start, migrate, stop).")
     ] = True,
+    port: Annotated[int, typer.Option(envvar="PORT", help="The API's port.")] = 8000,
 ) -> None:
     """Everything on one machine: embedded Postgres when DATABASE_URL is unset, migrations,
     and every process Conveyor has, until Ctrl-C."""
@@ -124,40 +198,68 @@ def dev(
     if not url:
         embedded = EmbeddedPostgres(durable=True)
         url = embedded.start()
-    worker_proc: subprocess.Popen[bytes] | None = None
+    children: list[subprocess.Popen[bytes]] = []
     try:
         upgrade(url)
         log.info("db.migrated", revision="head")
+        key = _dev_admin_key(url)
+        env = {**os.environ, "DATABASE_URL": url}
+        # Own process groups: a terminal's Ctrl-C reaches only `dev`, which then sends each
+        # child one SIGTERM (a second signal would make a worker exit at once).
         worker_proc = subprocess.Popen(
-            [sys.executable, "-m", "conveyor.cli", "worker"],
-            env={**os.environ, "DATABASE_URL": url},
-            # Its own process group: a terminal's Ctrl-C reaches only `dev`, which then
-            # sends the worker one SIGTERM (a second signal would make it exit at once).
+            [sys.executable, "-m", "conveyor.cli", "worker"], env=env, start_new_session=True
+        )
+        api_proc = subprocess.Popen(
+            [sys.executable, "-m", "conveyor.cli", "api", "--port", str(port)],
+            env=env,
             start_new_session=True,
         )
+        children += [api_proc, worker_proc]
         print(f"Conveyor is up.\n  database: {url}" + ("  (embedded)" if embedded else ""))
+        print(f"  api:      http://127.0.0.1:{port}  (docs at /docs; pid {api_proc.pid})")
         print(f"  worker:   pid {worker_proc.pid} (queue default)")
-        print("  (the API arrives with its issue)")
+        print(f"  admin key for this session: {key}")
         print("Stop with Ctrl-C.", flush=True)
         if keep_running:
             stop = threading.Event()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 signal.signal(sig, lambda *_: stop.set())
             while not stop.wait(1.0):
-                if worker_proc.poll() is not None:
-                    print(f"The worker exited ({worker_proc.returncode}); stopping.", flush=True)
+                exited = [p for p in children if p.poll() is not None]
+                if exited:
+                    print(f"A process exited ({exited[0].returncode}); stopping.", flush=True)
                     break
     finally:
-        if worker_proc is not None and worker_proc.poll() is None:
-            _stop_worker(worker_proc)
+        for proc in children:
+            if proc.poll() is None:
+                _stop_worker(proc)
         if embedded:
             embedded.destroy()
             print("Stopped the embedded Postgres and removed its data.", flush=True)
 
 
+def _dev_admin_key(url: str) -> str:
+    import asyncio
+    import secrets
+
+    import asyncpg
+
+    from api.keys import create_key
+    from jobs.db import asyncpg_dsn
+
+    async def make() -> str:
+        conn = await asyncpg.connect(asyncpg_dsn(url))
+        try:
+            return await create_key(conn, f"dev-admin-{secrets.token_hex(3)}", "admin")
+        finally:
+            await conn.close()
+
+    return asyncio.run(make())
+
+
 def _stop_worker(proc: subprocess.Popen[bytes]) -> None:
-    """One SIGTERM (graceful), wait out its grace and then some; a further Ctrl-C, or the
-    wait running out, kills its whole process group (the pool's children too)."""
+    """One SIGTERM (graceful), wait out a worker's grace and then some; a further Ctrl-C, or
+    the wait running out, kills its whole process group (a pool's children too)."""
     from worker.settings import WorkerSettings
 
     s = WorkerSettings()

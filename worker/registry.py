@@ -70,10 +70,14 @@ class Registry:
 
 def default_registry() -> Registry:
     """Every built-in kind. Child processes of the pool build the same registry."""
+    handlers: dict[str, Callable[..., Any]] = {
+        "demo.noop": demo.noop,
+        "demo.sleep": demo.sleep,
+        "demo.fail": demo.fail,
+        "demo.cpu": demo.cpu,
+        "demo.progress": demo.progress,
+    }
     registry = Registry()
-    registry.register("demo.noop", demo.noop, specs.DemoNoop)
-    registry.register("demo.sleep", demo.sleep, specs.DemoSleep)
-    registry.register("demo.fail", demo.fail, specs.DemoFail)
-    registry.register("demo.cpu", demo.cpu, specs.DemoCpu)
-    registry.register("demo.progress", demo.progress, specs.DemoProgress)
+    for name, handler in handlers.items():
+        registry.register(name, handler, specs.SPECS[name])
     return registry

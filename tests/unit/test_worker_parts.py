@@ -63,3 +63,11 @@ def test_results_postgres_cannot_store_become_permanent_failures():
         assert outcome.type == "UnserializableResult" and not outcome.retryable
     assert _checked(Success({"ok": [1, 2.5, "x"]})) == Success({"ok": [1, 2.5, "x"]})
     assert _checked(Cancel("c")) == Cancel("c")
+
+
+def test_the_api_and_the_worker_know_the_same_kinds():
+    from compute.specs import SPECS
+
+    registry = default_registry()
+    assert sorted(SPECS) == [k.name for k in registry]
+    assert all(registry.get(name).payload is model for name, model in SPECS.items())

@@ -1,0 +1,180 @@
+"""The FastAPI application: `create_app(database_url)`; `conveyor api` serves it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Header, Response
+from pydantic import ValidationError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api import errors
+from api.auth import principal
+from api.errors import ApiError, ErrorBody
+from api.keys import Principal
+from api.schemas import CancelOut, JobOut, SubmitJob
+from compute.specs import SPECS
+from jobs.migrate import head_revision
+from jobs.model import NewJob
+from jobs.store import Store
+
+MAX_BODY_BYTES = 1024 * 1024
+Caller = Annotated[Principal, Depends(principal)]
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorBody} for code in (401, 404, 409, 413, 422)
+}
+
+
+class BodyLimit:
+    """413 for bodies over `limit` bytes, whether or not Content-Length says so."""
+
+    def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers", [])).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            await self._reject(send)
+            return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _TooLarge:
+            await self._reject(send)
+
+    async def _reject(self, send: Send) -> None:
+        response = errors.error_response(
+            413, "payload_too_large", f"the request body is over {self.limit:,} bytes"
+        )
+        await response({"type": "http"}, _empty_receive, send)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _empty_receive() -> Message:
+    return {"type": "http.request", "body": b"", "more_body": False}
+
+
+def create_app(database_url: str) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.store = await Store.connect(database_url)
+        try:
+            yield
+        finally:
+            await app.state.store.close()
+
+    app = FastAPI(
+        title="Conveyor",
+        version="0.1.0",
+        description="Postgres-native background jobs: submit, follow, cancel, retry.",
+        lifespan=lifespan,
+    )
+    errors.install(app)
+    app.add_middleware(BodyLimit)
+
+    @app.get("/health", tags=["ops"])
+    async def health() -> dict[str, str]:
+        """The process is alive."""
+        return {"status": "ok"}
+
+    @app.get("/ready", tags=["ops"], responses={503: {"model": ErrorBody}})
+    async def ready() -> dict[str, str]:
+        """The database answers and its schema is at the code's migration head."""
+        store: Store = app.state.store
+        try:
+            revision = await store.pool.fetchval("SELECT version_num FROM alembic_version")
+        except Exception as exc:
+            raise ApiError(503, "not_ready", f"the database is unreachable: {exc}") from exc
+        if revision != head_revision():
+            raise ApiError(
+                503,
+                "not_ready",
+                f"the database schema is at {revision}, the code needs {head_revision()}: "
+                "run `conveyor migrate`",
+            )
+        return {"status": "ready", "revision": str(revision)}
+
+    @app.post("/v1/jobs", status_code=201, response_model=JobOut, responses=ERRORS, tags=["jobs"])
+    async def submit(
+        body: SubmitJob,
+        response: Response,
+        who: Caller,
+        idempotency_key: Annotated[str | None, Header(max_length=512)] = None,
+    ) -> JobOut:
+        """Validate and enqueue a job. A repeated idempotency key (body or
+        `Idempotency-Key` header) answers 200 with the existing job."""
+        spec = SPECS.get(body.kind)
+        if spec is None:
+            raise ApiError(
+                422,
+                "unknown_kind",
+                f"no job kind {body.kind!r}; known kinds: {', '.join(sorted(SPECS))}",
+                {"known_kinds": sorted(SPECS)},
+            )
+        try:
+            payload = spec.model_validate(body.payload).model_dump(mode="json")
+        except ValidationError as exc:
+            fields = errors.field_errors(exc.errors())
+            summary = "; ".join(f"payload.{f['field']}: {f['problem']}" for f in fields)
+            raise ApiError(
+                422, "invalid_payload", f"the payload is invalid: {summary}", fields
+            ) from None
+        run_at = body.run_at
+        if body.delay_s is not None:
+            run_at = datetime.now(UTC) + timedelta(seconds=body.delay_s)
+        store: Store = app.state.store
+        enqueued = await store.enqueue(
+            NewJob(
+                kind=body.kind,
+                payload=payload,
+                queue=body.queue,
+                priority=body.priority,
+                run_at=run_at,
+                max_attempts=body.max_attempts,
+                timeout_s=body.timeout_s,
+                idempotency_key=body.idempotency_key or idempotency_key,
+                owner=who.name,
+            )
+        )
+        if enqueued.duplicate:
+            response.status_code = 200
+            response.headers["Idempotent-Replayed"] = "true"
+        return JobOut.of(await store.get(enqueued.id))
+
+    @app.get("/v1/jobs/{job_id}", response_model=JobOut, responses=ERRORS, tags=["jobs"])
+    async def get_job(job_id: int, who: Caller) -> JobOut:
+        """A job with its progress, result and one error entry per failed attempt. Another
+        user's job answers 404, as if it did not exist."""
+        return JobOut.of(await app.state.store.get(job_id, owner=who.owner_filter))
+
+    @app.post("/v1/jobs/{job_id}/cancel", response_model=CancelOut, responses=ERRORS, tags=["jobs"])
+    async def cancel(job_id: int, who: Caller) -> CancelOut:
+        """Queued: cancelled now. Running: its worker is asked and stops it within two
+        heartbeats. Finished: left as it is (the answer says its state)."""
+        result = await app.state.store.cancel(job_id, owner=who.owner_filter, by=who.name)
+        return CancelOut(
+            id=job_id,
+            previous_state=result.previous,
+            state=result.state,
+            cancel_requested=result.requested,
+        )
+
+    return app

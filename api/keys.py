@@ -1,0 +1,73 @@
+"""API keys: created by `conveyor keys create`, shown once, stored as a SHA-256."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+KEY_PREFIX = "cvk_"
+ROLES = ("admin", "user")
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: the key's name is the principal that owns the jobs it submits."""
+
+    name: str
+    role: str
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+    @property
+    def owner_filter(self) -> str | None:
+        """The owner to scope job queries to: None (everything) for admins."""
+        return None if self.is_admin else self.name
+
+
+@dataclass(frozen=True, slots=True)
+class KeyInfo:
+    name: str
+    role: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+async def create_key(db: asyncpg.Connection | asyncpg.Pool, name: str, role: str) -> str:
+    """A new key for `name`; returns the key itself, which is never stored."""
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+    key = KEY_PREFIX + secrets.token_urlsafe(32)
+    await db.execute(
+        "INSERT INTO api_key (name, role, key_hash) VALUES ($1, $2, $3)", name, role, hash_key(key)
+    )
+    return key
+
+
+async def list_keys(db: asyncpg.Connection | asyncpg.Pool) -> list[KeyInfo]:
+    rows = await db.fetch("SELECT name, role, created_at, revoked_at FROM api_key ORDER BY name")
+    return [KeyInfo(r["name"], r["role"], r["created_at"], r["revoked_at"]) for r in rows]
+
+
+async def revoke_key(db: asyncpg.Connection | asyncpg.Pool, name: str) -> bool:
+    status = await db.execute(
+        "UPDATE api_key SET revoked_at = now() WHERE name = $1 AND revoked_at IS NULL", name
+    )
+    return str(status).endswith(" 1")
+
+
+async def authenticate(db: asyncpg.Pool, key: str) -> Principal | None:
+    row = await db.fetchrow(
+        "SELECT name, role FROM api_key WHERE key_hash = $1 AND revoked_at IS NULL",
+        hash_key(key),
+    )
+    return Principal(row["name"], row["role"]) if row else None

@@ -1,0 +1,68 @@
+"""Request and response bodies of the REST API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from jobs.model import Job, JobState
+
+NAME = r"^[A-Za-z0-9_.:-]+$"
+
+
+class SubmitJob(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: str = Field(min_length=1, max_length=128, pattern=NAME)
+    payload: dict[str, Any] = Field(default_factory=dict)
+    queue: str = Field(default="default", min_length=1, max_length=128, pattern=NAME)
+    priority: int = Field(default=0, ge=-32768, le=32767)
+    run_at: datetime | None = None
+    delay_s: float | None = Field(default=None, ge=0, le=366 * 86400)
+    max_attempts: int = Field(default=5, ge=1, le=100)
+    timeout_s: int | None = Field(default=None, ge=1, le=7 * 86400)
+    idempotency_key: str | None = Field(default=None, min_length=1, max_length=512)
+
+    @model_validator(mode="after")
+    def _one_start_time(self) -> SubmitJob:
+        if self.run_at is not None and self.delay_s is not None:
+            raise ValueError("give run_at or delay_s, not both")
+        if self.run_at is not None and self.run_at.tzinfo is None:
+            raise ValueError("run_at needs a timezone, e.g. 2026-11-22T21:30:00Z")
+        return self
+
+
+class JobOut(BaseModel):
+    id: int
+    kind: str
+    queue: str
+    state: JobState
+    payload: Any
+    priority: int
+    run_at: datetime
+    attempt: int
+    max_attempts: int
+    timeout_s: int | None
+    progress: int
+    progress_message: str | None
+    result: Any
+    errors: list[dict[str, Any]]
+    idempotency_key: str | None
+    owner: str
+    cancel_requested_at: datetime | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @classmethod
+    def of(cls, job: Job) -> JobOut:
+        return cls.model_validate({f: getattr(job, f) for f in cls.model_fields})
+
+
+class CancelOut(BaseModel):
+    id: int
+    previous_state: JobState
+    state: JobState
+    cancel_requested: bool

@@ -1,0 +1,132 @@
+"""The REST API against a real database: success and error paths, and isolation."""
+
+from __future__ import annotations
+
+import pytest
+
+from api.keys import revoke_key
+
+
+async def test_health_and_ready(api):
+    assert (await api.client.get("/health")).json() == {"status": "ok"}
+    ready = await api.client.get("/ready")
+    assert ready.status_code == 200 and ready.json()["status"] == "ready"
+
+
+async def test_submit_then_read_a_job(api):
+    r = await api.post("/v1/jobs", json={"kind": "demo.sleep", "payload": {"seconds": 2}})
+    assert r.status_code == 201, r.text
+    job = r.json()
+    assert job["state"] == "queued" and job["owner"] == "alice"
+    assert job["payload"] == {"seconds": 2.0}
+    got = await api.get(f"/v1/jobs/{job['id']}")
+    assert got.status_code == 200 and got.json()["id"] == job["id"]
+
+
+async def test_idempotency_key_in_body_or_header_replays_the_job(api):
+    first = await api.post("/v1/jobs", json={"kind": "demo.noop", "idempotency_key": "k1"})
+    again = await api.post(
+        "/v1/jobs",
+        json={"kind": "demo.noop"},
+        headers={**api.auth("alice"), "Idempotency-Key": "k1"},
+    )
+    assert first.status_code == 201 and again.status_code == 200
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.json()["id"] == first.json()["id"]
+    bobs = await api.post(
+        "/v1/jobs", who="bob", json={"kind": "demo.noop", "idempotency_key": "k1"}
+    )
+    assert bobs.status_code == 201 and bobs.json()["id"] != first.json()["id"]
+
+
+async def test_users_see_only_their_jobs_and_admins_see_all(api):
+    job_id = (await api.post("/v1/jobs", json={"kind": "demo.noop"})).json()["id"]
+    other = await api.get(f"/v1/jobs/{job_id}", who="bob")
+    assert other.status_code == 404
+    assert other.json()["error"]["code"] == "job_not_found"
+    assert (await api.post(f"/v1/jobs/{job_id}/cancel", who="bob")).status_code == 404
+    assert (await api.get(f"/v1/jobs/{job_id}", who="root")).status_code == 200
+    cancelled = await api.post(f"/v1/jobs/{job_id}/cancel", who="alice")
+    assert cancelled.json() == {
+        "id": job_id,
+        "previous_state": "queued",
+        "state": "cancelled",
+        "cancel_requested": False,
+    }
+
+
+async def test_missing_wrong_or_revoked_keys_answer_401_with_a_challenge(api, conn):
+    for headers in ({}, {"Authorization": "Bearer nope"}, {"Authorization": "Basic abc"}):
+        r = await api.client.get("/v1/jobs/1", headers=headers)
+        assert r.status_code == 401 and r.headers["WWW-Authenticate"] == "Bearer"
+        assert r.json()["error"]["code"] == "unauthorized"
+    await revoke_key(conn, "alice")
+    assert (await api.get("/v1/jobs/1")).status_code == 401
+
+
+async def test_unknown_kind_lists_the_known_ones(api):
+    r = await api.post("/v1/jobs", json={"kind": "prices.nope"})
+    assert r.status_code == 422
+    body = r.json()["error"]
+    assert body["code"] == "unknown_kind" and "demo.noop" in body["details"]["known_kinds"]
+
+
+async def test_bad_payload_fields_are_named(api):
+    r = await api.post("/v1/jobs", json={"kind": "demo.sleep", "payload": {"seconds": -1, "x": 1}})
+    assert r.status_code == 422
+    error = r.json()["error"]
+    assert error["code"] == "invalid_payload"
+    assert {f["field"] for f in error["details"]} == {"seconds", "x"}
+    assert "payload.seconds" in error["message"]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"kind": "demo.noop", "priority": 99999}, "priority"),
+        ({"kind": "demo.noop", "max_attempts": 0}, "max_attempts"),
+        ({"kind": "demo.noop", "queue": "bad queue!"}, "queue"),
+        ({"kind": "demo.noop", "delay_s": 5, "run_at": "2030-01-01T00:00:00Z"}, "body"),
+        ({"kind": "demo.noop", "run_at": "2030-01-01T00:00:00"}, "body"),
+        ({"kind": "demo.noop", "surprise": 1}, "surprise"),
+        ({"payload": {}}, "kind"),
+    ],
+)
+async def test_invalid_requests_answer_422_naming_the_field(api, body, field):
+    r = await api.post("/v1/jobs", json=body)
+    assert r.status_code == 422, r.text
+    error = r.json()["error"]
+    assert error["code"] == "invalid_request"
+    assert field in {d["field"] for d in error["details"]}
+
+
+async def test_malformed_json_is_422_with_the_position(api):
+    r = await api.post(
+        "/v1/jobs",
+        content=b'{"kind": "demo.noop",',
+        headers={"Content-Type": "application/json"},
+    )
+    assert r.status_code == 422
+    assert "malformed JSON at character 21" in r.json()["error"]["message"]
+
+
+async def test_bodies_over_one_mebibyte_answer_413(api):
+    big = {"kind": "demo.noop", "payload": {"blob": "x" * (1024 * 1024 + 10)}}
+    r = await api.post("/v1/jobs", json=big)
+    assert r.status_code == 413
+    assert r.json()["error"]["code"] == "payload_too_large"
+
+
+async def test_delay_s_schedules_the_job_later(api):
+    r = await api.post("/v1/jobs", json={"kind": "demo.noop", "delay_s": 3600})
+    job = r.json()
+    from datetime import datetime
+
+    created = datetime.fromisoformat(job["created_at"])
+    run_at = datetime.fromisoformat(job["run_at"])
+    assert 3590 < (run_at - created).total_seconds() < 3610
+
+
+async def test_unknown_routes_use_the_error_shape(api):
+    r = await api.client.get("/v1/nothing")
+    assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
