@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Header, Response
+from fastapi import Depends, FastAPI, Header, Query, Response
 from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -15,10 +15,20 @@ from api import errors
 from api.auth import principal
 from api.errors import ApiError, ErrorBody
 from api.keys import Principal
-from api.schemas import CancelOut, JobOut, SubmitJob
+from api.schemas import (
+    BatchOut,
+    CancelOut,
+    EventOut,
+    JobOut,
+    JobPage,
+    KindOut,
+    RetryOut,
+    SubmitBatch,
+    SubmitJob,
+)
 from compute.specs import SPECS
 from jobs.migrate import head_revision
-from jobs.model import NewJob
+from jobs.model import JobState, NewJob
 from jobs.store import Store
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -72,6 +82,40 @@ async def _empty_receive() -> Message:
     return {"type": "http.request", "body": b"", "more_body": False}
 
 
+def new_job(body: SubmitJob, who: Principal, header_key: str | None = None) -> NewJob:
+    """Validate a submission against its kind's payload model; 422 names what is wrong."""
+    spec = SPECS.get(body.kind)
+    if spec is None:
+        raise ApiError(
+            422,
+            "unknown_kind",
+            f"no job kind {body.kind!r}; known kinds: {', '.join(sorted(SPECS))}",
+            {"known_kinds": sorted(SPECS)},
+        )
+    try:
+        payload = spec.model_validate(body.payload).model_dump(mode="json")
+    except ValidationError as exc:
+        fields = errors.field_errors(exc.errors())
+        summary = "; ".join(f"payload.{f['field']}: {f['problem']}" for f in fields)
+        raise ApiError(
+            422, "invalid_payload", f"the payload is invalid: {summary}", fields
+        ) from None
+    run_at = body.run_at
+    if body.delay_s is not None:
+        run_at = datetime.now(UTC) + timedelta(seconds=body.delay_s)
+    return NewJob(
+        kind=body.kind,
+        payload=payload,
+        queue=body.queue,
+        priority=body.priority,
+        run_at=run_at,
+        max_attempts=body.max_attempts,
+        timeout_s=body.timeout_s,
+        idempotency_key=body.idempotency_key or header_key,
+        owner=who.name,
+    )
+
+
 def create_app(database_url: str) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -121,43 +165,85 @@ def create_app(database_url: str) -> FastAPI:
     ) -> JobOut:
         """Validate and enqueue a job. A repeated idempotency key (body or
         `Idempotency-Key` header) answers 200 with the existing job."""
-        spec = SPECS.get(body.kind)
-        if spec is None:
-            raise ApiError(
-                422,
-                "unknown_kind",
-                f"no job kind {body.kind!r}; known kinds: {', '.join(sorted(SPECS))}",
-                {"known_kinds": sorted(SPECS)},
-            )
-        try:
-            payload = spec.model_validate(body.payload).model_dump(mode="json")
-        except ValidationError as exc:
-            fields = errors.field_errors(exc.errors())
-            summary = "; ".join(f"payload.{f['field']}: {f['problem']}" for f in fields)
-            raise ApiError(
-                422, "invalid_payload", f"the payload is invalid: {summary}", fields
-            ) from None
-        run_at = body.run_at
-        if body.delay_s is not None:
-            run_at = datetime.now(UTC) + timedelta(seconds=body.delay_s)
         store: Store = app.state.store
-        enqueued = await store.enqueue(
-            NewJob(
-                kind=body.kind,
-                payload=payload,
-                queue=body.queue,
-                priority=body.priority,
-                run_at=run_at,
-                max_attempts=body.max_attempts,
-                timeout_s=body.timeout_s,
-                idempotency_key=body.idempotency_key or idempotency_key,
-                owner=who.name,
-            )
-        )
+        enqueued = await store.enqueue(new_job(body, who, idempotency_key))
         if enqueued.duplicate:
             response.status_code = 200
             response.headers["Idempotent-Replayed"] = "true"
         return JobOut.of(await store.get(enqueued.id))
+
+    @app.post(
+        "/v1/jobs/batch", status_code=201, response_model=BatchOut, responses=ERRORS, tags=["jobs"]
+    )
+    async def submit_batch(body: SubmitBatch, who: Caller) -> BatchOut:
+        """Up to 10,000 jobs in one statement; ids come back in input order, with which
+        ones were already there (idempotency keys). Nothing is enqueued if one is invalid."""
+        jobs = []
+        for i, item in enumerate(body.jobs):
+            try:
+                jobs.append(new_job(item, who))
+            except ApiError as exc:
+                raise ApiError(
+                    exc.status,
+                    exc.code,
+                    f"jobs[{i}]: {exc.message}",
+                    {"index": i, "problem": exc.details},
+                ) from None
+        result = await app.state.store.enqueue_many(jobs)
+        return BatchOut(ids=[r.id for r in result], duplicates=[r.duplicate for r in result])
+
+    @app.get("/v1/jobs", response_model=JobPage, responses=ERRORS, tags=["jobs"])
+    async def list_jobs(
+        who: Caller,
+        state: Annotated[list[JobState] | None, Query()] = None,
+        kind: Annotated[str | None, Query(max_length=128)] = None,
+        queue: Annotated[str | None, Query(max_length=128)] = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+        cursor: Annotated[str | None, Query(pattern=r"^[0-9]{1,19}$")] = None,
+    ) -> JobPage:
+        """The caller's jobs (an admin's: everyone's), newest first. Pass `next_cursor` back
+        as `cursor` for the next page; it is null on the last one."""
+        jobs = await app.state.store.list_jobs(
+            owner=who.owner_filter,
+            states=state or (),
+            kind=kind,
+            queue=queue,
+            created_after=created_after,
+            created_before=created_before,
+            before_id=int(cursor) if cursor else None,
+            limit=limit + 1,
+        )
+        page = jobs[:limit]
+        more = len(jobs) > limit
+        return JobPage(
+            jobs=[JobOut.of(j) for j in page], next_cursor=str(page[-1].id) if more else None
+        )
+
+    @app.get(
+        "/v1/jobs/{job_id}/events", response_model=list[EventOut], responses=ERRORS, tags=["jobs"]
+    )
+    async def job_events(job_id: int, who: Caller) -> list[EventOut]:
+        """What happened to the job beyond its row: retries, lost leases, cancels, progress."""
+        await app.state.store.get(job_id, owner=who.owner_filter)  # 404 for others' jobs
+        events = await app.state.store.events(job_id)
+        return [EventOut(at=e.at, type=e.type, data=e.data) for e in events]
+
+    @app.post("/v1/jobs/{job_id}/retry", response_model=RetryOut, responses=ERRORS, tags=["jobs"])
+    async def retry(job_id: int, who: Caller) -> RetryOut:
+        """A dead or cancelled job back to the queue with a fresh budget of attempts;
+        409 for a job in any other state."""
+        await app.state.store.retry(job_id, owner=who.owner_filter, by=who.name)
+        job = await app.state.store.get(job_id)
+        return RetryOut(id=job.id, state=job.state)
+
+    @app.get("/v1/kinds", response_model=list[KindOut], responses=ERRORS, tags=["jobs"])
+    async def kinds(who: Caller) -> list[KindOut]:
+        """Every job kind with the JSON schema of its payload."""
+        return [
+            KindOut(kind=k, payload_schema=m.model_json_schema()) for k, m in sorted(SPECS.items())
+        ]
 
     @app.get("/v1/jobs/{job_id}", response_model=JobOut, responses=ERRORS, tags=["jobs"])
     async def get_job(job_id: int, who: Caller) -> JobOut:

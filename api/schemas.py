@@ -61,6 +61,38 @@ class JobOut(BaseModel):
         return cls.model_validate({f: getattr(job, f) for f in cls.model_fields})
 
 
+class SubmitBatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    jobs: list[SubmitJob] = Field(min_length=1, max_length=10_000)
+
+
+class BatchOut(BaseModel):
+    ids: list[int]
+    duplicates: list[bool]
+
+
+class JobPage(BaseModel):
+    jobs: list[JobOut]
+    next_cursor: str | None
+
+
+class EventOut(BaseModel):
+    at: datetime
+    type: str
+    data: Any
+
+
+class KindOut(BaseModel):
+    kind: str
+    payload_schema: dict[str, Any]
+
+
+class RetryOut(BaseModel):
+    id: int
+    state: JobState
+
+
 class CancelOut(BaseModel):
     id: int
     previous_state: JobState

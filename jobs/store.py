@@ -511,6 +511,43 @@ class Store:
             raise JobNotFound(job_id)
         return Job.from_row(row)
 
+    async def list_jobs(
+        self,
+        *,
+        owner: str | None,
+        states: Sequence[JobState] = (),
+        kind: str | None = None,
+        queue: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        before_id: int | None = None,
+        limit: int = 50,
+    ) -> list[Job]:
+        """Newest first, keyset-paginated on id (`before_id` = the last id of the previous
+        page): a page costs the same at the millionth job as at the first."""
+        clauses: list[str] = []
+        params: list[Any] = []
+        for column, op, value, cast_ in (
+            ("owner", "=", owner, "text"),
+            ("kind", "=", kind, "text"),
+            ("queue", "=", queue, "text"),
+            ("created_at", ">=", created_after, "timestamptz"),
+            ("created_at", "<", created_before, "timestamptz"),
+            ("id", "<", before_id, "bigint"),
+        ):
+            if value is not None:
+                params.append(value)
+                clauses.append(f"{column} {op} ${len(params)}::{cast_}")
+        if states:
+            params.append([st.value for st in states])
+            clauses.append(f"state = ANY(${len(params)}::text[])")
+        params.append(limit)
+        where = " AND ".join(clauses) or "true"
+        rows = await self.pool.fetch(
+            f"SELECT * FROM job WHERE {where} ORDER BY id DESC LIMIT ${len(params)}", *params
+        )
+        return [Job.from_row(r) for r in rows]
+
     async def events(self, job_id: int) -> list[JobEvent]:
         rows = await self.pool.fetch(sql.JOB_EVENTS, job_id)
         return [JobEvent(r["job_id"], r["at"], r["type"], r["data"]) for r in rows]
