@@ -22,9 +22,11 @@ from api.schemas import (
     JobOut,
     JobPage,
     KindOut,
+    QueueOut,
     RetryOut,
     SubmitBatch,
     SubmitJob,
+    WorkerOut,
 )
 from compute.specs import SPECS
 from jobs.migrate import head_revision
@@ -237,6 +239,18 @@ def create_app(database_url: str) -> FastAPI:
         await app.state.store.retry(job_id, owner=who.owner_filter, by=who.name)
         job = await app.state.store.get(job_id)
         return RetryOut(id=job.id, state=job.state)
+
+    @app.get("/v1/queues", response_model=list[QueueOut], responses=ERRORS, tags=["ops"])
+    async def queues(who: Caller) -> list[QueueOut]:
+        """Per queue: queued and running now, finished in the last minute, and how long the
+        oldest ready job has waited. A user's figures count only its own jobs."""
+        rows = await app.state.store.queue_stats(owner=who.owner_filter)
+        return [QueueOut(**r) for r in rows]
+
+    @app.get("/v1/workers", response_model=list[WorkerOut], responses=ERRORS, tags=["ops"])
+    async def workers(who: Caller) -> list[WorkerOut]:
+        """Live worker processes with their last heartbeat and how many jobs each runs."""
+        return [WorkerOut(**r) for r in await app.state.store.live_workers()]
 
     @app.get("/v1/kinds", response_model=list[KindOut], responses=ERRORS, tags=["jobs"])
     async def kinds(who: Caller) -> list[KindOut]:

@@ -93,6 +93,27 @@ class RetryOut(BaseModel):
     state: JobState
 
 
+class QueueOut(BaseModel):
+    queue: str
+    queued: int
+    running: int
+    succeeded_last_minute: int
+    dead_last_minute: int
+    cancelled_last_minute: int
+    oldest_queued_age_s: float | None
+
+
+class WorkerOut(BaseModel):
+    id: str
+    host: str
+    pid: int
+    queues: list[str]
+    concurrency: int
+    started_at: datetime
+    heartbeat_at: datetime
+    running: int
+
+
 class CancelOut(BaseModel):
     id: int
     previous_state: JobState

@@ -327,3 +327,45 @@ DELETE FROM worker WHERE id = $1
 PRUNE_WORKERS = """
 DELETE FROM worker WHERE heartbeat_at < coalesce($2, now()) - make_interval(secs => $1)
 """
+
+# Per-queue figures for operators. Live states are counted exactly (the partial indexes keep
+# that cheap); finished jobs only over the last minute (job_finished_idx), never the whole
+# history. $1 scopes to one owner (NULL: all).
+QUEUE_STATS = """
+WITH live AS (
+    SELECT queue,
+           count(*) FILTER (WHERE state = 'queued') AS queued,
+           count(*) FILTER (WHERE state = 'running') AS running,
+           min(run_at) FILTER (WHERE state = 'queued' AND run_at <= now()) AS oldest_ready
+    FROM job
+    WHERE state IN ('queued', 'running') AND ($1::text IS NULL OR owner = $1)
+    GROUP BY queue
+), recent AS (
+    SELECT queue,
+           count(*) FILTER (WHERE state = 'succeeded') AS succeeded,
+           count(*) FILTER (WHERE state = 'dead') AS dead,
+           count(*) FILTER (WHERE state = 'cancelled') AS cancelled
+    FROM job
+    WHERE state IN ('succeeded', 'dead', 'cancelled')
+      AND finished_at > now() - interval '1 minute'
+      AND ($1::text IS NULL OR owner = $1)
+    GROUP BY queue
+)
+SELECT coalesce(l.queue, r.queue) AS queue,
+       coalesce(l.queued, 0) AS queued,
+       coalesce(l.running, 0) AS running,
+       coalesce(r.succeeded, 0) AS succeeded_last_minute,
+       coalesce(r.dead, 0) AS dead_last_minute,
+       coalesce(r.cancelled, 0) AS cancelled_last_minute,
+       extract(epoch FROM now() - l.oldest_ready)::float8 AS oldest_queued_age_s
+FROM live l FULL JOIN recent r ON r.queue = l.queue
+ORDER BY 1
+"""
+
+LIVE_WORKERS = """
+SELECT w.id, w.host, w.pid, w.queues, w.concurrency, w.started_at, w.heartbeat_at,
+       (SELECT count(*) FROM job j WHERE j.state = 'running' AND j.lease_owner = w.id)
+           AS running
+FROM worker w
+ORDER BY w.started_at
+"""

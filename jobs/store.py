@@ -548,6 +548,12 @@ class Store:
         )
         return [Job.from_row(r) for r in rows]
 
+    async def queue_stats(self, *, owner: str | None = None) -> list[dict[str, Any]]:
+        return [dict(r) for r in await self.pool.fetch(sql.QUEUE_STATS, owner)]
+
+    async def live_workers(self) -> list[dict[str, Any]]:
+        return [dict(r) for r in await self.pool.fetch(sql.LIVE_WORKERS)]
+
     async def events(self, job_id: int) -> list[JobEvent]:
         rows = await self.pool.fetch(sql.JOB_EVENTS, job_id)
         return [JobEvent(r["job_id"], r["at"], r["type"], r["data"]) for r in rows]

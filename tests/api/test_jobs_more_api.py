@@ -80,3 +80,31 @@ async def test_kinds_come_with_their_payload_schema(api):
     kinds = {k["kind"]: k["payload_schema"] for k in (await api.get("/v1/kinds")).json()}
     assert "demo.sleep" in kinds
     assert kinds["demo.sleep"]["properties"]["seconds"]["type"] == "number"
+
+
+async def test_queue_figures_are_scoped_to_the_caller(api, store):
+    await api.post("/v1/jobs/batch", json={"jobs": [{"kind": "demo.noop"}] * 3})
+    await api.post("/v1/jobs", json={"kind": "demo.noop", "queue": "prices"})
+    await api.post("/v1/jobs", who="bob", json={"kind": "demo.noop"})
+    [claimed] = await store.claim(["prices"], 1, "w", 30)
+    from jobs.transitions import Success
+
+    await store.complete(claimed, Success())
+    mine = {q["queue"]: q for q in (await api.get("/v1/queues")).json()}
+    assert mine["default"]["queued"] == 3 and mine["default"]["oldest_queued_age_s"] >= 0
+    assert mine["prices"]["succeeded_last_minute"] == 1 and mine["prices"]["queued"] == 0
+    everyone = {q["queue"]: q for q in (await api.get("/v1/queues", who="root")).json()}
+    assert everyone["default"]["queued"] == 4
+
+
+async def test_workers_list_live_workers_with_their_running_jobs(api, store):
+    await store.register_worker("host:1:abc", "host", 1, ["default"], 4)
+    await api.post("/v1/jobs", json={"kind": "demo.noop"})
+    await store.claim(["default"], 1, "host:1:abc", 30)
+    [w] = (await api.get("/v1/workers")).json()
+    assert (w["id"], w["queues"], w["concurrency"], w["running"]) == (
+        "host:1:abc",
+        ["default"],
+        4,
+        1,
+    )
