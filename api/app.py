@@ -17,6 +17,8 @@ from api.errors import ApiError, ErrorBody
 from api.keys import Principal
 from api.schemas import (
     BatchOut,
+    BulkRetryIn,
+    BulkRetryOut,
     CancelOut,
     EventOut,
     JobOut,
@@ -31,12 +33,12 @@ from api.schemas import (
 from compute.specs import SPECS
 from jobs.migrate import head_revision
 from jobs.model import JobState, NewJob
-from jobs.store import Store
+from jobs.store import RetryFilter, Store
 
 MAX_BODY_BYTES = 1024 * 1024
 Caller = Annotated[Principal, Depends(principal)]
 ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorBody} for code in (401, 404, 409, 413, 422)
+    code: {"model": ErrorBody} for code in (401, 403, 404, 409, 413, 422)
 }
 
 
@@ -193,6 +195,34 @@ def create_app(database_url: str) -> FastAPI:
                 ) from None
         result = await app.state.store.enqueue_many(jobs)
         return BatchOut(ids=[r.id for r in result], duplicates=[r.duplicate for r in result])
+
+    @app.get("/v1/jobs/active", response_model=list[JobOut], responses=ERRORS, tags=["jobs"])
+    async def active(
+        who: Caller, recent_s: Annotated[float, Query(ge=0, le=86400)] = 300
+    ) -> list[JobOut]:
+        """The caller's queued and running jobs with their progress, plus those that finished
+        in the last `recent_s` seconds (default 5 minutes), newest first, at most 500."""
+        jobs = await app.state.store.active_jobs(owner=who.owner_filter, recent_s=recent_s)
+        return [JobOut.of(j) for j in jobs]
+
+    @app.post("/v1/jobs/retry", response_model=BulkRetryOut, responses=ERRORS, tags=["jobs"])
+    async def retry_many(body: BulkRetryIn, who: Caller) -> BulkRetryOut:
+        """Admin only: replay every dead (or cancelled) job the filter matches."""
+        if not who.is_admin:
+            raise ApiError(403, "forbidden", "bulk retry needs an admin key")
+        f = body.filter
+        ids = await app.state.store.retry_many(
+            RetryFilter(
+                states=frozenset(f.states),
+                kind=f.kind,
+                queue=f.queue,
+                owner=f.owner,
+                finished_after=f.finished_after,
+                finished_before=f.finished_before,
+            ),
+            by=who.name,
+        )
+        return BulkRetryOut(retried=len(ids), ids=sorted(ids))
 
     @app.get("/v1/jobs", response_model=JobPage, responses=ERRORS, tags=["jobs"])
     async def list_jobs(

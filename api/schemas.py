@@ -88,6 +88,37 @@ class KindOut(BaseModel):
     payload_schema: dict[str, Any]
 
 
+class RetryFilterIn(BaseModel):
+    """Which finished jobs to replay; unset fields do not filter."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    states: list[JobState] = Field(default=[JobState.DEAD], min_length=1)
+    kind: str | None = Field(default=None, max_length=128)
+    queue: str | None = Field(default=None, max_length=128)
+    owner: str | None = Field(default=None, max_length=256)
+    finished_after: datetime | None = None
+    finished_before: datetime | None = None
+
+    @model_validator(mode="after")
+    def _replayable(self) -> RetryFilterIn:
+        wrong = [s.value for s in self.states if s not in (JobState.DEAD, JobState.CANCELLED)]
+        if wrong:
+            raise ValueError(f"only dead and cancelled jobs can be retried, not {wrong}")
+        return self
+
+
+class BulkRetryIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    filter: RetryFilterIn = Field(default_factory=RetryFilterIn)
+
+
+class BulkRetryOut(BaseModel):
+    retried: int
+    ids: list[int]
+
+
 class RetryOut(BaseModel):
     id: int
     state: JobState

@@ -369,3 +369,16 @@ SELECT w.id, w.host, w.pid, w.queues, w.concurrency, w.started_at, w.heartbeat_a
 FROM worker w
 ORDER BY w.started_at
 """
+
+# A "running jobs" widget: everything live, plus what finished in the last $2 seconds so the
+# widget can show jobs completing. The OR is answered from the partial claim and reaper
+# indexes and job_finished_idx (a bitmap OR), not by scanning history.
+ACTIVE_JOBS = """
+SELECT * FROM job
+WHERE ($1::text IS NULL OR owner = $1)
+  AND (state IN ('queued', 'running')
+       OR (state IN ('succeeded', 'cancelled', 'dead')
+           AND finished_at > now() - make_interval(secs => $2)))
+ORDER BY id DESC
+LIMIT $3
+"""

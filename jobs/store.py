@@ -548,6 +548,12 @@ class Store:
         )
         return [Job.from_row(r) for r in rows]
 
+    async def active_jobs(
+        self, *, owner: str | None, recent_s: float, limit: int = 500
+    ) -> list[Job]:
+        rows = await self.pool.fetch(sql.ACTIVE_JOBS, owner, recent_s, limit)
+        return [Job.from_row(r) for r in rows]
+
     async def queue_stats(self, *, owner: str | None = None) -> list[dict[str, Any]]:
         return [dict(r) for r in await self.pool.fetch(sql.QUEUE_STATS, owner)]
 

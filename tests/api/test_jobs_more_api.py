@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from jobs.model import JobState
+from jobs.transitions import Failure
 
 
 async def test_batch_returns_ids_in_input_order_and_reports_duplicates(api, store):
@@ -108,3 +109,38 @@ async def test_workers_list_live_workers_with_their_running_jobs(api, store):
         4,
         1,
     )
+
+
+async def _dead(api, store, kind="demo.fail", who="alice"):
+    body = {"kind": kind, "max_attempts": 1, "queue": "failing"}
+    job_id = (await api.post("/v1/jobs", who=who, json=body)).json()["id"]
+    [claimed] = await store.claim(["failing"], 1, "w", 30)
+    assert claimed.id == job_id
+    await store.complete(claimed, Failure("RuntimeError", "boom"))
+    return job_id
+
+
+async def test_bulk_retry_is_for_admins_and_replays_what_matches(api, store):
+    a = await _dead(api, store)
+    b = await _dead(api, store, who="bob")
+    c = await _dead(api, store, kind="demo.noop")
+    forbidden = await api.post("/v1/jobs/retry", json={})
+    assert forbidden.status_code == 403 and forbidden.json()["error"]["code"] == "forbidden"
+    r = await api.post("/v1/jobs/retry", who="root", json={"filter": {"kind": "demo.fail"}})
+    assert r.json() == {"retried": 2, "ids": sorted([a, b])}
+    assert (await store.get(c)).state is JobState.DEAD
+    bad = await api.post("/v1/jobs/retry", who="root", json={"filter": {"states": ["running"]}})
+    assert bad.status_code == 422
+
+
+async def test_active_shows_live_jobs_and_recent_finishes(api, store):
+    live = (await api.post("/v1/jobs", json={"kind": "demo.noop"})).json()["id"]
+    dead = await _dead(api, store)
+    await api.post("/v1/jobs", who="bob", json={"kind": "demo.noop"})
+    await store.pool.execute(
+        "UPDATE job SET finished_at = now() - interval '1 hour' WHERE id = $1", dead
+    )
+    recent = await _dead(api, store)
+    ids = [j["id"] for j in (await api.get("/v1/jobs/active")).json()]
+    assert ids == [recent, live]  # newest first; the hour-old death and bob's job left out
+    assert (await api.get("/v1/jobs/active?recent_s=-1")).status_code == 422
