@@ -45,6 +45,7 @@ lint: $(STAMP) ## ruff, mypy (strict on jobs/), import-linter contracts
 bench: $(STAMP) postgres-binaries ## print store and worker figures, and pgbench's on the same server
 	$(BIN)/python -m bench.store
 	$(BIN)/python -m bench.worker
+	$(BIN)/python -m bench.http
 
 clean: ## remove the virtualenv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
