@@ -46,7 +46,7 @@ async def main(server_url: str) -> None:
     await conn.close()
     port = free_port()
     env = {**os.environ, "DATABASE_URL": server_url, "DB_POOL_MAX": "32"}
-    api = subprocess.Popen(  # noqa: ASYNC220 - started once, before any measurement
+    api = subprocess.Popen(
         [sys.executable, "-m", "conveyor.cli", "api", "--port", str(port)],
         env=env,
         stdout=subprocess.DEVNULL,
