@@ -232,7 +232,7 @@ def dev(
     finally:
         for proc in children:
             if proc.poll() is None:
-                _stop_worker(proc)
+                _stop_child(proc)
         if embedded:
             embedded.destroy()
             print("Stopped the embedded Postgres and removed its data.", flush=True)
@@ -257,7 +257,7 @@ def _dev_admin_key(url: str) -> str:
     return asyncio.run(make())
 
 
-def _stop_worker(proc: subprocess.Popen[bytes]) -> None:
+def _stop_child(proc: subprocess.Popen[bytes]) -> None:
     """One SIGTERM (graceful), wait out a worker's grace and then some; a further Ctrl-C, or
     the wait running out, kills its whole process group (a pool's children too)."""
     from worker.settings import WorkerSettings
