@@ -39,7 +39,7 @@ test: $(STAMP) postgres-binaries lint ## install what is needed, check style and
 lint: $(STAMP) ## ruff, mypy (strict on jobs/), import-linter contracts
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy jobs conveyor migrations
+	$(BIN)/mypy jobs worker api compute conveyor migrations
 	$(BIN)/lint-imports
 
 bench: $(STAMP) postgres-binaries ## print store and worker figures, and pgbench's on the same server

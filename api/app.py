@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, Query, Response
+from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -30,6 +31,8 @@ from api.schemas import (
     SubmitJob,
     WorkerOut,
 )
+from api.settings import ApiSettings
+from api.stream import JobWatch, event_id, snapshot, stream_body
 from compute.specs import SPECS
 from jobs.migrate import head_revision
 from jobs.model import JobState, NewJob
@@ -120,13 +123,18 @@ def new_job(body: SubmitJob, who: Principal, header_key: str | None = None) -> N
     )
 
 
-def create_app(database_url: str) -> FastAPI:
+def create_app(database_url: str, settings: ApiSettings | None = None) -> FastAPI:
+    settings = settings or ApiSettings()
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.store = await Store.connect(database_url)
+        app.state.watch = JobWatch(database_url)
+        await app.state.watch.start()
         try:
             yield
         finally:
+            await app.state.watch.stop()
             await app.state.store.close()
 
     app = FastAPI(
@@ -261,6 +269,48 @@ def create_app(database_url: str) -> FastAPI:
         await app.state.store.get(job_id, owner=who.owner_filter)  # 404 for others' jobs
         events = await app.state.store.events(job_id)
         return [EventOut(at=e.at, type=e.type, data=e.data) for e in events]
+
+    @app.get(
+        "/v1/jobs/{job_id}/stream",
+        response_class=StreamingResponse,
+        responses={
+            **ERRORS,
+            200: {
+                "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                "description": "`state` and `progress` events, each with an `id:`; the "
+                "data is the job's state, attempt, progress, result and last error as JSON",
+            },
+            204: {"description": "the job is finished and the client already has its end"},
+        },
+        tags=["jobs"],
+    )
+    async def stream(
+        job_id: int,
+        who: Caller,
+        last_event_id: Annotated[str | None, Header(max_length=64)] = None,
+    ) -> Response:
+        """Server-Sent Events: the job at once, then each state change and progress report
+        as it happens; keep-alive comments while idle; ends after a terminal state. Send
+        `Last-Event-ID` to resume: nothing is repeated that the client already has."""
+        store: Store = app.state.store
+        job = await store.get(job_id, owner=who.owner_filter)  # 404 before the stream starts
+        if job.state.is_terminal and last_event_id == event_id(snapshot(job)):
+            return Response(status_code=204)  # tells an EventSource to stop reconnecting
+        body = stream_body(
+            store,
+            app.state.watch,
+            job_id,
+            who.owner_filter,
+            last_event_id,
+            poll_s=settings.stream_poll_s,
+            keepalive_s=settings.stream_keepalive_s,
+            retry_ms=settings.stream_retry_ms,
+        )
+        return StreamingResponse(
+            body,
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
 
     @app.post("/v1/jobs/{job_id}/retry", response_model=RetryOut, responses=ERRORS, tags=["jobs"])
     async def retry(job_id: int, who: Caller) -> RetryOut:

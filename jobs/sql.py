@@ -17,6 +17,26 @@ NOTIFY_CHANNEL = "conveyor_jobs"
 """Payload: the queue name. Postgres folds identical notifications in one transaction, so a
 bulk enqueue wakes each queue's listeners once."""
 
+CHANGES_CHANNEL = "conveyor_job_changes"
+"""Payload: the ids, comma-separated, of the jobs whose state or progress one statement
+changed, or `*` when they would not fit in a notification (8,000 bytes). One notification per
+statement, however many rows: listeners (the API's streams) re-read the rows they follow."""
+
+
+def _notify_changes(source: str) -> str:
+    """A CTE that sends one CHANGES_CHANNEL notification for the ids in `source`. A query
+    must reference it (`WHERE (SELECT count(n) FROM changes_notified) >= 0`): Postgres does
+    not run a plain SELECT CTE that nothing reads."""
+    return f"""changes_notified AS (
+    SELECT pg_notify('{CHANGES_CHANNEL}', CASE WHEN length(ids) > 7900 THEN '*' ELSE ids END)::text
+           AS n
+    FROM (SELECT string_agg(id::text, ',') AS ids FROM {source}) c
+    WHERE ids IS NOT NULL
+)"""
+
+
+_SENT = "(SELECT count(n) FROM changes_notified) >= 0"
+
 _JOB_INSERT_COLUMNS = (
     "queue, kind, payload, priority, run_at, max_attempts, timeout_s, idempotency_key, owner"
 )
@@ -90,18 +110,20 @@ WITH next AS MATERIALIZED (
     ORDER BY priority DESC, run_at, id
     LIMIT $2
     FOR NO KEY UPDATE SKIP LOCKED
-)
-UPDATE job j
-SET state = 'running',
-    attempt = j.attempt + 1,
-    lease_owner = $3,
-    lease_expires_at = coalesce($5, now()) + make_interval(secs => $4),
-    started_at = coalesce($5, now()),
-    progress = 0,
-    progress_message = NULL
-FROM next
-WHERE j.id = next.id
-RETURNING {", ".join("j." + c for c in CLAIMED_COLUMNS.split(", "))}
+), claimed AS (
+    UPDATE job j
+    SET state = 'running',
+        attempt = j.attempt + 1,
+        lease_owner = $3,
+        lease_expires_at = coalesce($5, now()) + make_interval(secs => $4),
+        started_at = coalesce($5, now()),
+        progress = 0,
+        progress_message = NULL
+    FROM next
+    WHERE j.id = next.id
+    RETURNING {", ".join("j." + c for c in CLAIMED_COLUMNS.split(", "))}
+), {_notify_changes("claimed")}
+SELECT * FROM claimed WHERE {_SENT}
 """
 
 # 2. extend_leases: one statement per heartbeat for everything a worker holds. Each lease is
@@ -135,7 +157,7 @@ RETURNING j.id, j.attempt, j.cancel_requested_at IS NOT NULL AS cancel_requested
 # release, expired lease), so a job someone cancelled never runs again.
 # Events for the non-happy paths are inserted by the same statement: a change and its event
 # land together or not at all.
-FINISH_MANY = """
+FINISH_MANY = f"""
 WITH outcome AS (
     SELECT * FROM unnest($1::bigint[], $2::integer[], $3::text[], $4::text[],
                          $5::timestamptz[], $6::text[], $7::text[], $8::integer[],
@@ -179,8 +201,8 @@ WITH outcome AS (
     INSERT INTO job_event (job_id, at, type, data)
     SELECT id, coalesce($11, now()), event, event_data::jsonb
     FROM applied WHERE event IS NOT NULL
-)
-SELECT id, attempt, lease_owner, state FROM applied
+), {_notify_changes("applied")}
+SELECT id, attempt, lease_owner, state FROM applied WHERE {_SENT}
 """
 
 # 4. reap, step one (inside a transaction with FINISH_MANY as step two): lock expired leases.
@@ -199,7 +221,7 @@ FOR NO KEY UPDATE SKIP LOCKED
 # cancel: a queued job is cancelled at once; a running one gets cancel_requested_at and its
 # worker (which sees the flag on its next heartbeat) stops it. The row lock in `target`
 # orders us against a concurrent claim: whichever wins, the other sees the new state.
-CANCEL = """
+CANCEL = f"""
 WITH target AS MATERIALIZED (
     SELECT id, state, cancel_requested_at FROM job
     WHERE id = $1 AND ($2::text IS NULL OR owner = $2)
@@ -219,9 +241,10 @@ WITH target AS MATERIALIZED (
            CASE WHEN state = 'cancelled' THEN 'cancelled' ELSE 'cancel_requested' END,
            jsonb_build_object('by', $3::text)
     FROM changed
-)
+), {_notify_changes("changed")}
 SELECT t.state AS previous, coalesce(c.state, t.state) AS state
 FROM target t LEFT JOIN changed c USING (id)
+WHERE {_SENT}
 """
 
 # retry / retry_many: dead or cancelled jobs back to queued with a fresh budget of attempts.
@@ -248,8 +271,9 @@ WITH changed AS (
 ), notified AS (
     SELECT pg_notify('{NOTIFY_CHANNEL}', queue)::text AS n
     FROM (SELECT DISTINCT queue FROM changed) q
-)
-SELECT (SELECT array_agg(id) FROM changed) AS ids, (SELECT count(n) FROM notified) AS queues
+), {_notify_changes("changed")}
+SELECT (SELECT array_agg(id) FROM changed) AS ids, (SELECT count(n) FROM notified) AS queues,
+       (SELECT count(n) FROM changes_notified) AS changes
 """
 
 # report_progress: fenced like a finish. The row always takes the latest value (cheap: the
@@ -257,7 +281,7 @@ SELECT (SELECT array_agg(id) FROM changed) AS ids, (SELECT count(n) FROM notifie
 # within progress_event_interval of the same attempt's last progress event, that event is
 # overwritten instead of a new row added, so a handler reporting 1,000 times a second adds
 # one row a second at most and the latest report is never lost.
-REPORT_PROGRESS = """
+REPORT_PROGRESS = f"""
 WITH updated AS (
     UPDATE job SET progress = $4, progress_message = $5
     WHERE id = $1 AND state = 'running' AND lease_owner = $2 AND attempt = $3
@@ -281,9 +305,10 @@ WITH updated AS (
     FROM updated u, payload p
     WHERE NOT EXISTS (SELECT 1 FROM recent)
     RETURNING id
-)
+), {_notify_changes("updated")}
 SELECT (SELECT count(*) FROM updated) AS applied,
-       (SELECT count(*) FROM added) AS added
+       (SELECT count(*) FROM added) AS added,
+       (SELECT count(n) FROM changes_notified) AS changes
 """
 
 # prune: delete finished jobs of one state older than a cutoff, a bounded batch at a time so

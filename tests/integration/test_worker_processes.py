@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
@@ -18,61 +16,15 @@ from jobs.embedded import EmbeddedPostgres
 from jobs.migrate import upgrade
 from jobs.model import JobState, NewJob
 from jobs.store import Store
+from tests.processes import Processes
 from tests.support import eventually
 
 pytestmark = pytest.mark.slow
 
 
-class Workers:
-    """Starts `conveyor worker` subprocesses against one database and cleans them up."""
-
-    def __init__(self, url: str, log_dir: Path) -> None:
-        self.url = url
-        self.log_dir = log_dir
-        self.procs: list[subprocess.Popen[bytes]] = []
-
-    def start(self, *args: str, **env: str) -> subprocess.Popen[bytes]:
-        full_env = {
-            **os.environ,
-            "DATABASE_URL": self.url,
-            "CONVEYOR_BACKOFF_BASE_S": "0.1",
-            "CONVEYOR_BACKOFF_CAP_S": "2",
-            **env,
-        }
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "conveyor.cli",
-                "worker",
-                "--poll",
-                "0.2s",
-                "--reap-every",
-                "0.5s",
-                *args,
-            ],
-            env=full_env,
-            stdout=subprocess.DEVNULL,
-            # A file, not a pipe: nobody reads a pipe while the test waits, and a worker
-            # blocked on a full pipe would look like a stalled queue.
-            stderr=(self.log_dir / f"worker-{len(self.procs)}.log").open("wb"),
-        )
-        self.procs.append(proc)
-        return proc
-
-    def log(self, proc: subprocess.Popen[bytes]) -> str:
-        return (self.log_dir / f"worker-{self.procs.index(proc)}.log").read_text()
-
-    def stop_all(self) -> None:
-        for p in self.procs:
-            if p.poll() is None:
-                p.kill()
-            p.wait(timeout=30)
-
-
 @pytest.fixture
-async def workers(db_url: str, tmp_path: Path) -> AsyncIterator[Workers]:
-    w = Workers(db_url, tmp_path)
+async def workers(db_url: str, tmp_path: Path) -> AsyncIterator[Processes]:
+    w = Processes(db_url, tmp_path)
     try:
         yield w
     finally:
@@ -98,12 +50,12 @@ async def test_kill_9_loses_no_job_and_finishes_none_twice(store, workers):
             [NewJob(kind="demo.sleep", payload={"seconds": 1.5}) for _ in range(6)]
         )
     ]
-    doomed = workers.start("--lease", "2s", "--concurrency", "6")
+    doomed = workers.start_worker("--lease", "2s", "--concurrency", "6")
     await wait_running(store, 6)
     held_by = {r["lease_owner"] for r in await store.pool.fetch("SELECT lease_owner FROM job")}
     os.kill(doomed.pid, signal.SIGKILL)
     doomed.wait(timeout=10)
-    workers.start("--lease", "2s", "--concurrency", "6")
+    workers.start_worker("--lease", "2s", "--concurrency", "6")
 
     async def all_done() -> bool:
         return (await states(store)) == {"succeeded": 6}
@@ -132,7 +84,7 @@ async def test_sigterm_finishes_or_releases_and_exits_zero(store, workers):
             [NewJob(kind="demo.sleep", payload={"seconds": 60}) for _ in range(3)]
         )
     ]
-    proc = workers.start("--grace", "2s", "--concurrency", "6", "--processes", "0")
+    proc = workers.start_worker("--grace", "2s", "--concurrency", "6", "--processes", "0")
     await wait_running(store, 6)
     proc.send_signal(signal.SIGTERM)
     rc = await asyncio.to_thread(proc.wait, 20)
@@ -152,7 +104,7 @@ async def test_sigterm_finishes_or_releases_and_exits_zero(store, workers):
 async def test_cancel_running_async_and_cpu_jobs_within_two_heartbeats(store, workers, processes):
     sleep = (await store.enqueue(NewJob(kind="demo.sleep", payload={"seconds": 60}))).id
     cpu = (await store.enqueue(NewJob(kind="demo.cpu", payload={"n": 5_000_000_000}))).id
-    workers.start("--lease", "3s", "--processes", processes)
+    workers.start_worker("--lease", "3s", "--processes", processes)
     await wait_running(store, 2, timeout=60)
     loop = asyncio.get_running_loop()
     asked = loop.time()
@@ -174,7 +126,7 @@ async def test_failing_jobs_retry_with_backoff_then_succeed_or_die(store, worker
     hopeless = (
         await store.enqueue(NewJob(kind="demo.fail", payload={"times": 99}, max_attempts=4))
     ).id
-    workers.start()
+    workers.start_worker()
 
     async def settled() -> bool:
         a, b = await store.get(recovers), await store.get(hopeless)
@@ -205,7 +157,7 @@ async def test_unknown_kinds_and_bad_payloads_end_dead_and_the_worker_carries_on
     unknown = (await store.enqueue(NewJob(kind="prices.nonexistent"))).id
     bad = (await store.enqueue(NewJob(kind="demo.sleep", payload={"seconds": "soon"}))).id
     fine = (await store.enqueue(NewJob(kind="demo.noop"))).id
-    proc = workers.start()
+    proc = workers.start_worker()
 
     async def settled() -> bool:
         return (await store.get(fine)).state is JobState.SUCCEEDED and all(
@@ -223,7 +175,7 @@ async def test_unknown_kinds_and_bad_payloads_end_dead_and_the_worker_carries_on
 
 async def test_a_second_signal_exits_at_once_and_the_reaper_recovers(store, workers):
     job_id = (await store.enqueue(NewJob(kind="demo.sleep", payload={"seconds": 2}))).id
-    first = workers.start("--lease", "2s", "--grace", "60s")
+    first = workers.start_worker("--lease", "2s", "--grace", "60s")
     await wait_running(store, 1)
     first.send_signal(signal.SIGTERM)
     await asyncio.sleep(0.3)
@@ -231,7 +183,7 @@ async def test_a_second_signal_exits_at_once_and_the_reaper_recovers(store, work
     rc = await asyncio.to_thread(first.wait, 10)
     assert rc == 1  # did not wait out the 60 s grace
     assert (await store.get(job_id)).state is JobState.RUNNING  # its lease is still out
-    workers.start("--lease", "2s")
+    workers.start_worker("--lease", "2s")
 
     async def done() -> bool:
         return (await store.get(job_id)).state is JobState.SUCCEEDED
@@ -247,7 +199,7 @@ async def test_a_job_over_its_timeout_is_stopped_and_retried_then_dead(store, wo
             NewJob(kind="demo.sleep", payload={"seconds": 30}, timeout_s=1, max_attempts=2)
         )
     ).id
-    workers.start()
+    workers.start_worker()
 
     async def dead() -> bool:
         return (await store.get(job_id)).state is JobState.DEAD
@@ -263,13 +215,13 @@ async def test_postgres_restart_loses_and_duplicates_nothing(tmp_path):
     try:
         await asyncio.to_thread(upgrade, url)
         store = await Store.connect(url)
-        workers = Workers(url, tmp_path)
+        workers = Processes(url, tmp_path)
         try:
             await store.enqueue_many(
                 [NewJob(kind="demo.sleep", payload={"seconds": 0.01}) for _ in range(2000)]
             )
-            workers.start("--lease", "5s", "--concurrency", "8")
-            workers.start("--lease", "5s", "--concurrency", "8")
+            workers.start_worker("--lease", "5s", "--concurrency", "8")
+            workers.start_worker("--lease", "5s", "--concurrency", "8")
 
             async def some_done() -> bool:
                 return (await states(store)).get("succeeded", 0) >= 300

@@ -1,0 +1,199 @@
+"""Server-Sent Events for one job: `GET /v1/jobs/{id}/stream`.
+
+How a change reaches a browser:
+1. The statement that changes a job (claim, finish, progress, cancel, retry) sends one
+   notification on `CHANGES_CHANNEL` naming the ids it changed (`jobs.sql`).
+2. `JobWatch`, one LISTEN connection per API process, wakes the streams following those ids.
+3. Each woken stream re-reads its job and sends what differs from what it last sent.
+
+A stream also re-reads its job every `stream_poll_s` without being woken, so a notification
+lost while the listener reconnects (a Postgres restart) delays an event, never loses it.
+
+Events are snapshots of the job, not a log: a stream sends the job as it is now whenever
+that differs from what it sent last. Progress reports that arrive faster than a stream reads
+are folded into the latest one, and a state held for less than a read (a job that runs in a
+millisecond) can be folded into the next; the terminal state is always sent. Each event's
+`id` is a digest of its snapshot, so any API process can resume a stream: a reconnect with
+`Last-Event-ID` sends nothing until the job differs from what the client already shows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager, suppress
+from typing import Any
+
+import asyncpg
+import structlog
+
+from jobs.db import TRANSIENT_ERRORS, asyncpg_dsn
+from jobs.errors import JobNotFound
+from jobs.model import Job
+from jobs.sql import CHANGES_CHANNEL
+from jobs.store import Store
+
+log = structlog.get_logger("conveyor.api.stream")
+
+Snapshot = dict[str, Any]
+
+
+def snapshot(job: Job) -> Snapshot:
+    """What a stream shows of a job."""
+    return {
+        "job_id": job.id,
+        "state": job.state.value,
+        "attempt": job.attempt,
+        "max_attempts": job.max_attempts,
+        "progress": job.progress,
+        "progress_message": job.progress_message,
+        "cancel_requested": job.cancel_requested_at is not None,
+        "result": job.result,
+        "last_error": job.errors[-1] if job.errors else None,
+        "finished_at": job.finished_at.isoformat() if job.finished_at else None,
+    }
+
+
+def event_id(snap: Snapshot) -> str:
+    """A digest of the snapshot: equal ids mean the client already shows this job as it is."""
+    canonical = json.dumps(snap, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.blake2b(canonical.encode(), digest_size=8).hexdigest()
+
+
+_PROGRESS_FIELDS = ("progress", "progress_message")
+
+
+def event_type(previous: Snapshot | None, current: Snapshot) -> str:
+    """`progress` when only the progress moved since the last event, else `state`."""
+    if previous is None:
+        return "state"
+    changed = {k for k in current if current[k] != previous.get(k)}
+    return "progress" if changed and changed <= set(_PROGRESS_FIELDS) else "state"
+
+
+def sse(event: str, id_: str, data: Snapshot) -> bytes:
+    body = json.dumps(data, separators=(",", ":"), default=str)
+    return f"event: {event}\nid: {id_}\ndata: {body}\n\n".encode()
+
+
+KEEPALIVE = b": keep-alive\n\n"
+
+
+class JobWatch:
+    """One LISTEN connection per API process; streams follow job ids through it."""
+
+    def __init__(self, database_url: str, *, health_check_s: float = 30.0) -> None:
+        self._dsn = asyncpg_dsn(database_url)
+        self._health_check_s = health_check_s
+        self._followers: dict[int, set[asyncio.Event]] = {}
+        self._task: asyncio.Task[None] | None = None
+        self.listening = asyncio.Event()
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="job-watch")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._task
+
+    @contextmanager
+    def follow(self, job_id: int) -> Iterator[asyncio.Event]:
+        """An event set whenever the job may have changed; the follower clears it."""
+        woken = asyncio.Event()
+        self._followers.setdefault(job_id, set()).add(woken)
+        try:
+            yield woken
+        finally:
+            followers = self._followers.get(job_id)
+            if followers is not None:
+                followers.discard(woken)
+                if not followers:
+                    del self._followers[job_id]
+
+    def _wake(self, payload: str) -> None:
+        if payload == "*":
+            self._wake_all()
+            return
+        for part in payload.split(","):
+            for woken in self._followers.get(int(part), ()):
+                woken.set()
+
+    def _wake_all(self) -> None:
+        for followers in self._followers.values():
+            for woken in followers:
+                woken.set()
+
+    def _notified(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+        self._wake(payload)
+
+    async def _run(self) -> None:
+        delay = 0.5
+        while True:
+            conn: asyncpg.Connection | None = None
+            try:
+                conn = await asyncpg.connect(self._dsn)
+                lost = asyncio.Event()
+                conn.add_termination_listener(lambda _c, lost=lost: lost.set())
+                await conn.add_listener(CHANGES_CHANNEL, self._notified)
+                self.listening.set()
+                self._wake_all()  # whatever changed while nobody listened
+                log.info("stream.listener_connected")
+                delay = 0.5
+                while not lost.is_set():
+                    try:
+                        await asyncio.wait_for(lost.wait(), self._health_check_s)
+                    except TimeoutError:
+                        await conn.execute("SELECT 1", timeout=10)
+            except TRANSIENT_ERRORS as exc:
+                log.warning("stream.listener_lost", error=str(exc), retry_in_s=delay)
+            finally:
+                self.listening.clear()
+                if conn is not None and not conn.is_closed():
+                    conn.terminate()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+
+async def stream_body(
+    store: Store,
+    watch: JobWatch,
+    job_id: int,
+    owner: str | None,
+    last_event_id: str | None,
+    *,
+    poll_s: float,
+    keepalive_s: float,
+    retry_ms: int,
+) -> AsyncIterator[bytes]:
+    """The stream's body: `retry:`, then an event whenever the job differs from the last one
+    sent (or from `last_event_id`), keep-alive comments when idle; ends after a terminal state
+    or when the job is gone (pruned)."""
+    with watch.follow(job_id) as woken:
+        yield f"retry: {retry_ms}\n\n".encode()
+        sent_id, sent = last_event_id, None
+        idle_since = time.monotonic()
+        while True:
+            woken.clear()  # before the read, so a change during it wakes the next wait
+            try:
+                job = await store.get(job_id, owner=owner)
+            except JobNotFound:
+                return
+            current = snapshot(job)
+            current_id = event_id(current)
+            if current_id != sent_id:
+                yield sse(event_type(sent, current), current_id, current)
+                sent_id, sent = current_id, current
+                idle_since = time.monotonic()
+            if job.state.is_terminal:
+                return
+            until_keepalive = idle_since + keepalive_s - time.monotonic()
+            with suppress(TimeoutError):
+                await asyncio.wait_for(woken.wait(), max(0.0, min(poll_s, until_keepalive)))
+            if time.monotonic() - idle_since >= keepalive_s:
+                yield KEEPALIVE
+                idle_since = time.monotonic()

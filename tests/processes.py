@@ -1,0 +1,66 @@
+"""Real `conveyor` processes for tests: workers and the API, each logging to a file."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from jobs.embedded import free_port
+
+
+class Processes:
+    """Starts `conveyor worker` and `conveyor api` subprocesses against one database and
+    kills whatever is left of them at the end."""
+
+    def __init__(self, url: str, log_dir: Path) -> None:
+        self.url = url
+        self.log_dir = log_dir
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def _start(self, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "conveyor.cli", *args],
+            env={**os.environ, "DATABASE_URL": self.url, **env},
+            stdout=subprocess.DEVNULL,
+            # A file, not a pipe: nobody reads a pipe while the test waits, and a process
+            # blocked on a full pipe would look like a stalled queue.
+            stderr=(self.log_dir / f"proc-{len(self.procs)}.log").open("wb"),
+        )
+        self.procs.append(proc)
+        return proc
+
+    def start_worker(self, *args: str, **env: str) -> subprocess.Popen[bytes]:
+        return self._start(
+            ["worker", "--poll", "0.2s", "--reap-every", "0.5s", *args],
+            {"CONVEYOR_BACKOFF_BASE_S": "0.1", "CONVEYOR_BACKOFF_CAP_S": "2", **env},
+        )
+
+    def start_api(self, timeout: float = 30.0, **env: str) -> str:
+        """Starts `conveyor api` on a free port; returns its base URL once /ready answers."""
+        port = free_port()
+        proc = self._start(["api", "--port", str(port)], env)
+        base_url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, self.log(proc)
+            try:
+                if httpx.get(f"{base_url}/ready", timeout=2).status_code == 200:
+                    return base_url
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError(f"the API did not become ready in {timeout}s: {self.log(proc)}")
+
+    def log(self, proc: subprocess.Popen[bytes]) -> str:
+        return (self.log_dir / f"proc-{self.procs.index(proc)}.log").read_text()
+
+    def stop_all(self) -> None:
+        for p in self.procs:
+            if p.poll() is None:
+                p.kill()
+            p.wait(timeout=30)
