@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import errors
-from api.auth import principal
+from api.auth import Authenticator, principal
 from api.errors import ApiError, ErrorBody
 from api.keys import Principal
 from api.schemas import (
@@ -31,8 +31,9 @@ from api.schemas import (
     SubmitJob,
     WorkerOut,
 )
-from api.settings import ApiSettings
+from api.settings import ApiSettings, JwtSettings
 from api.stream import JobWatch, event_id, snapshot, stream_body
+from api.tokens import TokenVerifier
 from compute.specs import SPECS
 from jobs.migrate import head_revision
 from jobs.model import JobState, NewJob
@@ -123,12 +124,17 @@ def new_job(body: SubmitJob, who: Principal, header_key: str | None = None) -> N
     )
 
 
-def create_app(database_url: str, settings: ApiSettings | None = None) -> FastAPI:
+def create_app(
+    database_url: str, settings: ApiSettings | None = None, jwt: JwtSettings | None = None
+) -> FastAPI:
     settings = settings or ApiSettings()
+    jwt = jwt or JwtSettings()
+    tokens = TokenVerifier(jwt) if jwt.enabled else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.store = await Store.connect(database_url)
+        app.state.auth = Authenticator(app.state.store.pool, tokens, settings.key_cache_s)
         app.state.watch = JobWatch(database_url)
         await app.state.watch.start()
         try:

@@ -1,29 +1,72 @@
-"""Who is calling: `Authorization: Bearer <key>`, checked against the api_key table."""
+"""Who is calling: `Authorization: Bearer <credential>`, where the credential is an API key
+(checked against the api_key table) or, when JWT_* is configured, a frontend user's JWT."""
 
 from __future__ import annotations
 
+import time
+
+import asyncpg
 from fastapi import Request
 
 from api.errors import ApiError
-from api.keys import Principal, authenticate
+from api.keys import Principal, authenticate, hash_key
+from api.tokens import InvalidToken, TokenVerifier, looks_like_jwt
 
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
 
+class Authenticator:
+    """Turns a bearer credential into a Principal.
+
+    Known keys are remembered for `key_cache_s` seconds, so a busy client costs one lookup
+    per interval rather than one per request; a revoked key stops working within that time.
+    """
+
+    def __init__(
+        self, pool: asyncpg.Pool, tokens: TokenVerifier | None, key_cache_s: float
+    ) -> None:
+        self.pool, self.tokens, self.key_cache_s = pool, tokens, key_cache_s
+        self._known: dict[str, tuple[Principal, float]] = {}
+
+    async def __call__(self, credential: str) -> Principal:
+        if looks_like_jwt(credential):
+            if self.tokens is None:
+                raise _unauthorized("JWTs are not accepted here (JWT_* is not configured)")
+            try:
+                return await self.tokens.verify(credential)
+            except InvalidToken as exc:
+                raise _unauthorized(str(exc), invalid_token=True) from None
+        digest = hash_key(credential)
+        now = time.monotonic()
+        cached = self._known.get(digest)
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        who = await authenticate(self.pool, digest)
+        if who is None:
+            self._known.pop(digest, None)
+            raise _unauthorized("this API key is unknown or revoked", invalid_token=True)
+        if len(self._known) > 10_000:  # keys are few; this only bounds a pathological case
+            self._known.clear()
+        self._known[digest] = (who, now + self.key_cache_s)
+        return who
+
+
+def _unauthorized(message: str, invalid_token: bool = False) -> ApiError:
+    challenge = 'Bearer error="invalid_token"' if invalid_token else "Bearer"
+    return ApiError(401, "unauthorized", message, headers={"WWW-Authenticate": challenge})
+
+
 async def principal(request: Request) -> Principal:
     header = request.headers.get("authorization", "")
-    scheme, _, key = header.partition(" ")
-    if scheme.lower() != "bearer" or not key.strip():
+    scheme, _, credential = header.partition(" ")
+    credential = credential.strip()
+    if scheme.lower() != "bearer" or not credential:
         raise ApiError(
             401,
             "unauthorized",
-            "send an API key as `Authorization: Bearer <key>` "
-            "(create one with `conveyor keys create --name NAME`)",
+            "send an API key or a JWT as `Authorization: Bearer <credential>` "
+            "(create a key with `conveyor keys create --name NAME`)",
             headers=_CHALLENGE,
         )
-    who = await authenticate(request.app.state.store.pool, key.strip())
-    if who is None:
-        raise ApiError(
-            401, "unauthorized", "this API key is unknown or revoked", headers=_CHALLENGE
-        )
-    return who
+    authenticator: Authenticator = request.app.state.auth
+    return await authenticator(credential)

@@ -110,11 +110,20 @@ def api(
 ) -> None:
     """Serve the REST API (uvicorn)."""
     import uvicorn
+    from pydantic import ValidationError
 
     from api.app import create_app
+    from api.settings import ApiSettings, JwtSettings
 
     configure_logging()
-    uvicorn.run(create_app(_database_url()), host=host, port=port, log_level="warning")
+    try:
+        settings, jwt = ApiSettings(), JwtSettings()
+    except ValidationError as exc:
+        problems = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
+        raise typer.BadParameter(f"API settings: {problems}") from None
+    uvicorn.run(
+        create_app(_database_url(), settings, jwt), host=host, port=port, log_level="warning"
+    )
 
 
 keys = typer.Typer(help="API keys: create (shown once), list, revoke.", no_args_is_help=True)
