@@ -16,6 +16,8 @@ from api import errors
 from api.auth import Authenticator, principal
 from api.errors import ApiError, ErrorBody
 from api.keys import Principal
+from api.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from api.metrics import render as render_metrics
 from api.schemas import (
     BatchOut,
     BulkRetryIn,
@@ -156,6 +158,18 @@ def create_app(
     async def health() -> dict[str, str]:
         """The process is alive."""
         return {"status": "ok"}
+
+    @app.get(
+        "/metrics",
+        tags=["ops"],
+        response_class=Response,
+        responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+    )
+    async def metrics() -> Response:
+        """Prometheus text: queue depth per state, oldest queued age, jobs finished by kind
+        and outcome, the handler duration histogram, live workers. Unauthenticated, as
+        scrapers expect: keep it off the public internet."""
+        return Response(await render_metrics(app.state.store), media_type=METRICS_CONTENT_TYPE)
 
     @app.get("/ready", tags=["ops"], responses={503: {"model": ErrorBody}})
     async def ready() -> dict[str, str]:

@@ -210,7 +210,7 @@ SELECT id, attempt, lease_owner, state FROM applied WHERE {_SENT}
 # job_lease_idx keeps the scan to running rows only. The decision per row is the same pure
 # function the completer uses, and the fenced FINISH_MANY applies it under these locks.
 LOCK_EXPIRED = """
-SELECT id, attempt, max_attempts, lease_owner, lease_expires_at
+SELECT id, queue, kind, attempt, max_attempts, lease_owner, lease_expires_at
 FROM job
 WHERE state = 'running' AND lease_expires_at < coalesce($1, now())
 ORDER BY lease_expires_at
@@ -406,4 +406,28 @@ WHERE ($1::text IS NULL OR owner = $1)
            AND finished_at > now() - make_interval(secs => $2)))
 ORDER BY id DESC
 LIMIT $3
+"""
+
+# job_stats: a worker's tally added to the running totals. Rows go in key order, so two
+# workers flushing overlapping keys lock them in the same order and cannot deadlock.
+# `$6` is every row's bucket counts end to end, `$7` buckets per row.
+ADD_STATS = """
+INSERT INTO job_stats AS s (queue, kind, outcome, finished, duration_sum_s, duration_buckets)
+SELECT t.queue, t.kind, t.outcome, t.finished, t.duration_sum_s,
+       ($6::bigint[])[(t.ord - 1) * $7 + 1 : t.ord * $7]
+FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::float8[])
+     WITH ORDINALITY AS t(queue, kind, outcome, finished, duration_sum_s, ord)
+ORDER BY t.queue, t.kind, t.outcome
+ON CONFLICT (queue, kind, outcome) DO UPDATE
+SET finished = s.finished + excluded.finished,
+    duration_sum_s = s.duration_sum_s + excluded.duration_sum_s,
+    duration_buckets = ARRAY(
+        SELECT a + b FROM unnest(s.duration_buckets, excluded.duration_buckets) AS u(a, b)
+    ),
+    updated_at = now()
+"""
+
+JOB_STATS = """
+SELECT queue, kind, outcome, finished, duration_sum_s, duration_buckets
+FROM job_stats ORDER BY queue, kind, outcome
 """

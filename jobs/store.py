@@ -19,6 +19,7 @@ from jobs import sql
 from jobs.db import create_pool
 from jobs.errors import InvalidTransition, JobNotFound
 from jobs.logging import get_logger
+from jobs.metrics import DURATION_BUCKETS_S, Counts, Key, outcome_label
 from jobs.model import (
     DEFAULT_MAX_ATTEMPTS,
     REPLAYABLE_STATES,
@@ -82,6 +83,10 @@ class Reaped:
     job_id: int
     owner: str
     state: JobState
+    queue: str
+    kind: str
+    outcome: str
+    """`jobs.metrics.outcome_label` of what was applied."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -376,7 +381,19 @@ class Store:
                 for r in rows
             ]
             applied = await self.finish_many(changes, now=clock, conn=conn)
-        reaped = [Reaped(lease.job_id, lease.owner, state) for lease, state in applied.items()]
+        by_id = {r["id"]: r for r in rows}
+        decided = dict(changes)
+        reaped = [
+            Reaped(
+                lease.job_id,
+                lease.owner,
+                state,
+                by_id[lease.job_id]["queue"],
+                by_id[lease.job_id]["kind"],
+                outcome_label(state, decided[lease].event),
+            )
+            for lease, state in applied.items()
+        ]
         for r in reaped:
             log.info("job.reaped", job_id=r.job_id, owner=r.owner, state=r.state.value)
         return reaped
@@ -502,6 +519,33 @@ class Store:
     async def prune_workers(self, silent_for_s: float, *, now: datetime | None = None) -> int:
         status = await self.pool.execute(sql.PRUNE_WORKERS, silent_for_s, now)
         return int(status.rsplit(" ", 1)[-1])
+
+    # -- job_stats ---------------------------------------------------------------------------
+
+    async def add_stats(self, counts: Mapping[Key, Counts]) -> None:
+        """Add a worker's tally (`jobs.metrics.Tally.take`) to the running totals."""
+        if not counts:
+            return
+        keys = list(counts)
+        await self.pool.execute(
+            sql.ADD_STATS,
+            [k[0] for k in keys],
+            [k[1] for k in keys],
+            [k[2] for k in keys],
+            [counts[k].finished for k in keys],
+            [counts[k].duration_sum_s for k in keys],
+            [n for k in keys for n in counts[k].buckets],
+            len(DURATION_BUCKETS_S) + 1,
+        )
+
+    async def job_stats(self) -> dict[Key, Counts]:
+        rows = await self.pool.fetch(sql.JOB_STATS)
+        return {
+            (r["queue"], r["kind"], r["outcome"]): Counts(
+                r["finished"], r["duration_sum_s"], list(r["duration_buckets"])
+            )
+            for r in rows
+        }
 
     # -- reads -----------------------------------------------------------------------------
 

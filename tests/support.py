@@ -11,6 +11,17 @@ from urllib.parse import urlsplit, urlunsplit
 
 T = TypeVar("T")
 
+SCHEMA_TABLES = [
+    "alembic_version",
+    "api_key",
+    "job",
+    "job_event",
+    "job_stats",
+    "schedule",
+    "worker",
+]
+"""Every table a database at the migration head has, in name order."""
+
 
 def with_database(url: str, name: str) -> str:
     parts = urlsplit(url)

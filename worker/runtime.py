@@ -22,6 +22,7 @@ import json
 import os
 import random
 import socket
+import time
 import traceback
 import uuid
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ from jobs.db import TRANSIENT_ERRORS, asyncpg_dsn
 from jobs.handler import Cancel as CancelJob
 from jobs.handler import Permanent, Retry
 from jobs.logging import get_logger
+from jobs.metrics import Tally, outcome_label
 from jobs.model import Claimed, JobState, Lease
 from jobs.sql import NOTIFY_CHANNEL
 from jobs.store import Store
@@ -84,7 +86,9 @@ class Worker:
         self.settings = settings
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._running: dict[Lease, _Running] = {}
-        self._outbox: dict[Lease, tuple[Change, Claimed]] = {}
+        self._outbox: dict[Lease, tuple[Change, Claimed, float]] = {}
+        """Decided outcomes not yet written, with how long each job ran (s)."""
+        self._tally = Tally()
         self._progress: dict[Lease, tuple[int, str | None]] = {}
         self._wake = asyncio.Event()
         self._flush = asyncio.Event()
@@ -159,6 +163,7 @@ class Worker:
         await asyncio.gather(*background, return_exceptions=True)
         if self._pool:
             await self._pool.close()
+        await self._flush_stats()
         with contextlib.suppress(*TRANSIENT_ERRORS):
             await self.store.unregister_worker(self.id)
         log.info("worker.stopped", worker_id=self.id, unwritten=len(self._outbox))
@@ -244,6 +249,7 @@ class Worker:
     async def _execute(self, entry: _Running) -> None:
         job = entry.job
         outcome: Outcome | None
+        started = time.monotonic()
         try:
             outcome = _checked(await self._outcome_of(entry))
         except asyncio.CancelledError:
@@ -263,7 +269,7 @@ class Worker:
             now=datetime.now(UTC),
             backoff=self.store.settings.backoff(),
         )
-        self._outbox[job.lease] = (change, job)
+        self._outbox[job.lease] = (change, job, time.monotonic() - started)
         self._flush.set()
 
     def _interrupted(self, entry: _Running) -> Outcome | None:
@@ -350,7 +356,7 @@ class Worker:
             batch = list(itertools.islice(self._outbox.items(), s.completer_batch))
             try:
                 applied = await self.store.finish_many(
-                    [(lease, change) for lease, (change, _) in batch]
+                    [(lease, change) for lease, (change, _, _) in batch]
                 )
             except TRANSIENT_ERRORS as exc:
                 log.warning("worker.db_unavailable", service="completer", error=repr(exc))
@@ -361,10 +367,12 @@ class Worker:
                 log.error("worker.batch_refused", error=repr(exc), outcomes=len(batch))
                 applied = await self._finish_one_by_one(batch)
             self._wake.set()  # slots are free again
-            for lease, (change, job) in batch:
+            for lease, (change, job, ran_s) in batch:
                 del self._outbox[lease]
                 state = applied.get(lease)
                 if state is not None:
+                    outcome = outcome_label(state, change.event)
+                    self._tally.record(job.queue, job.kind, outcome, ran_s)
                     log.info(
                         OUTCOME_EVENTS[state],
                         job_id=job.id,
@@ -374,10 +382,10 @@ class Worker:
                     )
 
     async def _finish_one_by_one(
-        self, batch: list[tuple[Lease, tuple[Change, Claimed]]]
+        self, batch: list[tuple[Lease, tuple[Change, Claimed, float]]]
     ) -> dict[Lease, JobState]:
         applied: dict[Lease, JobState] = {}
-        for lease, (change, job) in batch:
+        for lease, (change, job, _) in batch:
             try:
                 applied.update(await self.store.finish_many([(lease, change)]))
             except asyncpg.PostgresError as exc:
@@ -401,6 +409,7 @@ class Worker:
             except TRANSIENT_ERRORS as exc:
                 log.warning("worker.db_unavailable", service="heartbeat", error=repr(exc))
                 continue
+            await self._flush_stats()
             for lease in status.lost(leases):
                 entry = self._running.get(lease)
                 if entry and not entry.lost:
@@ -424,7 +433,8 @@ class Worker:
         while True:
             await asyncio.sleep(s.reap_interval_s * random.uniform(0.5, 1.5))  # noqa: S311
             try:
-                await self.store.reap()
+                for r in await self.store.reap():
+                    self._tally.record(r.queue, r.kind, r.outcome, None)
                 await self.store.prune_workers(max(3 * s.lease_s, 60.0))
             except TRANSIENT_ERRORS as exc:
                 log.warning("worker.db_unavailable", service="reaper", error=repr(exc))
@@ -438,6 +448,14 @@ class Worker:
                     await self.store.report_progress(lease, percent, message)
                 except TRANSIENT_ERRORS:
                     self._progress.setdefault(lease, (percent, message))
+
+    async def _flush_stats(self) -> None:
+        counts = self._tally.take()
+        try:
+            await self.store.add_stats(counts)
+        except (*TRANSIENT_ERRORS, asyncpg.PostgresError) as exc:
+            self._tally.put_back(counts)  # counted on the next flush
+            log.warning("worker.stats_unwritten", error=repr(exc))
 
     # -- helpers ---------------------------------------------------------------------------
 

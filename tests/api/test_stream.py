@@ -6,13 +6,9 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import pytest
-
-from api.keys import create_key
-from tests.processes import Processes
 
 pytestmark = pytest.mark.slow
 
@@ -37,22 +33,6 @@ async def read_events(response: httpx.Response) -> AsyncIterator[Event]:
         elif not line.startswith(":"):
             name, _, value = line.partition(":")
             fields[name] = value.removeprefix(" ")
-
-
-@pytest.fixture
-async def live(db_url: str, conn, tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, dict]]:
-    procs = Processes(db_url, tmp_path)
-    try:
-        base_url = procs.start_api(CONVEYOR_API_STREAM_POLL_S="30")  # notifications only
-        procs.start_worker("--concurrency", "4", "--processes", "0")
-        keys = {
-            "alice": await create_key(conn, "alice", "user"),
-            "bob": await create_key(conn, "bob", "user"),
-        }
-        async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
-            yield client, {who: {"Authorization": f"Bearer {k}"} for who, k in keys.items()}
-    finally:
-        procs.stop_all()
 
 
 async def submit(client, headers, steps: int, interval_s: float) -> int:

@@ -16,7 +16,7 @@ import pytest
 from jobs.embedded import HOW_TO_GET_POSTGRES, find_bin_dir, free_port
 from jobs.errors import PostgresNotFound
 from jobs.migrate import head_revision
-from tests.support import eventually
+from tests.support import SCHEMA_TABLES, eventually
 
 CONVEYOR = [sys.executable, "-m", "conveyor.cli"]
 
@@ -127,7 +127,7 @@ async def test_dev_starts_an_embedded_postgres_migrates_and_cleans_up_on_ctrl_c(
                 return got.json()["state"] == "succeeded"
 
             await eventually(api_job_done, 30)
-        assert tables == ["alembic_version", "api_key", "job", "job_event", "schedule", "worker"]
+        assert tables == SCHEMA_TABLES
 
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)

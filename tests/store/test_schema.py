@@ -6,6 +6,7 @@ import asyncpg
 import pytest
 
 from jobs.migrate import downgrade, head_revision, upgrade
+from tests.support import SCHEMA_TABLES
 
 VALID = {
     "kind": "'k'",
@@ -88,14 +89,13 @@ TABLES = (
     "SELECT array_agg(tablename::text ORDER BY tablename) FROM pg_tables "
     "WHERE schemaname = 'public'"
 )
-ALL_TABLES = ["alembic_version", "api_key", "job", "job_event", "schedule", "worker"]
 
 
 async def test_migrations_go_down_to_nothing_and_up_again(db_url, conn):
-    assert await conn.fetchval(TABLES) == ALL_TABLES
+    assert await conn.fetchval(TABLES) == SCHEMA_TABLES
     await asyncio.to_thread(downgrade, db_url, "base")
     assert await conn.fetchval(TABLES) == ["alembic_version"]
     assert await conn.fetchval("SELECT count(*) FROM alembic_version") == 0
     await asyncio.to_thread(upgrade, db_url)
-    assert await conn.fetchval(TABLES) == ALL_TABLES
+    assert await conn.fetchval(TABLES) == SCHEMA_TABLES
     assert await conn.fetchval("SELECT version_num FROM alembic_version") == head_revision()
