@@ -7,7 +7,8 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Header, Query, Response
+from fastapi import Depends, FastAPI, Header, Path, Query, Response
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -19,6 +20,8 @@ from api.keys import Principal
 from api.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from api.metrics import render as render_metrics
 from api.schemas import (
+    NAME,
+    TEXT,
     BatchOut,
     BulkRetryIn,
     BulkRetryOut,
@@ -31,7 +34,9 @@ from api.schemas import (
     RetryOut,
     SubmitBatch,
     SubmitJob,
+    Timestamp,
     WorkerOut,
+    document_kinds,
 )
 from api.settings import ApiSettings, JwtSettings
 from api.stream import JobWatch, event_id, snapshot, stream_body
@@ -43,6 +48,10 @@ from jobs.store import RetryFilter, Store
 
 MAX_BODY_BYTES = 1024 * 1024
 Caller = Annotated[Principal, Depends(principal)]
+IdempotencyKeyHeader = Annotated[
+    str | None, Header(min_length=1, max_length=512, pattern=TEXT, description="or in the body")
+]
+JobId = Annotated[int, Path(ge=1, le=2**63 - 1, description="the job's id")]
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody} for code in (401, 403, 404, 409, 413, 422)
 }
@@ -152,6 +161,20 @@ def create_app(
         lifespan=lifespan,
     )
     errors.install(app)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+            )
+            document_kinds(schema, SPECS)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     app.add_middleware(BodyLimit)
 
     @app.get("/health", tags=["ops"])
@@ -188,12 +211,28 @@ def create_app(
             )
         return {"status": "ready", "revision": str(revision)}
 
-    @app.post("/v1/jobs", status_code=201, response_model=JobOut, responses=ERRORS, tags=["jobs"])
+    @app.post(
+        "/v1/jobs",
+        status_code=201,
+        response_model=JobOut,
+        responses={
+            **ERRORS,
+            200: {
+                "model": JobOut,
+                "description": "the idempotency key already named a job: that job, with "
+                "`Idempotent-Replayed: true`",
+                "headers": {"Idempotent-Replayed": {"schema": {"type": "string"}}},
+            },
+        },
+        tags=["jobs"],
+    )
     async def submit(
         body: SubmitJob,
         response: Response,
         who: Caller,
-        idempotency_key: Annotated[str | None, Header(max_length=512)] = None,
+        idempotency_key: Annotated[
+            str | None, Header(min_length=1, max_length=512, pattern=TEXT)
+        ] = None,
     ) -> JobOut:
         """Validate and enqueue a job. A repeated idempotency key (body or
         `Idempotency-Key` header) answers 200 with the existing job."""
@@ -241,7 +280,7 @@ def create_app(
         f = body.filter
         ids = await app.state.store.retry_many(
             RetryFilter(
-                states=frozenset(f.states),
+                states=frozenset(JobState(s) for s in f.states),
                 kind=f.kind,
                 queue=f.queue,
                 owner=f.owner,
@@ -256,12 +295,12 @@ def create_app(
     async def list_jobs(
         who: Caller,
         state: Annotated[list[JobState] | None, Query()] = None,
-        kind: Annotated[str | None, Query(max_length=128)] = None,
-        queue: Annotated[str | None, Query(max_length=128)] = None,
-        created_after: datetime | None = None,
-        created_before: datetime | None = None,
+        kind: Annotated[str | None, Query(max_length=128, pattern=NAME)] = None,
+        queue: Annotated[str | None, Query(max_length=128, pattern=NAME)] = None,
+        created_after: Timestamp | None = None,
+        created_before: Timestamp | None = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
-        cursor: Annotated[str | None, Query(pattern=r"^[0-9]{1,19}$")] = None,
+        cursor: Annotated[str | None, Query(pattern=r"^[0-9]{1,18}$")] = None,
     ) -> JobPage:
         """The caller's jobs (an admin's: everyone's), newest first. Pass `next_cursor` back
         as `cursor` for the next page; it is null on the last one."""
@@ -282,16 +321,19 @@ def create_app(
         )
 
     @app.get(
-        "/v1/jobs/{job_id}/events", response_model=list[EventOut], responses=ERRORS, tags=["jobs"]
+        "/v1/jobs/{job_id:int}/events",
+        response_model=list[EventOut],
+        responses=ERRORS,
+        tags=["jobs"],
     )
-    async def job_events(job_id: int, who: Caller) -> list[EventOut]:
+    async def job_events(job_id: JobId, who: Caller) -> list[EventOut]:
         """What happened to the job beyond its row: retries, lost leases, cancels, progress."""
         await app.state.store.get(job_id, owner=who.owner_filter)  # 404 for others' jobs
         events = await app.state.store.events(job_id)
         return [EventOut(at=e.at, type=e.type, data=e.data) for e in events]
 
     @app.get(
-        "/v1/jobs/{job_id}/stream",
+        "/v1/jobs/{job_id:int}/stream",
         response_class=StreamingResponse,
         responses={
             **ERRORS,
@@ -305,7 +347,7 @@ def create_app(
         tags=["jobs"],
     )
     async def stream(
-        job_id: int,
+        job_id: JobId,
         who: Caller,
         last_event_id: Annotated[str | None, Header(max_length=64)] = None,
     ) -> Response:
@@ -332,8 +374,10 @@ def create_app(
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
 
-    @app.post("/v1/jobs/{job_id}/retry", response_model=RetryOut, responses=ERRORS, tags=["jobs"])
-    async def retry(job_id: int, who: Caller) -> RetryOut:
+    @app.post(
+        "/v1/jobs/{job_id:int}/retry", response_model=RetryOut, responses=ERRORS, tags=["jobs"]
+    )
+    async def retry(job_id: JobId, who: Caller) -> RetryOut:
         """A dead or cancelled job back to the queue with a fresh budget of attempts;
         409 for a job in any other state."""
         await app.state.store.retry(job_id, owner=who.owner_filter, by=who.name)
@@ -359,14 +403,16 @@ def create_app(
             KindOut(kind=k, payload_schema=m.model_json_schema()) for k, m in sorted(SPECS.items())
         ]
 
-    @app.get("/v1/jobs/{job_id}", response_model=JobOut, responses=ERRORS, tags=["jobs"])
-    async def get_job(job_id: int, who: Caller) -> JobOut:
+    @app.get("/v1/jobs/{job_id:int}", response_model=JobOut, responses=ERRORS, tags=["jobs"])
+    async def get_job(job_id: JobId, who: Caller) -> JobOut:
         """A job with its progress, result and one error entry per failed attempt. Another
         user's job answers 404, as if it did not exist."""
         return JobOut.of(await app.state.store.get(job_id, owner=who.owner_filter))
 
-    @app.post("/v1/jobs/{job_id}/cancel", response_model=CancelOut, responses=ERRORS, tags=["jobs"])
-    async def cancel(job_id: int, who: Caller) -> CancelOut:
+    @app.post(
+        "/v1/jobs/{job_id:int}/cancel", response_model=CancelOut, responses=ERRORS, tags=["jobs"]
+    )
+    async def cancel(job_id: JobId, who: Caller) -> CancelOut:
         """Queued: cancelled now. Running: its worker is asked and stops it within two
         heartbeats. Finished: left as it is (the answer says its state)."""
         result = await app.state.store.cancel(job_id, owner=who.owner_filter, by=who.name)

@@ -5,13 +5,18 @@ from __future__ import annotations
 
 from typing import Any
 
+import asyncpg
+import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute, Match
 
 from jobs.errors import InvalidTransition, JobNotFound
+
+log = structlog.get_logger("conveyor.api")
 
 
 class ErrorDetail(BaseModel):
@@ -73,7 +78,7 @@ def field_errors(errors: Any) -> list[dict[str, Any]]:
         fields.append(
             {
                 "field": ".".join(str(p) for p in e.get("loc", ()) if p != "body") or "body",
-                "problem": e.get("msg"),
+                "problem": str(e.get("msg", "")).removeprefix("Value error, "),
                 "type": e.get("type"),
             }
         )
@@ -99,8 +104,44 @@ def install(app: FastAPI) -> None:
     async def _conflict(_: Request, exc: InvalidTransition) -> JSONResponse:
         return error_response(409, "invalid_state", str(exc), {"state": exc.state})
 
+    @app.exception_handler(asyncpg.IntegrityConstraintViolationError)
+    async def _refused(_: Request, exc: asyncpg.IntegrityConstraintViolationError) -> JSONResponse:
+        # A safety net: validation should have caught this before the database did. Logged,
+        # because it means a rule is missing from the API's models.
+        constraint = getattr(exc, "constraint_name", None)
+        log.warning("api.constraint_refused", constraint=constraint, error=str(exc))
+        return error_response(
+            422,
+            "invalid_request",
+            f"the database refused the request ({constraint or type(exc).__name__}): {exc}",
+            {"constraint": constraint},
+        )
+
+    @app.exception_handler(asyncpg.DataError)
+    async def _unstorable(_: Request, exc: asyncpg.DataError) -> JSONResponse:
+        # Another safety net: a value Postgres cannot hold (a NUL character in text or
+        # jsonb, a date out of its range) is the client's input, not our failure.
+        log.warning("api.data_refused", sqlstate=exc.sqlstate, error=str(exc))
+        return error_response(
+            422, "invalid_request", f"the database cannot store a value in the request: {exc}"
+        )
+
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = _STATUS_CODES.get(exc.status_code, "http_error")
-        headers = dict(exc.headers) if exc.headers else None
-        return error_response(exc.status_code, code, str(exc.detail), headers=headers)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        status = exc.status_code
+        if status == 400:  # FastAPI's "error parsing the body" (e.g. not UTF-8): a bad body
+            return error_response(422, "invalid_request", f"the body is unreadable: {exc.detail}")
+        headers = dict(exc.headers) if exc.headers else {}
+        if status == 405:  # every method of every route on this path, not just the first's
+            headers["Allow"] = ", ".join(_allowed_methods(request))
+        code = _STATUS_CODES.get(status, "http_error")
+        return error_response(status, code, str(exc.detail), headers=headers or None)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    allowed: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches({**request.scope, "method": "_"})
+        if match is Match.PARTIAL and isinstance(route, BaseRoute):
+            allowed.update(getattr(route, "methods", None) or ())
+    return sorted(allowed)

@@ -2,35 +2,57 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    model_validator,
+)
+from pydantic.json_schema import models_json_schema
 
+from compute.specs import JsonInput
 from jobs.model import Job, JobState
 
 NAME = r"^[A-Za-z0-9_.:-]+$"
+"""Kinds and queues."""
+TEXT = r"^[^\x00]+$"
+"""Free text: anything but NUL, which Postgres text cannot hold."""
+_NUMBER = re.compile(r"\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*")
 
 
-class SubmitJob(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+def _iso_8601_only(value: object) -> object:
+    """Pydantic reads a bare number as Unix time; the API documents ISO 8601 only."""
+    if isinstance(value, int | float) or (isinstance(value, str) and _NUMBER.fullmatch(value)):
+        raise ValueError("give a date-time in ISO 8601 with a timezone, e.g. 2026-11-22T21:30:00Z")
+    return value
 
+
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_iso_8601_only)]
+"""An ISO 8601 date-time with a timezone, in a request."""
+
+
+class SubmitJob(JsonInput):
     kind: str = Field(min_length=1, max_length=128, pattern=NAME)
     payload: dict[str, Any] = Field(default_factory=dict)
     queue: str = Field(default="default", min_length=1, max_length=128, pattern=NAME)
     priority: int = Field(default=0, ge=-32768, le=32767)
-    run_at: datetime | None = None
+    run_at: Timestamp | None = None
     delay_s: float | None = Field(default=None, ge=0, le=366 * 86400)
     max_attempts: int = Field(default=5, ge=1, le=100)
     timeout_s: int | None = Field(default=None, ge=1, le=7 * 86400)
-    idempotency_key: str | None = Field(default=None, min_length=1, max_length=512)
+    idempotency_key: str | None = Field(default=None, min_length=1, max_length=512, pattern=TEXT)
 
     @model_validator(mode="after")
     def _one_start_time(self) -> SubmitJob:
         if self.run_at is not None and self.delay_s is not None:
             raise ValueError("give run_at or delay_s, not both")
-        if self.run_at is not None and self.run_at.tzinfo is None:
-            raise ValueError("run_at needs a timezone, e.g. 2026-11-22T21:30:00Z")
         return self
 
 
@@ -93,19 +115,14 @@ class RetryFilterIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    states: list[JobState] = Field(default=[JobState.DEAD], min_length=1)
-    kind: str | None = Field(default=None, max_length=128)
-    queue: str | None = Field(default=None, max_length=128)
-    owner: str | None = Field(default=None, max_length=256)
-    finished_after: datetime | None = None
-    finished_before: datetime | None = None
-
-    @model_validator(mode="after")
-    def _replayable(self) -> RetryFilterIn:
-        wrong = [s.value for s in self.states if s not in (JobState.DEAD, JobState.CANCELLED)]
-        if wrong:
-            raise ValueError(f"only dead and cancelled jobs can be retried, not {wrong}")
-        return self
+    states: list[Literal["dead", "cancelled"]] = Field(
+        default=["dead"], min_length=1, description="only finished jobs that did not succeed"
+    )
+    kind: str | None = Field(default=None, max_length=128, pattern=NAME)
+    queue: str | None = Field(default=None, max_length=128, pattern=NAME)
+    owner: str | None = Field(default=None, min_length=1, max_length=256, pattern=TEXT)
+    finished_after: Timestamp | None = None
+    finished_before: Timestamp | None = None
 
 
 class BulkRetryIn(BaseModel):
@@ -150,3 +167,43 @@ class CancelOut(BaseModel):
     previous_state: JobState
     state: JobState
     cancel_requested: bool
+
+
+def document_kinds(openapi: dict[str, Any], specs: Mapping[str, type[BaseModel]]) -> None:
+    """Rewrite the OpenAPI `SubmitJob` as one variant per kind (discriminated by `kind`),
+    each with its payload's own schema, so clients see exactly what each kind accepts.
+    Validation itself stays in `new_job`, which gives the clearer errors."""
+    components = openapi["components"]["schemas"]
+    base = components["SubmitJob"]
+    _, defs = models_json_schema(
+        [(model, "validation") for model in specs.values()],
+        ref_template="#/components/schemas/{model}",
+    )
+    components.update(defs.get("$defs", {}))
+    variants, mapping = [], {}
+    for kind, model in sorted(specs.items()):
+        name = f"SubmitJob_{model.__name__}"
+        payload_required = any(f.is_required() for f in model.model_fields.values())
+        components[name] = {
+            **base,
+            "title": f"SubmitJob ({kind})",
+            "properties": {
+                **base["properties"],
+                "kind": {"type": "string", "const": kind, "title": "Kind"},
+                "payload": {"$ref": f"#/components/schemas/{model.__name__}"},
+            },
+            "required": ["kind", "payload"] if payload_required else ["kind"],
+            # run_at and delay_s are alternatives
+            "not": {
+                "required": ["run_at", "delay_s"],
+                "properties": {"run_at": {"type": "string"}, "delay_s": {"type": "number"}},
+            },
+        }
+        variants.append({"$ref": f"#/components/schemas/{name}"})
+        mapping[kind] = f"#/components/schemas/{name}"
+    components["SubmitJob"] = {
+        "title": "SubmitJob",
+        "description": "A job of one of the registered kinds (GET /v1/kinds).",
+        "oneOf": variants,
+        "discriminator": {"propertyName": "kind", "mapping": mapping},
+    }

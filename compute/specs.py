@@ -2,11 +2,40 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+import json
+from types import UnionType
+from typing import Any, Union, get_args, get_origin
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 
-class _Spec(BaseModel):
+class JsonInput(BaseModel):
+    """A model for JSON from clients: unknown fields are refused, and a number field takes
+    a JSON number only. Pydantic alone would read `true` as 1 and `"3"` as 3; like JSON
+    Schema, `3.0` is still a valid integer."""
+
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _numbers_are_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, bool | str) and info.field_name is not None:
+            annotation = cls.model_fields[info.field_name].annotation
+            if _numeric(annotation):
+                raise ValueError(f"Input should be a number, not {json.dumps(value)}")
+        return value
+
+
+def _numeric(annotation: Any) -> bool:
+    """int or float, or an optional one."""
+    options = get_args(annotation) if get_origin(annotation) in (Union, UnionType) else ()
+    return annotation in (int, float) or (
+        bool(options) and all(o in (int, float, type(None)) for o in options)
+    )
+
+
+class _Spec(JsonInput):
+    pass
 
 
 class DemoNoop(_Spec):

@@ -87,7 +87,11 @@ async def test_bad_payload_fields_are_named(api):
         ({"kind": "demo.noop", "max_attempts": 0}, "max_attempts"),
         ({"kind": "demo.noop", "queue": "bad queue!"}, "queue"),
         ({"kind": "demo.noop", "delay_s": 5, "run_at": "2030-01-01T00:00:00Z"}, "body"),
-        ({"kind": "demo.noop", "run_at": "2030-01-01T00:00:00"}, "body"),
+        ({"kind": "demo.noop", "run_at": "2030-01-01T00:00:00"}, "run_at"),  # no timezone
+        ({"kind": "demo.noop", "run_at": 1893456000}, "run_at"),  # ISO 8601, not Unix time
+        ({"kind": "demo.noop", "priority": True}, "priority"),  # a number, not a boolean
+        ({"kind": "demo.noop", "max_attempts": "3"}, "max_attempts"),  # nor a string
+        ({"kind": "demo.noop", "idempotency_key": "a\u0000b"}, "idempotency_key"),
         ({"kind": "demo.noop", "surprise": 1}, "surprise"),
         ({"payload": {}}, "kind"),
     ],
@@ -130,3 +134,43 @@ async def test_delay_s_schedules_the_job_later(api):
 async def test_unknown_routes_use_the_error_shape(api):
     r = await api.client.get("/v1/nothing")
     assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+
+
+async def test_a_payload_number_must_be_a_json_number(api):
+    r = await api.post("/v1/jobs", json={"kind": "demo.sleep", "payload": {"seconds": "2"}})
+    assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_payload"
+    assert 'not "2"' in r.json()["error"]["message"]
+    ok = await api.post("/v1/jobs", json={"kind": "demo.fail", "payload": {"times": 2.0}})
+    assert ok.status_code == 201 and ok.json()["payload"] == {"times": 2}  # 2.0 is an integer
+
+
+async def test_a_wrong_method_answers_405_listing_every_allowed_one(api):
+    r = await api.client.request("DELETE", "/v1/jobs", headers=api.auth("alice"))
+    assert r.status_code == 405 and r.headers["allow"] == "GET, POST"
+    r = await api.get("/v1/jobs/batch")  # not GET /v1/jobs/{id} with a bad id
+    assert r.status_code == 405 and r.headers["allow"] == "POST"
+
+
+async def test_a_body_that_is_not_utf8_answers_422(api):
+    r = await api.post(
+        "/v1/jobs", content=b'{"kind": "\xff"}', headers={"Content-Type": "application/json"}
+    )
+    assert r.status_code == 422, r.text
+
+
+async def test_a_cursor_or_id_beyond_bigint_answers_422_or_404_not_500(api):
+    assert (await api.get("/v1/jobs?cursor=9999999999999999999")).status_code == 422
+    assert (await api.get(f"/v1/jobs/{2**63}")).status_code == 422
+    assert (await api.get("/v1/jobs?kind=a%00b")).status_code == 422
+
+
+async def test_the_openapi_schema_documents_each_kind_s_payload(api):
+    schema = (await api.client.get("/openapi.json")).json()
+    variants = schema["components"]["schemas"]["SubmitJob"]["oneOf"]
+    by_kind = {}
+    for ref in variants:
+        variant = schema["components"]["schemas"][ref["$ref"].rsplit("/", 1)[1]]
+        by_kind[variant["properties"]["kind"]["const"]] = variant
+    assert set(by_kind) == {k["kind"] for k in (await api.get("/v1/kinds")).json()}
+    sleep = by_kind["demo.sleep"]["properties"]["payload"]["$ref"].rsplit("/", 1)[1]
+    assert "seconds" in schema["components"]["schemas"][sleep]["properties"]
