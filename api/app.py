@@ -27,10 +27,12 @@ from api.schemas import (
     BulkRetryOut,
     CancelOut,
     EventOut,
+    HealthOut,
     JobOut,
     JobPage,
     KindOut,
     QueueOut,
+    ReadyOut,
     RetryOut,
     SubmitBatch,
     SubmitJob,
@@ -44,7 +46,9 @@ from api.tokens import TokenVerifier
 from compute.specs import SPECS
 from jobs.migrate import head_revision
 from jobs.model import JobState, NewJob
+from jobs.settings import DatabaseSettings
 from jobs.store import RetryFilter, Store
+from jobs.wake import Waker
 
 MAX_BODY_BYTES = 1024 * 1024
 Caller = Annotated[Principal, Depends(principal)]
@@ -148,9 +152,12 @@ def create_app(
         app.state.auth = Authenticator(app.state.store.pool, tokens, settings.key_cache_s)
         app.state.watch = JobWatch(database_url)
         await app.state.watch.start()
+        app.state.waker = Waker(database_url)
+        await app.state.waker.start()
         try:
             yield
         finally:
+            await app.state.waker.stop()
             await app.state.watch.stop()
             await app.state.store.close()
 
@@ -177,10 +184,10 @@ def create_app(
     app.openapi = openapi  # type: ignore[method-assign]
     app.add_middleware(BodyLimit)
 
-    @app.get("/health", tags=["ops"])
-    async def health() -> dict[str, str]:
+    @app.get("/health", tags=["ops"], response_model=HealthOut)
+    async def health() -> HealthOut:
         """The process is alive."""
-        return {"status": "ok"}
+        return HealthOut(status="ok")
 
     @app.get(
         "/metrics",
@@ -194,8 +201,8 @@ def create_app(
         scrapers expect: keep it off the public internet."""
         return Response(await render_metrics(app.state.store), media_type=METRICS_CONTENT_TYPE)
 
-    @app.get("/ready", tags=["ops"], responses={503: {"model": ErrorBody}})
-    async def ready() -> dict[str, str]:
+    @app.get("/ready", tags=["ops"], response_model=ReadyOut, responses={503: {"model": ErrorBody}})
+    async def ready() -> ReadyOut:
         """The database answers and its schema is at the code's migration head."""
         store: Store = app.state.store
         try:
@@ -209,7 +216,7 @@ def create_app(
                 f"the database schema is at {revision}, the code needs {head_revision()}: "
                 "run `conveyor migrate`",
             )
-        return {"status": "ready", "revision": str(revision)}
+        return ReadyOut(status="ready", revision=str(revision))
 
     @app.post(
         "/v1/jobs",
@@ -237,11 +244,13 @@ def create_app(
         """Validate and enqueue a job. A repeated idempotency key (body or
         `Idempotency-Key` header) answers 200 with the existing job."""
         store: Store = app.state.store
-        enqueued = await store.enqueue(new_job(body, who, idempotency_key))
-        if enqueued.duplicate:
+        job, duplicate = await store.submit(new_job(body, who, idempotency_key), notify=False)
+        if duplicate:
             response.status_code = 200
             response.headers["Idempotent-Replayed"] = "true"
-        return JobOut.of(await store.get(enqueued.id))
+        else:
+            app.state.waker.wake(job.queue)
+        return JobOut.of(job)
 
     @app.post(
         "/v1/jobs/batch", status_code=201, response_model=BatchOut, responses=ERRORS, tags=["jobs"]
@@ -424,3 +433,11 @@ def create_app(
         )
 
     return app
+
+
+def from_environment() -> FastAPI:
+    """The app as `conveyor api` serves it: everything from the environment."""
+    url = DatabaseSettings().database_url
+    if not url:
+        raise RuntimeError("DATABASE_URL is not set")
+    return create_app(url, ApiSettings(), JwtSettings())

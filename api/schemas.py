@@ -105,6 +105,15 @@ class EventOut(BaseModel):
     data: Any
 
 
+class HealthOut(BaseModel):
+    status: Literal["ok"]
+
+
+class ReadyOut(BaseModel):
+    status: Literal["ready"]
+    revision: str = Field(description="the database's migration revision")
+
+
 class KindOut(BaseModel):
     kind: str
     payload_schema: dict[str, Any]

@@ -107,22 +107,35 @@ def api(
     port: Annotated[
         int, typer.Option(envvar="PORT", help="Port (also $PORT, as Railway sets it).")
     ] = 8000,
+    workers: Annotated[
+        int,
+        typer.Option(
+            envvar="CONVEYOR_API_WORKERS",
+            min=1,
+            help="Server processes (uvicorn workers); about one per core the API may use.",
+        ),
+    ] = 1,
 ) -> None:
     """Serve the REST API (uvicorn)."""
     import uvicorn
     from pydantic import ValidationError
 
-    from api.app import create_app
     from api.settings import ApiSettings, JwtSettings
 
     configure_logging()
+    _database_url()  # fail here, with the message, rather than in every worker process
     try:
-        settings, jwt = ApiSettings(), JwtSettings()
+        ApiSettings(), JwtSettings()
     except ValidationError as exc:
         problems = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
         raise typer.BadParameter(f"API settings: {problems}") from None
     uvicorn.run(
-        create_app(_database_url(), settings, jwt), host=host, port=port, log_level="warning"
+        "api.app:from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
     )
 
 

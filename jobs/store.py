@@ -143,10 +143,27 @@ class Store:
 
     async def enqueue(self, job: NewJob, *, conn: asyncpg.Connection | None = None) -> Enqueued:
         """Insert one job, or report the existing one when its idempotency key is taken."""
-        db: Executor = conn or self.pool
+        row, duplicate = await self._enqueue_one(
+            conn or self.pool, job, sql.ENQUEUE, sql.FIND_BY_KEY
+        )
+        return Enqueued(id=row["id"], duplicate=duplicate)
+
+    async def submit(self, job: NewJob, *, notify: bool = True) -> tuple[Job, bool]:
+        """`enqueue` answering with the whole job (the new one, or the one its idempotency
+        key already named, with True) in a single round trip when the job is new.
+
+        `notify=False` leaves waking the workers to the caller (a `jobs.wake.Waker`), which
+        lets concurrent submits commit together instead of one at a time."""
+        insert = sql.ENQUEUE_RETURNING_JOB if notify else sql.ENQUEUE_RETURNING_JOB_QUIETLY
+        row, duplicate = await self._enqueue_one(self.pool, job, insert, sql.FIND_JOB_BY_KEY)
+        return Job.from_row(row), duplicate
+
+    async def _enqueue_one(
+        self, db: Executor, job: NewJob, insert: str, find: str
+    ) -> tuple[asyncpg.Record, bool]:
         while True:
             row = await db.fetchrow(
-                sql.ENQUEUE,
+                insert,
                 job.queue,
                 job.kind,
                 _json(dict(job.payload)),
@@ -158,11 +175,11 @@ class Store:
                 job.owner,
             )
             if row is not None:
-                return Enqueued(id=row["id"])
+                return row, False
             assert job.idempotency_key is not None, "only a key conflict skips an insert"
-            existing = await db.fetchval(sql.FIND_BY_KEY, job.owner, job.idempotency_key)
+            existing = await db.fetchrow(find, job.owner, job.idempotency_key)
             if existing is not None:
-                return Enqueued(id=existing, duplicate=True)
+                return existing, True
             # The conflicting job was pruned between the two statements: insert again.
 
     async def enqueue_many(

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from api.keys import revoke_key
+from jobs.sql import NOTIFY_CHANNEL
 
 
 async def test_health_and_ready(api):
@@ -174,3 +177,11 @@ async def test_the_openapi_schema_documents_each_kind_s_payload(api):
     assert set(by_kind) == {k["kind"] for k in (await api.get("/v1/kinds")).json()}
     sleep = by_kind["demo.sleep"]["properties"]["payload"]["$ref"].rsplit("/", 1)[1]
     assert "seconds" in schema["components"]["schemas"][sleep]["properties"]
+
+
+async def test_a_submit_through_the_api_wakes_its_queue(api, conn):
+    heard: asyncio.Queue[str] = asyncio.Queue()
+    await conn.add_listener(NOTIFY_CHANNEL, lambda *args: heard.put_nowait(args[3]))
+    r = await api.post("/v1/jobs", json={"kind": "demo.noop", "queue": "prices"})
+    assert r.status_code == 201
+    assert await asyncio.wait_for(heard.get(), 5) == "prices"
