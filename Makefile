@@ -39,10 +39,10 @@ test: $(STAMP) postgres-binaries lint ## install what is needed, check style and
 lint: $(STAMP) ## ruff, mypy (strict on jobs/), import-linter contracts
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy jobs worker api compute conveyor migrations
+	$(BIN)/mypy jobs worker api compute conveyor migrations bench
 	$(BIN)/lint-imports
 
-bench: $(STAMP) postgres-binaries ## print store and worker figures, and pgbench's on the same server
+bench: $(STAMP) postgres-binaries ## print store, worker and HTTP figures, and pgbench's on the same server
 	$(BIN)/python -m bench.store
 	$(BIN)/python -m bench.worker
 	$(BIN)/python -m bench.http

@@ -27,7 +27,7 @@ import asyncpg
 import httpx
 
 from api.keys import create_key
-from bench.store import run_on_server
+from bench.store import run_on_server, run_pgbench
 from jobs.db import asyncpg_dsn
 from jobs.embedded import free_port
 from jobs.migrate import upgrade
@@ -99,6 +99,13 @@ def emit(figure: str, **values: float) -> None:
 
 
 async def main(server_url: str) -> None:
+    # pgbench's one-INSERT-per-transaction script with as many clients: what PostgreSQL
+    # allows for the single-submit shape on this machine, measured first (see bench.store).
+    pgbench = {
+        int(str(r["clients"])): float(str(r["jobs_per_s"]))
+        for r in run_pgbench(server_url, seconds=max(5, int(10 * SCALE)), clients=(1, 8, 32))
+        if r["script"] == "s1_insert"
+    }
     await asyncio.to_thread(upgrade, server_url)
     conn = await asyncpg.connect(asyncpg_dsn(server_url))
     key = await create_key(conn, f"bench-{time.time_ns()}", "user")
@@ -136,11 +143,15 @@ async def main(server_url: str) -> None:
     finally:
         api.terminate()
         api.wait(timeout=30)
-    print("\n| figure | value |\n|---|---:|")
+    print("\n| figure | value | pgbench s1, same clients | fraction |\n|---|---:|---:|---:|")
     for c, r in curve.items():
-        print(f"| `POST /v1/jobs`, {c} connection{'s' if c > 1 else ''} | {r:,.0f} requests/s |")
+        base = pgbench.get(c)
+        beside = f"{base:,.0f} | {r / base:.2f}" if base else "– | –"
+        plural = "s" if c > 1 else ""
+        print(f"| `POST /v1/jobs`, {c} connection{plural} | {r:,.0f} requests/s | {beside} |")
     print(
-        f"| `POST /v1/jobs/batch`, 1,000 jobs per request, 4 connections | {batched:,.0f} jobs/s |"
+        f"| `POST /v1/jobs/batch`, 1,000 jobs per request, 4 connections | {batched:,.0f} jobs/s "
+        "| – | – |"
     )
 
 

@@ -16,9 +16,10 @@ import os
 import platform
 import subprocess
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -202,7 +203,9 @@ async def bench_history(server_url: str, history: int, total: int) -> tuple[Figu
     )
 
 
-def run_pgbench(server_url: str, seconds: int) -> list[dict[str, object]]:
+def run_pgbench(
+    server_url: str, seconds: int, clients: tuple[int, ...] = (1, 2, 4)
+) -> list[dict[str, object]]:
     if not PGBENCH.exists():
         print(
             f"# pgbench scripts not found next to the project ({PGBENCH.name}); skipped", flush=True
@@ -217,7 +220,7 @@ def run_pgbench(server_url: str, seconds: int) -> list[dict[str, object]]:
     }
     env["PATH"] = str(find_bin_dir()) + os.pathsep + env.get("PATH", "")
     proc = subprocess.run(
-        ["bash", str(PGBENCH), str(seconds), "1", "2", "4"],
+        ["bash", str(PGBENCH), str(seconds), *(str(c) for c in clients)],
         env=env,
         capture_output=True,
         text=True,
@@ -325,7 +328,7 @@ async def main(server_url: str) -> None:
             print(f"| {r['script']} | {r['clients']} | {r['jobs_per_s']:,} |")
 
 
-def run_on_server(bench: Callable[[str], Awaitable[None]]) -> None:
+def run_on_server(bench: Callable[[str], Coroutine[Any, Any, None]]) -> None:
     """Run `bench(server_url)` on BENCH_DATABASE_URL, or on an embedded durable cluster."""
     url = os.environ.get("BENCH_DATABASE_URL")
     if url:
