@@ -64,6 +64,9 @@ def worker(
     grace: Annotated[str, typer.Option(help="On SIGTERM, time to let jobs finish.")] = "30s",
     poll: Annotated[str, typer.Option(help="Claim at least this often without NOTIFY.")] = "1s",
     reap_every: Annotated[str, typer.Option(help="Reaper period.")] = "5s",
+    cron: Annotated[
+        bool, typer.Option(help="Run the cron scheduler (every worker may; none duplicates).")
+    ] = True,
 ) -> None:
     """Claim and run jobs until SIGTERM/SIGINT (a second signal exits at once)."""
     import asyncio
@@ -83,6 +86,7 @@ def worker(
         grace_s=parse_duration(grace),
         poll_interval_s=parse_duration(poll),
         reap_interval_s=parse_duration(reap_every),
+        cron=cron,
     )
 
     async def main() -> None:

@@ -7,6 +7,7 @@
   reaper     every few seconds: returns expired leases (any worker may; SKIP LOCKED)
   listener   one connection outside the pool, LISTENing for new jobs
   progress   writes the latest progress of each job every few hundred ms
+  scheduler  enqueues cron fires (scheduler/loop.py); every worker runs one, none duplicates
 
 If a service fails the worker logs `worker.service_failed` and stops, so the platform
 restarts it, rather than limping on. Database outages are not failures: every loop waits
@@ -51,6 +52,7 @@ from jobs.transitions import (
     Timeout,
     decide,
 )
+from scheduler.loop import Scheduler
 from worker.context import LoopContext
 from worker.pool import ProcessPool
 from worker.registry import Registry
@@ -136,6 +138,8 @@ class Worker:
             asyncio.create_task(self._reap(), name="reaper"),
             asyncio.create_task(self._write_progress(), name="progress"),
         }
+        if s.cron:
+            background.add(asyncio.create_task(Scheduler(self.store).run(), name="scheduler"))
         completer = asyncio.create_task(self._complete_loop(), name="completer")
         fetcher = asyncio.create_task(self._fetch(), name="fetcher")
         failed: BaseException | None = None

@@ -29,6 +29,7 @@ class WorkerSettings(BaseSettings):
     completer_flush_ms: float = Field(
         default=5.0, ge=0, description="longest an outcome waits to be written (ms)"
     )
+    cron: bool = Field(default=True, description="run the cron scheduler in this worker")
     progress_flush_ms: float = Field(
         default=200.0, ge=10, description="progress reports are written this often (ms)"
     )
