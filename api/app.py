@@ -7,18 +7,18 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Header, Path, Query, Response
+from fastapi import FastAPI, Header, Path, Query, Response
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import StreamingResponse
-from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api import errors
-from api.auth import Authenticator, principal
-from api.errors import ApiError, ErrorBody
+from api import errors, schedules
+from api.auth import Admin, Authenticator, Caller
+from api.errors import ERRORS, ApiError, ErrorBody
 from api.keys import Principal
 from api.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from api.metrics import render as render_metrics
+from api.payloads import validated_payload
 from api.schemas import (
     NAME,
     TEXT,
@@ -51,14 +51,10 @@ from jobs.store import RetryFilter, Store
 from jobs.wake import Waker
 
 MAX_BODY_BYTES = 1024 * 1024
-Caller = Annotated[Principal, Depends(principal)]
 IdempotencyKeyHeader = Annotated[
     str | None, Header(min_length=1, max_length=512, pattern=TEXT, description="or in the body")
 ]
 JobId = Annotated[int, Path(ge=1, le=2**63 - 1, description="the job's id")]
-ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorBody} for code in (401, 403, 404, 409, 413, 422)
-}
 
 
 class BodyLimit:
@@ -107,22 +103,7 @@ async def _empty_receive() -> Message:
 
 def new_job(body: SubmitJob, who: Principal, header_key: str | None = None) -> NewJob:
     """Validate a submission against its kind's payload model; 422 names what is wrong."""
-    spec = SPECS.get(body.kind)
-    if spec is None:
-        raise ApiError(
-            422,
-            "unknown_kind",
-            f"no job kind {body.kind!r}; known kinds: {', '.join(sorted(SPECS))}",
-            {"known_kinds": sorted(SPECS)},
-        )
-    try:
-        payload = spec.model_validate(body.payload).model_dump(mode="json")
-    except ValidationError as exc:
-        fields = errors.field_errors(exc.errors())
-        summary = "; ".join(f"payload.{f['field']}: {f['problem']}" for f in fields)
-        raise ApiError(
-            422, "invalid_payload", f"the payload is invalid: {summary}", fields
-        ) from None
+    payload = validated_payload(body.kind, body.payload)
     run_at = body.run_at
     if body.delay_s is not None:
         run_at = datetime.now(UTC) + timedelta(seconds=body.delay_s)
@@ -168,6 +149,7 @@ def create_app(
         lifespan=lifespan,
     )
     errors.install(app)
+    app.include_router(schedules.router)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -282,10 +264,8 @@ def create_app(
         return [JobOut.of(j) for j in jobs]
 
     @app.post("/v1/jobs/retry", response_model=BulkRetryOut, responses=ERRORS, tags=["jobs"])
-    async def retry_many(body: BulkRetryIn, who: Caller) -> BulkRetryOut:
+    async def retry_many(body: BulkRetryIn, who: Admin) -> BulkRetryOut:
         """Admin only: replay every dead (or cancelled) job the filter matches."""
-        if not who.is_admin:
-            raise ApiError(403, "forbidden", "bulk retry needs an admin key")
         f = body.filter
         ids = await app.state.store.retry_many(
             RetryFilter(

@@ -4,9 +4,10 @@
 from __future__ import annotations
 
 import time
+from typing import Annotated
 
 import asyncpg
-from fastapi import Request
+from fastapi import Depends, Request
 
 from api.errors import ApiError
 from api.keys import Principal, authenticate, hash_key
@@ -70,3 +71,18 @@ async def principal(request: Request) -> Principal:
         )
     authenticator: Authenticator = request.app.state.auth
     return await authenticator(credential)
+
+
+Caller = Annotated[Principal, Depends(principal)]
+"""A route parameter: the authenticated principal."""
+
+
+async def admin(who: Caller) -> Principal:
+    """A dependency, so a non-admin gets 403 before anything else about the request."""
+    if not who.is_admin:
+        raise ApiError(403, "forbidden", "this needs an admin key or token")
+    return who
+
+
+Admin = Annotated[Principal, Depends(admin)]
+"""A route parameter: the authenticated principal, who must be an admin."""

@@ -29,6 +29,12 @@ class ErrorBody(BaseModel):
     error: ErrorDetail
 
 
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorBody} for code in (401, 403, 404, 409, 413, 422)
+}
+"""The error responses every authenticated route documents."""
+
+
 class ApiError(Exception):
     def __init__(
         self,

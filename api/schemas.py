@@ -216,3 +216,67 @@ def document_kinds(openapi: dict[str, Any], specs: Mapping[str, type[BaseModel]]
         "oneOf": variants,
         "discriminator": {"propertyName": "kind", "mapping": mapping},
     }
+
+
+SCHEDULE_NAME = r"^[A-Za-z0-9_.-]+$"
+"""No colon: the name is part of each fire's idempotency key, `cron:<name>:<fire time>`."""
+
+
+class ScheduleFields(JsonInput):
+    cron: str = Field(
+        min_length=1,
+        max_length=256,
+        description="5 fields (minute hour day-of-month month day-of-week) or 6 with "
+        "seconds first; crontab meanings",
+        examples=["30 21 * * 1-5"],
+    )
+    timezone: str = Field(default="UTC", min_length=1, max_length=64, pattern=TEXT)
+    kind: str = Field(min_length=1, max_length=128, pattern=NAME)
+    payload: dict[str, Any] = Field(default_factory=dict)
+    queue: str = Field(default="default", min_length=1, max_length=128, pattern=NAME)
+    priority: int = Field(default=0, ge=-32768, le=32767)
+    max_attempts: int = Field(default=5, ge=1, le=100)
+    enabled: bool = True
+    catch_up_s: int = Field(
+        default=600, ge=0, le=366 * 86400, description="missed fires younger than this run"
+    )
+    backfill: bool = Field(
+        default=False, description="after downtime, enqueue every missed fire, not the latest"
+    )
+
+
+class ScheduleIn(ScheduleFields):
+    name: str = Field(min_length=1, max_length=128, pattern=SCHEDULE_NAME)
+
+
+class SchedulePatch(JsonInput):
+    """Only the fields sent change."""
+
+    cron: str | None = Field(default=None, min_length=1, max_length=256)
+    timezone: str | None = Field(default=None, min_length=1, max_length=64, pattern=TEXT)
+    kind: str | None = Field(default=None, min_length=1, max_length=128, pattern=NAME)
+    payload: dict[str, Any] | None = None
+    queue: str | None = Field(default=None, min_length=1, max_length=128, pattern=NAME)
+    priority: int | None = Field(default=None, ge=-32768, le=32767)
+    max_attempts: int | None = Field(default=None, ge=1, le=100)
+    enabled: bool | None = None
+    catch_up_s: int | None = Field(default=None, ge=0, le=366 * 86400)
+    backfill: bool | None = None
+
+
+class ScheduleOut(BaseModel):
+    name: str
+    cron: str
+    timezone: str
+    kind: str
+    payload: Any
+    queue: str
+    priority: int
+    max_attempts: int
+    enabled: bool
+    catch_up_s: int
+    backfill: bool
+    next_fire_at: datetime | None = Field(description="read-only: the next fire, when known")
+    last_fire_at: datetime | None = Field(description="read-only: the latest fire")
+    created_at: datetime
+    updated_at: datetime

@@ -207,6 +207,33 @@ def migrate() -> None:
     url = _database_url()
     upgrade(url)
     log.info("db.migrated", revision="head")
+    _ensure_default_schedules(url)
+
+
+def _ensure_default_schedules(url: str) -> None:
+    """The platform's schedules, created when absent, never overwritten."""
+    import asyncio
+
+    import asyncpg
+
+    from compute.specs import SPECS
+    from jobs.db import asyncpg_dsn
+    from scheduler.defaults import UniverseSettings, ensure_defaults
+
+    def validate(kind: str, payload: dict[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = SPECS[kind].model_validate(payload).model_dump(mode="json")
+        return result
+
+    async def main() -> tuple[list[str], list[str]]:
+        conn = await asyncpg.connect(asyncpg_dsn(url))
+        try:
+            symbols = UniverseSettings().symbol_list
+            return await ensure_defaults(conn, SPECS, validate, symbols)
+        finally:
+            await conn.close()
+
+    created, unknown = asyncio.run(main())
+    log.info("schedules.defaults", created=created, left_out_unknown_kind=unknown)
 
 
 @app.command()
@@ -228,6 +255,7 @@ def dev(
     try:
         upgrade(url)
         log.info("db.migrated", revision="head")
+        _ensure_default_schedules(url)
         key = _dev_admin_key(url)
         env = {**os.environ, "DATABASE_URL": url}
         # Own process groups: a terminal's Ctrl-C reaches only `dev`, which then sends each

@@ -19,13 +19,10 @@ from jobs.logging import get_logger
 from jobs.model import NewJob
 from jobs.store import Store
 from scheduler.cron import Cron, CronError, due
-from scheduler.schedules import ADVANCE, LOAD_ENABLED, Schedule
+from scheduler.schedules import ADVANCE, CRON_OWNER, LOAD_ENABLED, Schedule
 from scheduler.settings import SchedulerSettings
 
 log = get_logger("scheduler")
-
-CRON_OWNER = "system"
-"""Cron jobs belong to the system principal: admins see them, users do not."""
 
 
 class Scheduler:

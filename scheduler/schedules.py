@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from jobs.handler import JSON
+
+CRON_OWNER = "system"
+"""Cron jobs belong to the system principal: admins see them, users do not."""
 
 # Every enabled schedule, and the database's clock in the same round trip: every worker
 # decides what is due against one clock, whatever its own says.
@@ -57,3 +61,57 @@ class Schedule:
 
     def idempotency_key(self, fire: datetime) -> str:
         return f"cron:{self.name}:{fire.isoformat().replace('+00:00', 'Z')}"
+
+
+COLUMNS = (
+    "name, cron, timezone, kind, payload, queue, priority, max_attempts, enabled, catch_up_s, "
+    "backfill"
+)
+
+CREATE = f"""
+INSERT INTO schedule ({COLUMNS})
+VALUES ($1, $2, $3, $4, $5::text::jsonb, $6, $7, $8, $9, $10, $11)
+ON CONFLICT (name) DO NOTHING
+RETURNING *
+"""
+
+GET = "SELECT * FROM schedule WHERE name = $1"
+
+LIST = "SELECT * FROM schedule ORDER BY name"
+
+DELETE = "DELETE FROM schedule WHERE name = $1"
+
+# An edit of when a schedule fires (cron, timezone) or a re-enable restarts its clock:
+# last_fire_at is cleared and updated_at set, so no fire of the old timing, and none from
+# the time it was off, is caught up.
+UPDATE = f"""
+UPDATE schedule s
+SET ({COLUMNS}) = (
+        $1, $2, $3, $4, $5::text::jsonb, $6, $7, $8, $9, $10, $11
+    ),
+    last_fire_at = CASE WHEN s.cron IS DISTINCT FROM $2 OR s.timezone IS DISTINCT FROM $3
+                             OR (NOT s.enabled AND $9)
+                        THEN NULL ELSE s.last_fire_at END,
+    next_fire_at = NULL,
+    updated_at = now()
+WHERE s.name = $1
+RETURNING *
+"""
+
+
+def as_args(s: Schedule | dict[str, Any]) -> list[Any]:
+    """The values of COLUMNS, in order, for CREATE and UPDATE ($5: payload as JSON text)."""
+    values = s if isinstance(s, dict) else {k: getattr(s, k) for k in Schedule.__slots__}
+    return [
+        values["name"],
+        values["cron"],
+        values["timezone"],
+        values["kind"],
+        json.dumps(values["payload"]),
+        values["queue"],
+        values["priority"],
+        values["max_attempts"],
+        values["enabled"],
+        values["catch_up_s"],
+        values["backfill"],
+    ]

@@ -45,7 +45,7 @@ async def api(db_url: str, conn) -> AsyncIterator[Api]:
 
 @pytest.fixture
 async def live(db_url: str, conn, tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, dict]]:
-    """A real `conveyor api` and `conveyor worker`, and keys for alice and bob."""
+    """A real `conveyor api` and `conveyor worker`, and keys for alice, bob and root."""
     procs = Processes(db_url, tmp_path)
     try:
         base_url = procs.start_api(CONVEYOR_API_STREAM_POLL_S="30")  # notifications only
@@ -53,6 +53,7 @@ async def live(db_url: str, conn, tmp_path: Path) -> AsyncIterator[tuple[httpx.A
         keys = {
             "alice": await create_key(conn, "alice", "user"),
             "bob": await create_key(conn, "bob", "user"),
+            "root": await create_key(conn, "root", "admin"),
         }
         async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
             yield client, {who: {"Authorization": f"Bearer {k}"} for who, k in keys.items()}

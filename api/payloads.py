@@ -1,0 +1,31 @@
+"""A job's payload checked against its kind's model (`compute.specs.SPECS`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+
+from api import errors
+from api.errors import ApiError
+from compute.specs import SPECS
+
+
+def validated_payload(kind: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """The payload as its kind's model reads it; 422 for an unknown kind or a bad field."""
+    spec = SPECS.get(kind)
+    if spec is None:
+        raise ApiError(
+            422,
+            "unknown_kind",
+            f"no job kind {kind!r}; known kinds: {', '.join(sorted(SPECS))}",
+            {"known_kinds": sorted(SPECS)},
+        )
+    try:
+        return spec.model_validate(payload).model_dump(mode="json")
+    except ValidationError as exc:
+        fields = errors.field_errors(exc.errors())
+        summary = "; ".join(f"payload.{f['field']}: {f['problem']}" for f in fields)
+        raise ApiError(
+            422, "invalid_payload", f"the payload is invalid: {summary}", fields
+        ) from None

@@ -1,0 +1,112 @@
+"""`/v1/schedules`: cron schedules, admin only. Workers pick edits up within a second."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import asyncpg
+from fastapi import APIRouter, Path, Request, Response
+
+from api.auth import Admin
+from api.errors import ERRORS, ApiError
+from api.payloads import validated_payload
+from api.schemas import SCHEDULE_NAME, JobOut, ScheduleIn, ScheduleOut, SchedulePatch
+from jobs.model import NewJob
+from jobs.store import Store
+from scheduler import schedules as sql
+from scheduler.cron import Cron, CronError
+from scheduler.schedules import CRON_OWNER
+
+router = APIRouter(prefix="/v1/schedules", tags=["schedules"], responses=ERRORS)
+Name = Annotated[str, Path(min_length=1, max_length=128, pattern=SCHEDULE_NAME)]
+
+
+def _store(request: Request) -> Store:
+    store: Store = request.app.state.store
+    return store
+
+
+def _checked(values: dict[str, Any]) -> dict[str, Any]:
+    """Cron, timezone, kind and payload as the scheduler will read them; 422 otherwise."""
+    try:
+        Cron.parse(values["cron"], values["timezone"])
+    except CronError as exc:
+        raise ApiError(422, "invalid_cron", str(exc)) from None
+    return {**values, "payload": validated_payload(values["kind"], values["payload"])}
+
+
+def _out(row: asyncpg.Record) -> ScheduleOut:
+    return ScheduleOut.model_validate(dict(row))
+
+
+async def _get(store: Store, name: str) -> asyncpg.Record:
+    row = await store.pool.fetchrow(sql.GET, name)
+    if row is None:
+        raise ApiError(404, "schedule_not_found", f"there is no schedule named {name!r}")
+    return row
+
+
+@router.get("", response_model=list[ScheduleOut])
+async def list_schedules(request: Request, _admin: Admin) -> list[ScheduleOut]:
+    """Every schedule, enabled or not, with its next and last fire."""
+    return [_out(r) for r in await _store(request).pool.fetch(sql.LIST)]
+
+
+@router.post("", status_code=201, response_model=ScheduleOut)
+async def create_schedule(body: ScheduleIn, request: Request, _admin: Admin) -> ScheduleOut:
+    """A new schedule; 409 when the name is taken. It fires from now on."""
+    values = _checked(body.model_dump())
+    row = await _store(request).pool.fetchrow(sql.CREATE, *sql.as_args(values))
+    if row is None:
+        raise ApiError(409, "schedule_exists", f"a schedule named {body.name!r} exists")
+    return _out(row)
+
+
+@router.get("/{name}", response_model=ScheduleOut)
+async def get_schedule(name: Name, request: Request, _admin: Admin) -> ScheduleOut:
+    return _out(await _get(_store(request), name))
+
+
+@router.patch("/{name}", response_model=ScheduleOut)
+async def update_schedule(
+    name: Name, body: SchedulePatch, request: Request, _admin: Admin
+) -> ScheduleOut:
+    """Change the fields sent. A new cron or timezone, or a re-enable, restarts the
+    schedule's clock: nothing from before the change is caught up."""
+    store = _store(request)
+    current = dict(await _get(store, name))
+    values = _checked({**current, **body.model_dump(exclude_unset=True, exclude_none=True)})
+    row = await store.pool.fetchrow(sql.UPDATE, *sql.as_args(values))
+    if row is None:  # deleted between the read and the write
+        raise ApiError(404, "schedule_not_found", f"there is no schedule named {name!r}")
+    return _out(row)
+
+
+@router.delete("/{name}", status_code=204, response_class=Response)
+async def delete_schedule(name: Name, request: Request, _admin: Admin) -> Response:
+    status = await _store(request).pool.execute(sql.DELETE, name)
+    if not status.endswith(" 1"):
+        raise ApiError(404, "schedule_not_found", f"there is no schedule named {name!r}")
+    return Response(status_code=204)
+
+
+@router.post("/{name}/trigger", status_code=201, response_model=JobOut)
+async def trigger_schedule(name: Name, request: Request, _admin: Admin) -> JobOut:
+    """Enqueue the schedule's job now, outside its timing, with its own idempotency key
+    (`trigger:<name>:<request time>`); its fire times are unchanged."""
+    store = _store(request)
+    s = sql.Schedule.from_row(await _get(store, name))
+    at = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    job, _duplicate = await store.submit(
+        NewJob(
+            kind=s.kind,
+            payload=s.payload if isinstance(s.payload, dict) else {},
+            queue=s.queue,
+            priority=s.priority,
+            max_attempts=s.max_attempts,
+            idempotency_key=f"trigger:{s.name}:{at}",
+            owner=CRON_OWNER,
+        )
+    )
+    return JobOut.of(job)

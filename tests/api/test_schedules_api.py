@@ -1,0 +1,115 @@
+"""/v1/schedules: admin-only CRUD with cron, timezone, kind and payload checked; trigger;
+and an edit through a real API reaching a real worker's scheduler within seconds."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+NIGHTLY = {"name": "nightly", "cron": "30 21 * * 1-5", "kind": "demo.sleep"}
+
+
+async def test_users_may_not_touch_schedules(api):
+    for method, path in (
+        ("GET", "/v1/schedules"),
+        ("POST", "/v1/schedules"),
+        ("GET", "/v1/schedules/x"),
+        ("PATCH", "/v1/schedules/x"),
+        ("DELETE", "/v1/schedules/x"),
+        ("POST", "/v1/schedules/x/trigger"),
+    ):
+        r = await api.client.request(method, path, headers=api.auth("alice"), json={})
+        assert r.status_code == 403, (method, path, r.text)
+
+
+async def test_create_read_list_and_a_taken_name(api):
+    r = await api.post("/v1/schedules", "root", json={**NIGHTLY, "timezone": "America/New_York"})
+    assert r.status_code == 201, r.text
+    made = r.json()
+    assert made["payload"] == {"seconds": 1.0}  # the kind's defaults filled in
+    assert (made["catch_up_s"], made["enabled"], made["last_fire_at"]) == (600, True, None)
+    assert (await api.get("/v1/schedules/nightly", "root")).json() == made
+    assert [s["name"] for s in (await api.get("/v1/schedules", "root")).json()] == ["nightly"]
+    again = await api.post("/v1/schedules", "root", json=NIGHTLY)
+    assert again.status_code == 409 and again.json()["error"]["code"] == "schedule_exists"
+    assert (await api.get("/v1/schedules/nope", "root")).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("change", "code", "says"),
+    [
+        ({"cron": "61 * * * *"}, "invalid_cron", "61"),
+        ({"cron": "* * * *"}, "invalid_cron", "5 fields"),
+        ({"timezone": "Mars/Olympus"}, "invalid_cron", "unknown timezone"),
+        ({"kind": "prices.nope"}, "unknown_kind", "known kinds"),
+        ({"payload": {"seconds": -1}}, "invalid_payload", "payload.seconds"),
+        ({"name": "has:colon"}, "invalid_request", "name"),
+    ],
+)
+async def test_a_bad_schedule_answers_422_saying_what_is_wrong(api, change, code, says):
+    r = await api.post("/v1/schedules", "root", json={**NIGHTLY, **change})
+    assert r.status_code == 422, r.text
+    error = r.json()["error"]
+    assert error["code"] == code and says in error["message"]
+
+
+async def test_a_new_timing_restarts_the_clock_other_edits_keep_it(api, conn):
+    await api.post("/v1/schedules", "root", json=NIGHTLY)
+    fired = datetime(2026, 11, 20, 21, 30, tzinfo=UTC)
+    await conn.execute("UPDATE schedule SET last_fire_at = $1", fired)
+    r = await api.client.patch(
+        "/v1/schedules/nightly", headers=api.auth("root"), json={"payload": {"seconds": 2}}
+    )
+    assert r.status_code == 200 and r.json()["payload"] == {"seconds": 2.0}
+    assert r.json()["last_fire_at"] == "2026-11-20T21:30:00Z"
+    r = await api.client.patch(
+        "/v1/schedules/nightly", headers=api.auth("root"), json={"cron": "0 * * * *"}
+    )
+    assert r.json()["cron"] == "0 * * * *" and r.json()["last_fire_at"] is None
+    bad = await api.client.patch(
+        "/v1/schedules/nightly", headers=api.auth("root"), json={"cron": "nope nope"}
+    )
+    assert bad.status_code == 422
+    assert (await api.get("/v1/schedules/nightly", "root")).json()["cron"] == "0 * * * *"
+
+
+async def test_delete_and_trigger(api):
+    await api.post("/v1/schedules", "root", json=NIGHTLY)
+    r = await api.post("/v1/schedules/nightly/trigger", "root")
+    assert r.status_code == 201, r.text
+    job = r.json()
+    assert (job["kind"], job["owner"], job["state"]) == ("demo.sleep", "system", "queued")
+    assert job["idempotency_key"].startswith("trigger:nightly:")
+    deleted = await api.client.delete("/v1/schedules/nightly", headers=api.auth("root"))
+    assert deleted.status_code == 204
+    assert (
+        await api.client.delete("/v1/schedules/nightly", headers=api.auth("root"))
+    ).status_code == 404
+    assert (await api.post("/v1/schedules/nightly/trigger", "root")).status_code == 404
+
+
+@pytest.mark.slow
+async def test_an_api_edit_reaches_a_running_worker_within_five_seconds(live, conn):
+    client, auth = live
+    body = {"name": "tick", "cron": "* * * * * *", "kind": "demo.noop"}
+    assert (await client.post("/v1/schedules", json=body, headers=auth["root"])).status_code == 201
+
+    async def fires_after(t: datetime) -> list[datetime]:
+        rows = await conn.fetch(
+            "SELECT idempotency_key FROM job WHERE idempotency_key LIKE 'cron:tick:%'"
+        )
+        times = [
+            datetime.fromisoformat(r["idempotency_key"].split(":", 2)[2].replace("Z", "+00:00"))
+            for r in rows
+        ]
+        return sorted(f for f in times if f > t)
+
+    await asyncio.sleep(3)
+    assert await fires_after(datetime.now(UTC) - timedelta(seconds=10))  # it runs
+    r = await client.patch("/v1/schedules/tick", json={"enabled": False}, headers=auth["root"])
+    assert r.status_code == 200
+    edited = await conn.fetchval("SELECT clock_timestamp()")
+    await asyncio.sleep(7)
+    assert await fires_after(edited + timedelta(seconds=5)) == []
