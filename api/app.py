@@ -21,6 +21,7 @@ from api.metrics import render as render_metrics
 from api.payloads import validated_payload
 from api.schemas import (
     NAME,
+    ONE_START_TIME,
     TEXT,
     BatchOut,
     BulkRetryIn,
@@ -159,7 +160,8 @@ def create_app(
                 description=app.description,
                 routes=app.routes,
             )
-            document_kinds(schema, SPECS)
+            document_kinds(schema, SPECS, "SubmitJob", ONE_START_TIME)
+            document_kinds(schema, SPECS, "ScheduleIn")
             app.openapi_schema = schema
         return app.openapi_schema
 

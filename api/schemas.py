@@ -178,12 +178,18 @@ class CancelOut(BaseModel):
     cancel_requested: bool
 
 
-def document_kinds(openapi: dict[str, Any], specs: Mapping[str, type[BaseModel]]) -> None:
-    """Rewrite the OpenAPI `SubmitJob` as one variant per kind (discriminated by `kind`),
-    each with its payload's own schema, so clients see exactly what each kind accepts.
-    Validation itself stays in `new_job`, which gives the clearer errors."""
+def document_kinds(
+    openapi: dict[str, Any],
+    specs: Mapping[str, type[BaseModel]],
+    component: str,
+    also: Mapping[str, Any] | None = None,
+) -> None:
+    """Rewrite an OpenAPI component that carries `kind` and `payload` (SubmitJob,
+    ScheduleIn) as one variant per kind, discriminated by `kind`, each with its payload's
+    own schema, so clients see exactly what each kind accepts. `also` adds keywords to every
+    variant. Validation itself stays in `api.payloads`, which gives the clearer errors."""
     components = openapi["components"]["schemas"]
-    base = components["SubmitJob"]
+    base = components[component]
     _, defs = models_json_schema(
         [(model, "validation") for model in specs.values()],
         ref_template="#/components/schemas/{model}",
@@ -191,31 +197,38 @@ def document_kinds(openapi: dict[str, Any], specs: Mapping[str, type[BaseModel]]
     components.update(defs.get("$defs", {}))
     variants, mapping = [], {}
     for kind, model in sorted(specs.items()):
-        name = f"SubmitJob_{model.__name__}"
+        name = f"{component}_{model.__name__}"
         payload_required = any(f.is_required() for f in model.model_fields.values())
+        required = [r for r in base.get("required", []) if r not in ("kind", "payload")]
         components[name] = {
             **base,
-            "title": f"SubmitJob ({kind})",
+            "title": f"{component} ({kind})",
             "properties": {
                 **base["properties"],
                 "kind": {"type": "string", "const": kind, "title": "Kind"},
                 "payload": {"$ref": f"#/components/schemas/{model.__name__}"},
             },
-            "required": ["kind", "payload"] if payload_required else ["kind"],
-            # run_at and delay_s are alternatives
-            "not": {
-                "required": ["run_at", "delay_s"],
-                "properties": {"run_at": {"type": "string"}, "delay_s": {"type": "number"}},
-            },
+            "required": ["kind", *(["payload"] if payload_required else []), *required],
+            **(also or {}),
         }
         variants.append({"$ref": f"#/components/schemas/{name}"})
         mapping[kind] = f"#/components/schemas/{name}"
-    components["SubmitJob"] = {
-        "title": "SubmitJob",
-        "description": "A job of one of the registered kinds (GET /v1/kinds).",
+    components[component] = {
+        "title": component,
+        "description": f"{base.get('description') or component}: one variant per registered "
+        "kind (GET /v1/kinds).",
         "oneOf": variants,
         "discriminator": {"propertyName": "kind", "mapping": mapping},
     }
+
+
+ONE_START_TIME = {
+    "not": {
+        "required": ["run_at", "delay_s"],
+        "properties": {"run_at": {"type": "string"}, "delay_s": {"type": "number"}},
+    }
+}
+"""SubmitJob: run_at and delay_s are alternatives."""
 
 
 SCHEDULE_NAME = r"^[A-Za-z0-9_.-]+$"
