@@ -107,7 +107,9 @@ def worker(
 
 @app.command()
 def api(
-    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    host: Annotated[
+        str, typer.Option(envvar="CONVEYOR_API_HOST", help="Interface to listen on.")
+    ] = "127.0.0.1",
     port: Annotated[
         int, typer.Option(envvar="PORT", help="Port (also $PORT, as Railway sets it).")
     ] = 8000,
@@ -141,6 +143,23 @@ def api(
         workers=workers,
         log_level="warning",
     )
+
+
+@app.command()
+def health(
+    port: Annotated[int, typer.Option(envvar="PORT", help="The API's port.")] = 8000,
+) -> None:
+    """Exit 0 when the API in this container answers /health (the image's HEALTHCHECK)."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=3) as r:
+            ok = r.status == 200
+    except OSError as exc:
+        typer.echo(f"unhealthy: {exc}", err=True)
+        raise typer.Exit(1) from None
+    if not ok:
+        raise typer.Exit(1)
 
 
 keys = typer.Typer(help="API keys: create (shown once), list, revoke.", no_args_is_help=True)
