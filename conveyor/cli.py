@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
+from conveyor import remote
 from jobs.embedded import EmbeddedPostgres
 from jobs.errors import ConveyorError
 from jobs.logging import configure_logging, get_logger
@@ -161,6 +162,13 @@ def health(
     if not ok:
         raise typer.Exit(1)
 
+
+app.command()(remote.submit)
+app.command()(remote.watch)
+app.command()(remote.queues)
+app.command()(remote.workers)
+app.add_typer(remote.jobs, name="jobs")
+app.add_typer(remote.dead, name="dead")
 
 keys = typer.Typer(help="API keys: create (shown once), list, revoke.", no_args_is_help=True)
 app.add_typer(keys, name="keys")

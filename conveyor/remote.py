@@ -1,0 +1,295 @@
+"""Operator commands that talk to a running API over HTTP, as the frontend does:
+`conveyor submit|watch|queues|workers`, `conveyor jobs …`, `conveyor dead …`.
+
+Every command reads `--api-url` / CONVEYOR_API_URL and `--api-key` / CONVEYOR_API_KEY;
+listings print a table, or the API's JSON with `--json`. `watch` exits with a code that says
+how the job ended (see WATCH_EXIT).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from typing import Annotated, Any, NoReturn
+
+import httpx
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+ApiUrl = Annotated[
+    str, typer.Option("--api-url", envvar="CONVEYOR_API_URL", help="The API's base URL.")
+]
+ApiKey = Annotated[
+    str,
+    typer.Option(
+        "--api-key", envvar="CONVEYOR_API_KEY", help="An API key (or a JWT).", show_default=False
+    ),
+]
+AsJson = Annotated[bool, typer.Option("--json", help="Print the API's JSON instead of a table.")]
+
+WATCH_EXIT = {"succeeded": 0, "dead": 3, "cancelled": 4}
+"""`conveyor watch` exit codes by the job's final state; 1 is any other failure (the API
+unreachable, a bad key, an unknown job), 2 a usage error."""
+
+out = Console()
+err = Console(stderr=True)
+
+
+def _fail(message: str) -> NoReturn:
+    err.print(f"[red]error:[/red] {message}", highlight=False)
+    raise typer.Exit(1)
+
+
+def _client(url: str, key: str) -> httpx.Client:
+    return httpx.Client(
+        base_url=url.rstrip("/"), headers={"Authorization": f"Bearer {key}"}, timeout=30
+    )
+
+
+def _call(url: str, key: str, method: str, path: str, **kw: Any) -> Any:
+    try:
+        with _client(url, key) as client:
+            r = client.request(method, path, **kw)
+    except httpx.HTTPError as exc:
+        _fail(f"cannot reach the API at {url}: {exc} (set --api-url or CONVEYOR_API_URL)")
+    if r.status_code >= 400:
+        try:
+            message = r.json()["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            message = r.text or r.reason_phrase
+        _fail(f"{r.status_code} {message}")
+    return r.json() if r.content else None
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2) + "\n")
+
+
+def _table(rows: list[dict[str, Any]], columns: list[str], title: str) -> None:
+    if not rows:
+        out.print(f"no {title}")
+        return
+    table = Table(title=title)
+    for c in columns:
+        table.add_column(c)
+    for row in rows:
+        table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in columns))
+    out.print(table)
+
+
+JOB_COLUMNS = ["id", "kind", "queue", "state", "attempt", "progress", "owner", "created_at"]
+
+
+# -- submit and watch -------------------------------------------------------------------------
+
+
+def submit(
+    kind: Annotated[str, typer.Argument(help="The job kind, e.g. demo.sleep.")],
+    api_url: ApiUrl = "http://127.0.0.1:8000",
+    api_key: ApiKey = "",
+    payload: Annotated[str, typer.Option(help="The payload as JSON.")] = "{}",
+    queue: Annotated[str, typer.Option(help="The queue.")] = "default",
+    priority: Annotated[int, typer.Option(help="Higher runs first.")] = 0,
+    max_attempts: Annotated[int, typer.Option(min=1, help="Attempts before dead.")] = 5,
+    idempotency_key: Annotated[str | None, typer.Option(help="Submit at most once.")] = None,
+    watch_: Annotated[bool, typer.Option("--watch", help="Follow it until it ends.")] = False,
+    as_json: AsJson = False,
+) -> None:
+    """Submit a job; prints its id (or the job as JSON), then follows it with --watch."""
+    try:
+        body: dict[str, Any] = {"kind": kind, "payload": json.loads(payload), "queue": queue}
+    except json.JSONDecodeError as exc:
+        raise typer.BadParameter(f"--payload is not JSON: {exc}") from None
+    body.update(priority=priority, max_attempts=max_attempts)
+    if idempotency_key:
+        body["idempotency_key"] = idempotency_key
+    job = _call(api_url, api_key, "POST", "/v1/jobs", json=body)
+    if as_json:
+        _print_json(job)
+    else:
+        out.print(f"job {job['id']} {job['state']} ({job['kind']} on {job['queue']})")
+    if watch_:
+        watch(job["id"], api_url=api_url, api_key=api_key)
+
+
+def _events(url: str, key: str, job_id: int) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(event type, data) from the job's SSE stream until the server ends it."""
+    last_id: str | None = None
+    while True:
+        headers = {"Last-Event-ID": last_id} if last_id else {}
+        with (
+            _client(url, key) as client,
+            client.stream("GET", f"/v1/jobs/{job_id}/stream", headers=headers) as r,
+        ):
+            if r.status_code == 204:
+                return
+            if r.status_code >= 400:
+                r.read()
+                _fail(f"{r.status_code} {r.json()['error']['message']}")
+            fields: dict[str, str] = {}
+            for line in r.iter_lines():
+                if line == "":
+                    if "data" in fields:
+                        last_id = fields.get("id", last_id)
+                        yield fields.get("event", "message"), json.loads(fields["data"])
+                    fields = {}
+                elif not line.startswith(":"):
+                    name, _, value = line.partition(":")
+                    fields[name] = value.removeprefix(" ")
+        return
+
+
+def watch(
+    job_id: Annotated[int, typer.Argument(help="The job's id.")],
+    api_url: ApiUrl = "http://127.0.0.1:8000",
+    api_key: ApiKey = "",
+) -> None:
+    """Follow a job live (its Server-Sent Events stream): a progress bar and the latest
+    message. Exit code: 0 succeeded, 3 dead, 4 cancelled, 1 anything else went wrong."""
+    final: dict[str, Any] | None = None
+    with Progress(
+        TextColumn("job {task.fields[job]} [bold]{task.fields[state]}[/bold]"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[message]}"),
+        console=err,
+        transient=False,
+    ) as bar:
+        task = bar.add_task("", total=100, job=job_id, state="…", message="")
+        try:
+            for _, data in _events(api_url, api_key, job_id):
+                bar.update(
+                    task,
+                    completed=data["progress"],
+                    state=data["state"],
+                    message=data.get("progress_message") or "",
+                )
+                final = data
+        except httpx.HTTPError as exc:
+            _fail(f"the stream broke: {exc}")
+    if final is None or final["state"] not in WATCH_EXIT:
+        _fail(f"job {job_id} did not finish while watched")
+    if final.get("last_error") and final["state"] != "succeeded":
+        error = final["last_error"]
+        err.print(f"last error: {error.get('type')}: {error.get('message')}", highlight=False)
+    out.print(f"job {job_id} {final['state']}")
+    raise typer.Exit(WATCH_EXIT[final["state"]])
+
+
+# -- listings ---------------------------------------------------------------------------------
+
+
+def queues(
+    api_url: ApiUrl = "http://127.0.0.1:8000", api_key: ApiKey = "", as_json: AsJson = False
+) -> None:
+    """Per queue: queued, running, finished in the last minute, oldest waiting."""
+    rows = _call(api_url, api_key, "GET", "/v1/queues")
+    if as_json:
+        _print_json(rows)
+        return
+    columns = ["queue", "queued", "running", "succeeded_last_minute", "dead_last_minute"]
+    _table(rows, [*columns, "oldest_queued_age_s"], "queues")
+
+
+def workers(
+    api_url: ApiUrl = "http://127.0.0.1:8000", api_key: ApiKey = "", as_json: AsJson = False
+) -> None:
+    """Live workers with their last heartbeat and running jobs."""
+    rows = _call(api_url, api_key, "GET", "/v1/workers")
+    if as_json:
+        _print_json(rows)
+        return
+    _table(rows, ["id", "queues", "concurrency", "running", "heartbeat_at"], "workers")
+
+
+jobs = typer.Typer(help="List, show, cancel and retry jobs.", no_args_is_help=True)
+
+
+@jobs.command("list")
+def list_jobs(
+    api_url: ApiUrl = "http://127.0.0.1:8000",
+    api_key: ApiKey = "",
+    state: Annotated[list[str] | None, typer.Option(help="Repeat for several.")] = None,
+    kind: Annotated[str | None, typer.Option()] = None,
+    queue: Annotated[str | None, typer.Option()] = None,
+    limit: Annotated[int, typer.Option(min=1, max=500)] = 50,
+    as_json: AsJson = False,
+) -> None:
+    """Your jobs (an admin's: everyone's), newest first."""
+    params: dict[str, Any] = {"limit": limit, "state": state or []}
+    params.update({k: v for k, v in {"kind": kind, "queue": queue}.items() if v})
+    page = _call(api_url, api_key, "GET", "/v1/jobs", params=params)
+    if as_json:
+        _print_json(page["jobs"])
+        return
+    _table(page["jobs"], JOB_COLUMNS, "jobs")
+
+
+@jobs.command("show")
+def show_job(job_id: int, api_url: ApiUrl = "http://127.0.0.1:8000", api_key: ApiKey = "") -> None:
+    """One job with its result and errors, as JSON."""
+    _print_json(_call(api_url, api_key, "GET", f"/v1/jobs/{job_id}"))
+
+
+@jobs.command("cancel")
+def cancel_job(
+    job_id: int, api_url: ApiUrl = "http://127.0.0.1:8000", api_key: ApiKey = ""
+) -> None:
+    """Cancel a queued job, or ask a running one's worker to stop it."""
+    r = _call(api_url, api_key, "POST", f"/v1/jobs/{job_id}/cancel")
+    asked = (
+        " (its worker is asked to stop it)"
+        if r["cancel_requested"] and r["state"] == "running"
+        else ""
+    )
+    out.print(f"job {job_id}: {r['previous_state']} -> {r['state']}{asked}")
+
+
+@jobs.command("retry")
+def retry_job(job_id: int, api_url: ApiUrl = "http://127.0.0.1:8000", api_key: ApiKey = "") -> None:
+    """Put a dead or cancelled job back in the queue."""
+    r = _call(api_url, api_key, "POST", f"/v1/jobs/{job_id}/retry")
+    out.print(f"job {job_id}: {r['state']}")
+
+
+dead = typer.Typer(help="Dead letters: list them, retry one or all matching.", no_args_is_help=True)
+
+
+@dead.command("list")
+def list_dead(
+    api_url: ApiUrl = "http://127.0.0.1:8000",
+    api_key: ApiKey = "",
+    kind: Annotated[str | None, typer.Option()] = None,
+    queue: Annotated[str | None, typer.Option()] = None,
+    limit: Annotated[int, typer.Option(min=1, max=500)] = 50,
+    as_json: AsJson = False,
+) -> None:
+    """Dead jobs, newest first."""
+    list_jobs(api_url, api_key, ["dead"], kind, queue, limit, as_json)
+
+
+@dead.command("retry")
+def retry_dead(
+    job_id: Annotated[int | None, typer.Argument(help="One job; or use --all.")] = None,
+    api_url: ApiUrl = "http://127.0.0.1:8000",
+    api_key: ApiKey = "",
+    all_: Annotated[bool, typer.Option("--all", help="Every dead job matching (admin).")] = False,
+    kind: Annotated[str | None, typer.Option()] = None,
+    queue: Annotated[str | None, typer.Option()] = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask first.")] = False,
+) -> None:
+    """Retry one dead job, or with --all every dead job matching --kind/--queue."""
+    if (job_id is None) == (not all_):
+        raise typer.BadParameter("give a job id or --all, not both")
+    if job_id is not None:
+        retry_job(job_id, api_url, api_key)
+        return
+    where = {k: v for k, v in {"kind": kind, "queue": queue}.items() if v}
+    if not yes and not typer.confirm(f"Retry every dead job matching {where or 'anything'}?"):
+        raise typer.Exit(1)
+    r = _call(api_url, api_key, "POST", "/v1/jobs/retry", json={"filter": where})
+    out.print(f"retried {r['retried']} job(s)")

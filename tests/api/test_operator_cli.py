@@ -1,0 +1,100 @@
+"""The operator commands as a user runs them: `conveyor submit|watch|jobs|dead|queues|
+workers` processes against a real `conveyor api` and `conveyor worker`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def conveyor(live, who: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    client, auth = live
+    env = {
+        **os.environ,
+        "CONVEYOR_API_URL": str(client.base_url),
+        "CONVEYOR_API_KEY": auth[who]["Authorization"].split(" ", 1)[1],
+        "COLUMNS": "200",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "conveyor.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        input=stdin,
+    )
+
+
+async def run(live, who: str, *args: str, stdin: str | None = None):
+    return await asyncio.to_thread(conveyor, live, who, *args, stdin=stdin)
+
+
+async def test_submit_and_watch_until_success_then_list_and_show(live):
+    payload = json.dumps({"steps": 3, "interval_s": 0.3})
+    r = await run(live, "alice", "submit", "demo.progress", "--payload", payload, "--watch")
+    assert r.returncode == 0, r.stderr
+    job_id = int(r.stdout.split()[1])
+    assert f"job {job_id} succeeded" in r.stdout
+    assert "100%" in r.stderr  # the progress bar reached the end
+
+    listed = await run(live, "alice", "jobs", "list", "--json")
+    assert [j["id"] for j in json.loads(listed.stdout)] == [job_id]
+    shown = json.loads((await run(live, "alice", "jobs", "show", str(job_id))).stdout)
+    assert shown["result"] == {"steps": 3}
+    table = await run(live, "alice", "jobs", "list")
+    assert "demo.progress" in table.stdout and "succeeded" in table.stdout
+    # another user sees nothing of it
+    assert json.loads((await run(live, "bob", "jobs", "list", "--json")).stdout) == []
+    missing = await run(live, "bob", "jobs", "show", str(job_id))
+    assert missing.returncode == 1 and "404" in missing.stderr
+
+
+async def test_a_dead_job_exits_3_and_is_retried_from_the_dead_letters(live):
+    r = await run(
+        live,
+        "alice",
+        "submit",
+        "demo.fail",
+        "--payload",
+        '{"times": 9}',
+        "--max-attempts",
+        "1",
+        "--watch",
+    )
+    assert r.returncode == 3, (r.stdout, r.stderr)
+    assert "last error:" in r.stderr
+    job_id = int(r.stdout.split()[1])
+    dead = json.loads((await run(live, "alice", "dead", "list", "--json")).stdout)
+    assert [j["id"] for j in dead] == [job_id]
+    retried = await run(live, "alice", "dead", "retry", str(job_id))
+    assert retried.returncode == 0 and "queued" in retried.stdout
+    bulk = await run(live, "alice", "dead", "retry", "--all", "--yes")
+    assert bulk.returncode == 1 and "403" in bulk.stderr  # bulk replay is for admins
+
+
+async def test_cancel_a_running_job_and_watch_exits_4(live):
+    r = await run(live, "alice", "submit", "demo.sleep", "--payload", '{"seconds": 30}', "--json")
+    job_id = json.loads(r.stdout)["id"]
+    await asyncio.sleep(1)
+    cancelled = await run(live, "alice", "jobs", "cancel", str(job_id))
+    assert cancelled.returncode == 0, cancelled.stderr
+    watched = await run(live, "alice", "watch", str(job_id))
+    assert watched.returncode == 4 and f"job {job_id} cancelled" in watched.stdout
+
+
+async def test_queues_workers_and_a_bad_key(live):
+    queues = json.loads((await run(live, "root", "queues", "--json")).stdout)
+    assert isinstance(queues, list)
+    workers = json.loads((await run(live, "root", "workers", "--json")).stdout)
+    assert len(workers) == 1 and workers[0]["concurrency"] == 4
+    client, auth = live
+    with_mallory = (client, {**auth, "mallory": {"Authorization": "Bearer nope"}})
+    bad = conveyor(with_mallory, "mallory", "queues")
+    assert bad.returncode == 1 and "401" in bad.stderr and "unknown or revoked" in bad.stderr
