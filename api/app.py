@@ -370,10 +370,10 @@ def create_app(
     )
     async def retry(job_id: JobId, who: Caller) -> RetryOut:
         """A dead or cancelled job back to the queue with a fresh budget of attempts;
-        409 for a job in any other state."""
+        409 for a job in any other state. The answer's state is the one the retry left it
+        in (queued): a worker may have claimed it since."""
         await app.state.store.retry(job_id, owner=who.owner_filter, by=who.name)
-        job = await app.state.store.get(job_id)
-        return RetryOut(id=job.id, state=job.state)
+        return RetryOut(id=job_id, state=JobState.QUEUED)
 
     @app.get("/v1/queues", response_model=list[QueueOut], responses=ERRORS, tags=["ops"])
     async def queues(who: Caller) -> list[QueueOut]:

@@ -38,10 +38,10 @@ def _database_url() -> str:
 
 
 def parse_duration(text: str) -> float:
-    """`30s`, `500ms`, `2m`, `1h` or plain seconds (`30`, `0.5`) -> seconds."""
-    units = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+    """`30s`, `500ms`, `2m`, `1h`, `7d` or plain seconds (`30`, `0.5`) -> seconds."""
+    units = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
     value = text.strip().lower()
-    for suffix in ("ms", "s", "m", "h"):
+    for suffix in ("ms", "s", "m", "h", "d"):
         if value.endswith(suffix):
             number, scale = value[: -len(suffix)], units[suffix]
             break
@@ -50,7 +50,9 @@ def parse_duration(text: str) -> float:
     try:
         seconds = float(number) * scale
     except ValueError:
-        raise typer.BadParameter(f"{text!r} is not a duration: try 30s, 500ms, 2m or 1h") from None
+        raise typer.BadParameter(
+            f"{text!r} is not a duration: try 30s, 500ms, 2m, 1h or 7d"
+        ) from None
     if seconds < 0:
         raise typer.BadParameter(f"{text!r}: a duration cannot be negative")
     return seconds
@@ -144,6 +146,38 @@ def api(
         workers=workers,
         log_level="warning",
     )
+
+
+@app.command()
+def prune(
+    succeeded: Annotated[str, typer.Option(help="Keep succeeded jobs this long.")] = "7d",
+    cancelled: Annotated[str, typer.Option(help="Keep cancelled jobs this long.")] = "7d",
+    dead: Annotated[str, typer.Option(help="Keep dead jobs this long.")] = "30d",
+) -> None:
+    """Delete finished jobs (with their events) older than the given ages, in small batches
+    that never hold long locks. Run it from cron or a scheduled task."""
+    import asyncio
+    from datetime import timedelta
+
+    from jobs.model import JobState
+    from jobs.store import Store
+
+    configure_logging()
+    ages = {
+        JobState.SUCCEEDED: timedelta(seconds=parse_duration(succeeded)),
+        JobState.CANCELLED: timedelta(seconds=parse_duration(cancelled)),
+        JobState.DEAD: timedelta(seconds=parse_duration(dead)),
+    }
+
+    async def main() -> dict[JobState, int]:
+        store = await Store.connect(_database_url())
+        try:
+            return await store.prune(ages)
+        finally:
+            await store.close()
+
+    deleted = asyncio.run(main())
+    typer.echo(", ".join(f"{state.value}: {n}" for state, n in deleted.items()))
 
 
 @app.command()

@@ -16,6 +16,8 @@ import pytest
 from jobs.embedded import HOW_TO_GET_POSTGRES, find_bin_dir, free_port
 from jobs.errors import PostgresNotFound
 from jobs.migrate import head_revision
+from jobs.model import NewJob
+from jobs.transitions import Success
 from tests.support import SCHEMA_TABLES, eventually
 
 CONVEYOR = [sys.executable, "-m", "conveyor.cli"]
@@ -158,3 +160,24 @@ def test_pg_bin_dir_points_at_the_binaries(monkeypatch, tmp_path):
     monkeypatch.setenv("PG_BIN_DIR", str(real))
     monkeypatch.setenv("PATH", str(tmp_path))
     assert find_bin_dir(search=()) == real
+
+
+async def test_prune_deletes_finished_jobs_older_than_their_state_s_age(db_url, store):
+    ids = [(await store.enqueue(NewJob(kind="k"))).id for _ in range(3)]
+    claimed = await store.claim(["default"], 3, "w", 30)
+    for job in claimed[:2]:  # two succeed, the third stays running
+        assert await store.complete(job, Success(None))
+    await store.pool.execute(
+        "UPDATE job SET finished_at = now() - interval '3 days' WHERE id = $1", ids[0]
+    )
+    proc = subprocess.run(
+        [*CONVEYOR, "prune", "--succeeded", "2d"],
+        env=_env(DATABASE_URL=db_url),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "succeeded: 1" in proc.stdout
+    left = await store.pool.fetch("SELECT id FROM job ORDER BY id")
+    assert [r["id"] for r in left] == ids[1:]  # the recent success and the running job stay

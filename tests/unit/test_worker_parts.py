@@ -12,13 +12,21 @@ from worker.registry import Registry, default_registry
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("30s", 30), ("500ms", 0.5), ("2m", 120), ("1h", 3600), ("45", 45), ("0.25", 0.25)],
+    [
+        ("30s", 30),
+        ("500ms", 0.5),
+        ("2m", 120),
+        ("1h", 3600),
+        ("7d", 7 * 86400),
+        ("45", 45),
+        ("0.25", 0.25),
+    ],
 )
 def test_durations(text, seconds):
     assert parse_duration(text) == pytest.approx(seconds)
 
 
-@pytest.mark.parametrize("text", ["soon", "-1s", "1d"])
+@pytest.mark.parametrize("text", ["soon", "-1s", "1w"])
 def test_bad_durations_say_what_is_expected(text):
     with pytest.raises(typer.BadParameter, match="duration"):
         parse_duration(text)
