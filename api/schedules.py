@@ -12,11 +12,9 @@ from api.auth import Admin
 from api.errors import ERRORS, ApiError
 from api.payloads import validated_payload
 from api.schemas import SCHEDULE_NAME, JobOut, ScheduleIn, ScheduleOut, SchedulePatch
-from jobs.model import NewJob
 from jobs.store import Store
 from scheduler import schedules as sql
 from scheduler.cron import Cron, CronError
-from scheduler.schedules import CRON_OWNER
 
 router = APIRouter(prefix="/v1/schedules", tags=["schedules"], responses=ERRORS)
 Name = Annotated[str, Path(min_length=1, max_length=128, pattern=SCHEDULE_NAME)]
@@ -97,16 +95,5 @@ async def trigger_schedule(name: Name, request: Request, _admin: Admin) -> JobOu
     (`trigger:<name>:<request time>`); its fire times are unchanged."""
     store = _store(request)
     s = sql.Schedule.from_row(await _get(store, name))
-    at = datetime.now(UTC).isoformat().replace("+00:00", "Z")
-    job, _duplicate = await store.submit(
-        NewJob(
-            kind=s.kind,
-            payload=s.payload if isinstance(s.payload, dict) else {},
-            queue=s.queue,
-            priority=s.priority,
-            max_attempts=s.max_attempts,
-            idempotency_key=f"trigger:{s.name}:{at}",
-            owner=CRON_OWNER,
-        )
-    )
+    job, _duplicate = await store.submit(s.job(sql.trigger_key(s.name, datetime.now(UTC))))
     return JobOut.of(job)

@@ -16,10 +16,9 @@ from datetime import datetime, timedelta
 
 from jobs.db import TRANSIENT_ERRORS
 from jobs.logging import get_logger
-from jobs.model import NewJob
 from jobs.store import Store
 from scheduler.cron import Cron, CronError, due
-from scheduler.schedules import ADVANCE, CRON_OWNER, LOAD_ENABLED, Schedule
+from scheduler.schedules import ADVANCE, LOAD_ENABLED, Schedule
 from scheduler.settings import SchedulerSettings
 
 log = get_logger("scheduler")
@@ -81,18 +80,7 @@ class Scheduler:
             backfill=schedule.backfill,
         )
         if d.enqueue:
-            jobs = [
-                NewJob(
-                    kind=schedule.kind,
-                    payload=schedule.payload if isinstance(schedule.payload, dict) else {},
-                    queue=schedule.queue,
-                    priority=schedule.priority,
-                    max_attempts=schedule.max_attempts,
-                    idempotency_key=schedule.idempotency_key(fire),
-                    owner=CRON_OWNER,
-                )
-                for fire in d.enqueue
-            ]
+            jobs = [schedule.job(schedule.idempotency_key(fire)) for fire in d.enqueue]
             for fire, enqueued in zip(d.enqueue, await self.store.enqueue_many(jobs), strict=True):
                 if not enqueued.duplicate:
                     log.info(

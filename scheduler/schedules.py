@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from jobs.handler import JSON
+from jobs.model import NewJob
 
 CRON_OWNER = "system"
 """Cron jobs belong to the system principal: admins see them, users do not."""
@@ -60,7 +61,28 @@ class Schedule:
         return self.last_fire_at or self.updated_at
 
     def idempotency_key(self, fire: datetime) -> str:
-        return f"cron:{self.name}:{fire.isoformat().replace('+00:00', 'Z')}"
+        return f"cron:{self.name}:{_utc_iso(fire)}"
+
+    def job(self, idempotency_key: str) -> NewJob:
+        """The job one fire (or a manual trigger) enqueues, owned by the system."""
+        return NewJob(
+            kind=self.kind,
+            payload=self.payload if isinstance(self.payload, dict) else {},
+            queue=self.queue,
+            priority=self.priority,
+            max_attempts=self.max_attempts,
+            idempotency_key=idempotency_key,
+            owner=CRON_OWNER,
+        )
+
+
+def _utc_iso(instant: datetime) -> str:
+    return instant.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def trigger_key(name: str, at: datetime) -> str:
+    """A manual trigger's own key: never the same as a fire's, never the same twice."""
+    return f"trigger:{name}:{_utc_iso(at)}"
 
 
 COLUMNS = (

@@ -11,6 +11,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -19,6 +20,7 @@ from jobs.embedded import EmbeddedPostgres
 from jobs.migrate import upgrade
 from jobs.settings import DatabaseSettings, QueueSettings
 from jobs.store import Store
+from tests.processes import Processes
 from tests.support import with_database
 
 TEMPLATE = "conveyor_template"
@@ -91,3 +93,13 @@ async def conn(db_url: str) -> AsyncIterator[asyncpg.Connection]:
         yield c
     finally:
         await c.close()
+
+
+@pytest.fixture
+async def procs(db_url: str, tmp_path: Path) -> AsyncIterator[Processes]:
+    """Real `conveyor` processes against this test's database, killed at the end."""
+    p = Processes(db_url, tmp_path)
+    try:
+        yield p
+    finally:
+        p.stop_all()

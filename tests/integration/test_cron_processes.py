@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -15,15 +13,6 @@ from tests.processes import Processes
 from tests.support import eventually
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-async def procs(db_url: str, tmp_path: Path) -> AsyncIterator[Processes]:
-    p = Processes(db_url, tmp_path)
-    try:
-        yield p
-    finally:
-        p.stop_all()
 
 
 async def add_schedule(conn, name: str, cron: str, **columns: object) -> None:

@@ -6,9 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from collections.abc import AsyncIterator
 from datetime import datetime
-from pathlib import Path
 
 import pytest
 
@@ -23,12 +21,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-async def workers(db_url: str, tmp_path: Path) -> AsyncIterator[Processes]:
-    w = Processes(db_url, tmp_path)
-    try:
-        yield w
-    finally:
-        w.stop_all()
+def workers(procs: Processes) -> Processes:
+    return procs
 
 
 async def states(store: Store) -> dict[str, int]:
