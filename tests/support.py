@@ -17,6 +17,7 @@ SCHEMA_TABLES = [
     "job",
     "job_event",
     "job_stats",
+    "price_bar",
     "schedule",
     "worker",
 ]

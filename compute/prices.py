@@ -1,0 +1,220 @@
+"""Price bars: where they come from (providers), what makes them acceptable (validation),
+and how they are stored (`price_bar`, idempotently).
+
+Every provider answers `fetch(symbol, start, end, interval) -> DataFrame` with the columns
+BAR_COLUMNS, indexed by nothing in particular, one row per bar:
+
+- `sample`: real daily prices shipped in the `bokeh-sampledata` package: AAPL, GOOG, IBM,
+  MSFT (2000-03-01 to 2013-03-01) and FB (2012-05-18 to 2013-03-01), unadjusted, from the
+  Quandl WIKI prices, which Quandl declared public domain. The default: real data, no network.
+- `csv`: a CSV file, or a folder of `<SYMBOL>.csv` files, with columns
+  `ts` (or `date`), `open`, `high`, `low`, `close`, `volume` (and `symbol` for a single file
+  holding several).
+- `synthetic`: geometric Brownian motion from a seed, for load tests and demos — not market
+  data, and labelled `synthetic` wherever it is stored.
+
+Bad data is refused with a message naming the symbol and the problem; nothing is stored
+silently repaired.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import pandas as pd
+
+BAR_COLUMNS = ["ts", "open", "high", "low", "close", "volume"]
+INTERVALS = ("1d",)
+"""Daily bars only, for now: every provider here is daily."""
+
+
+class BadPrices(ValueError):
+    """The bars cannot be stored; the message says which symbol and what is wrong."""
+
+
+class Provider(Protocol):
+    name: str
+
+    def fetch(
+        self, symbol: str, start: date | None, end: date | None, interval: str
+    ) -> pd.DataFrame:
+        """Bars of one symbol in [start, end] (either open), as BAR_COLUMNS."""
+
+
+def _window(df: pd.DataFrame, start: date | None, end: date | None) -> pd.DataFrame:
+    if start is not None:
+        df = df[df["ts"] >= pd.Timestamp(start, tz="UTC")]
+    if end is not None:
+        df = df[df["ts"] <= pd.Timestamp(end, tz="UTC")]
+    return df.reset_index(drop=True)
+
+
+def _daily_only(interval: str) -> None:
+    if interval not in INTERVALS:
+        raise BadPrices(f"interval {interval!r} is not available; use one of {INTERVALS}")
+
+
+@dataclass(frozen=True)
+class SampleProvider:
+    name: str = "sample"
+
+    @staticmethod
+    def symbols() -> list[str]:
+        return ["AAPL", "FB", "GOOG", "IBM", "MSFT"]
+
+    def fetch(
+        self, symbol: str, start: date | None, end: date | None, interval: str = "1d"
+    ) -> pd.DataFrame:
+        _daily_only(interval)
+        from bokeh_sampledata.stocks import package_path
+
+        if symbol not in self.symbols():
+            raise BadPrices(
+                f"the sample data has no {symbol!r}; it has {', '.join(self.symbols())}"
+            )
+        raw = pd.read_csv(package_path("stocks.csv.gz"))
+        rows = raw[raw["Ticker"] == symbol]
+        df = pd.DataFrame(
+            {
+                "ts": pd.to_datetime(rows["Date"], utc=True),
+                "open": rows["Open"].astype(float),
+                "high": rows["High"].astype(float),
+                "low": rows["Low"].astype(float),
+                "close": rows["Close"].astype(float),
+                "volume": rows["Volume"].astype(float),
+            }
+        )
+        return _window(df.sort_values("ts"), start, end)
+
+
+@dataclass(frozen=True)
+class CsvProvider:
+    path: Path
+    name: str = "csv"
+
+    def fetch(
+        self, symbol: str, start: date | None, end: date | None, interval: str = "1d"
+    ) -> pd.DataFrame:
+        _daily_only(interval)
+        file = self.path / f"{symbol}.csv" if self.path.is_dir() else self.path
+        if not file.is_file():
+            raise BadPrices(f"no CSV for {symbol!r} at {file}")
+        raw = pd.read_csv(file)
+        raw.columns = [str(c).strip().lower() for c in raw.columns]
+        if "symbol" in raw.columns:
+            raw = raw[raw["symbol"].astype(str).str.upper() == symbol]
+        if "ts" not in raw.columns and "date" in raw.columns:
+            raw = raw.rename(columns={"date": "ts"})
+        missing = [c for c in BAR_COLUMNS if c not in raw.columns]
+        if missing:
+            raise BadPrices(f"{symbol}: {file.name} lacks the columns {', '.join(missing)}")
+        df = raw[BAR_COLUMNS].copy()
+        df["ts"] = pd.to_datetime(df["ts"], utc=True)
+        return _window(df, start, end)
+
+
+@dataclass(frozen=True)
+class SyntheticProvider:
+    """Seeded geometric Brownian motion on business days. Not market data."""
+
+    seed: int = 0
+    start_price: float = 100.0
+    drift: float = 0.07
+    """Annual drift."""
+    volatility: float = 0.2
+    """Annual volatility."""
+    name: str = "synthetic"
+
+    def fetch(
+        self, symbol: str, start: date | None, end: date | None, interval: str = "1d"
+    ) -> pd.DataFrame:
+        _daily_only(interval)
+        days = pd.bdate_range(start or date(2015, 1, 1), end or date(2024, 12, 31), tz="UTC")
+        # One stream per (seed, symbol): the same request always gives the same bars.
+        rng = np.random.default_rng([self.seed, *symbol.encode()])
+        dt = 1 / 252
+        shocks = rng.normal(
+            (self.drift - self.volatility**2 / 2) * dt, self.volatility * np.sqrt(dt), len(days)
+        )
+        close = self.start_price * np.exp(np.cumsum(shocks))
+        previous = np.concatenate([[self.start_price], close[:-1]])
+        spread = np.abs(rng.normal(0, self.volatility * np.sqrt(dt) / 2, len(days)))
+        high = np.maximum(previous, close) * (1 + spread)
+        low = np.minimum(previous, close) * (1 - spread)
+        volume = rng.integers(100_000, 5_000_000, len(days)).astype(float)
+        return pd.DataFrame(
+            {
+                "ts": days,
+                "open": previous,
+                "high": high,
+                "low": low,
+                "close": close,
+                "volume": volume,
+            }
+        )
+
+
+def validate(symbol: str, df: pd.DataFrame, nan_tolerance: float = 0.0) -> pd.DataFrame:
+    """The bars as they will be stored, or BadPrices saying what is wrong with them."""
+    missing = [c for c in BAR_COLUMNS if c not in df.columns]
+    if missing:
+        raise BadPrices(f"{symbol}: missing columns {', '.join(missing)}")
+    if df.empty:
+        raise BadPrices(f"{symbol}: no bars in the requested range")
+    ts = pd.to_datetime(df["ts"], utc=True)
+    if ts.duplicated().any():
+        first = ts[ts.duplicated()].iloc[0]
+        raise BadPrices(f"{symbol}: duplicate timestamp {first.isoformat()}")
+    if not ts.is_monotonic_increasing:
+        raise BadPrices(f"{symbol}: timestamps are not in increasing order")
+    prices = df[["open", "high", "low", "close"]].astype(float)
+    nan_share = float(prices.isna().any(axis=1).mean())
+    if nan_share > nan_tolerance:
+        raise BadPrices(
+            f"{symbol}: {nan_share:.1%} of bars have missing prices (tolerance {nan_tolerance:.1%})"
+        )
+    kept = df.loc[~prices.isna().any(axis=1)].copy()
+    kept_prices = kept[["open", "high", "low", "close"]].astype(float)
+    if (kept_prices <= 0).any().any():
+        raise BadPrices(f"{symbol}: prices must be positive")
+    if (kept_prices["high"] < kept_prices[["open", "close", "low"]].max(axis=1)).any():
+        raise BadPrices(f"{symbol}: a bar's high is below its open, close or low")
+    if (kept["volume"].astype(float) < 0).any():
+        raise BadPrices(f"{symbol}: volume cannot be negative")
+    kept["ts"] = pd.to_datetime(kept["ts"], utc=True)
+    return kept.reset_index(drop=True)
+
+
+# Idempotent: re-running an ingestion rewrites the same bars in place, never adds twice.
+UPSERT_BARS = """
+INSERT INTO price_bar (symbol, interval, ts, open, high, low, close, volume, source)
+SELECT $1, $2, t.ts, t.open, t.high, t.low, t.close, t.volume, $3
+FROM unnest($4::timestamptz[], $5::float8[], $6::float8[], $7::float8[], $8::float8[],
+            $9::float8[]) AS t(ts, open, high, low, close, volume)
+ON CONFLICT (symbol, interval, ts) DO UPDATE
+SET open = excluded.open, high = excluded.high, low = excluded.low, close = excluded.close,
+    volume = excluded.volume, source = excluded.source
+"""
+
+
+async def store_bars(
+    db: object, symbol: str, interval: str, source: str, bars: pd.DataFrame
+) -> int:
+    """Upsert validated bars; returns how many rows were written."""
+    status: str = await db.execute(  # type: ignore[attr-defined]
+        UPSERT_BARS,
+        symbol,
+        interval,
+        source,
+        list(bars["ts"].dt.to_pydatetime()),
+        bars["open"].astype(float).tolist(),
+        bars["high"].astype(float).tolist(),
+        bars["low"].astype(float).tolist(),
+        bars["close"].astype(float).tolist(),
+        bars["volume"].astype(float).tolist(),
+    )
+    return int(status.rsplit(" ", 1)[-1])
