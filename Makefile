@@ -46,6 +46,7 @@ bench: $(STAMP) postgres-binaries ## print store, worker and HTTP figures, and p
 	$(BIN)/python -m bench.store
 	$(BIN)/python -m bench.worker
 	$(BIN)/python -m bench.http
+	$(BIN)/python -m bench.grid
 
 clean: ## remove the virtualenv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
