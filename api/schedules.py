@@ -95,5 +95,8 @@ async def trigger_schedule(name: Name, request: Request, _admin: Admin) -> JobOu
     (`trigger:<name>:<request time>`); its fire times are unchanged."""
     store = _store(request)
     s = sql.Schedule.from_row(await _get(store, name))
-    job, _duplicate = await store.submit(s.job(sql.trigger_key(s.name, datetime.now(UTC))))
+    key = sql.trigger_key(s.name, datetime.now(UTC))
+    job, duplicate = await store.submit(s.job(key), notify=False)
+    if not duplicate:
+        request.app.state.waker.wake(job.queue)  # as POST /v1/jobs does: after the commit
     return JobOut.of(job)

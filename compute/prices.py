@@ -21,9 +21,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from functools import cache
 from pathlib import Path
 from typing import Protocol
 
+import asyncpg
 import numpy as np
 import pandas as pd
 
@@ -58,6 +60,14 @@ def _daily_only(interval: str) -> None:
         raise BadPrices(f"interval {interval!r} is not available; use one of {INTERVALS}")
 
 
+@cache
+def _sample_table() -> pd.DataFrame:
+    """The packaged file, parsed once per process (an ingestion asks for several symbols)."""
+    from bokeh_sampledata.stocks import package_path
+
+    return pd.read_csv(package_path("stocks.csv.gz"))
+
+
 @dataclass(frozen=True)
 class SampleProvider:
     name: str = "sample"
@@ -70,13 +80,11 @@ class SampleProvider:
         self, symbol: str, start: date | None, end: date | None, interval: str = "1d"
     ) -> pd.DataFrame:
         _daily_only(interval)
-        from bokeh_sampledata.stocks import package_path
-
         if symbol not in self.symbols():
             raise BadPrices(
                 f"the sample data has no {symbol!r}; it has {', '.join(self.symbols())}"
             )
-        raw = pd.read_csv(package_path("stocks.csv.gz"))
+        raw = _sample_table()
         rows = raw[raw["Ticker"] == symbol]
         df = pd.DataFrame(
             {
@@ -202,10 +210,14 @@ SET open = excluded.open, high = excluded.high, low = excluded.low, close = excl
 
 
 async def store_bars(
-    db: object, symbol: str, interval: str, source: str, bars: pd.DataFrame
+    db: asyncpg.Connection | asyncpg.Pool,
+    symbol: str,
+    interval: str,
+    source: str,
+    bars: pd.DataFrame,
 ) -> int:
     """Upsert validated bars; returns how many rows were written."""
-    status: str = await db.execute(  # type: ignore[attr-defined]
+    status: str = await db.execute(
         UPSERT_BARS,
         symbol,
         interval,

@@ -63,14 +63,16 @@ class Scheduler:
             cron = self._cron(schedule)
             if cron is None:
                 continue
-            await self._fire(schedule, cron, now)
             upcoming = cron.next_after(now)
+            await self._fire(schedule, cron, now, upcoming)
             if upcoming is not None:
                 wake = min(wake, upcoming)
         # A hair past the fire time, so the next pass finds it due.
         return max(0.01, (wake - now).total_seconds() + 0.005)
 
-    async def _fire(self, schedule: Schedule, cron: Cron, now: datetime) -> None:
+    async def _fire(
+        self, schedule: Schedule, cron: Cron, now: datetime, upcoming: datetime | None
+    ) -> None:
         d = due(
             cron,
             since=schedule.since,
@@ -89,7 +91,6 @@ class Scheduler:
                         fire_at=fire.isoformat(),
                         job_id=enqueued.id,
                     )
-        upcoming = cron.next_after(d.last_fire or now)
         if d.last_fire is None and upcoming == schedule.next_fire_at:
             return  # nothing new to record
         status = await self.store.pool.execute(ADVANCE, schedule.name, d.last_fire, upcoming)
