@@ -1,42 +1,93 @@
 """MA-crossover grid throughput: fast 5–50 × slow 20–200 (fast < slow: 7,830 backtests) on
-2,500 daily bars of one symbol, full metrics, one process.
+2,500 daily bars, full metrics, one process: for one symbol, then for 100 symbols (783,000
+backtests), with the peak resident memory of the process; `--spark` adds a local Spark
+session against one process on 10 symbols.
 
-    python -m bench.grid
+    python -m bench.grid [--symbols 100] [--spark]
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import resource
 import time
 from datetime import date
 
-from compute.grid import evaluate_ma_grid, ma_pairs
+import numpy as np
+
+from compute.grid import evaluate_grid, ma_pairs
 from compute.prices import SyntheticProvider
+
+BARS = 2500
+
+
+def closes(symbol: str) -> np.ndarray:
+    bars = SyntheticProvider(seed=1).fetch(symbol, date(2010, 1, 1), date(2019, 12, 31), "1d")
+    close: np.ndarray = bars["close"].to_numpy(dtype=np.float64)[:BARS]
+    return close
 
 
 def main() -> None:
-    bars = SyntheticProvider(seed=1).fetch("BENCH", date(2010, 1, 1), date(2019, 12, 31), "1d")
-    close = bars["close"].to_numpy()[:2500]
-    pairs = ma_pairs(range(5, 51), range(20, 201))
-    evaluate_ma_grid(close, pairs[:512], cost=0.0005)  # warm up
-    start = time.perf_counter()
-    result = evaluate_ma_grid(close, pairs, cost=0.0005)
-    seconds = time.perf_counter() - start
-    assert len(result.metrics["sharpe"]) == len(pairs)
-    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(
-        json.dumps(
-            {
-                "figure": "MA grid, full metrics, 1 process",
-                "backtests": len(pairs),
-                "bars": len(close),
-                "seconds": round(seconds, 3),
-                "backtests_per_s": round(len(pairs) / seconds),
-                "peak_rss_mib": round(peak_mib),
-            }
-        )
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--symbols", type=int, default=100)
+    parser.add_argument(
+        "--spark", action="store_true", help="also time a local Spark session on 10 symbols"
     )
+    args = parser.parse_args()
+    pairs = ma_pairs(range(5, 51), range(20, 201))
+    series = [closes(f"S{i:03d}") for i in range(args.symbols)]
+    evaluate_grid(series[0], "ma_crossover", pairs[:512], cost=0.0005)  # warm up
+    for label, todo in (("1 symbol", series[:1]), (f"{len(series)} symbols", series)):
+        start = time.perf_counter()
+        for close in todo:
+            result = evaluate_grid(close, "ma_crossover", pairs, cost=0.0005)
+            assert len(result.metrics[0]["sharpe"]) == len(pairs)
+        seconds = time.perf_counter() - start
+        peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        backtests = len(pairs) * len(todo)
+        print(
+            json.dumps(
+                {
+                    "figure": f"MA grid, full metrics, 1 process, {label}",
+                    "backtests": backtests,
+                    "bars": BARS,
+                    "seconds": round(seconds, 3),
+                    "backtests_per_s": round(backtests / seconds),
+                    "peak_rss_mib": round(peak_mib),
+                }
+            )
+        )
+    if args.spark:
+        spark_figures(series[:10], pairs)
+
+
+def spark_figures(series: list[np.ndarray], pairs: np.ndarray) -> None:
+    from compute.grid import GridTask, evaluate_locally
+    from compute.spark import evaluate_on_spark, session
+
+    tasks = [
+        GridTask(close, "ma_crossover", pairs, [(0, len(close) - 1)], 0.0005) for close in series
+    ]
+    start = time.perf_counter()
+    session()
+    started = time.perf_counter() - start
+    for label, evaluate in (("local", evaluate_locally), ("spark local[*]", evaluate_on_spark)):
+        start = time.perf_counter()
+        evaluate(tasks, None)
+        seconds = time.perf_counter() - start
+        backtests = len(pairs) * len(tasks)
+        print(
+            json.dumps(
+                {
+                    "figure": f"MA grid, {len(tasks)} symbols, {label}",
+                    "backtests": backtests,
+                    "seconds": round(seconds, 3),
+                    "backtests_per_s": round(backtests / seconds),
+                    **({"session_start_s": round(started, 1)} if label != "local" else {}),
+                }
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -104,7 +104,9 @@ def metrics(returns: Array, position: Array | None = None, risk_free: float = 0.
     total = float(np.prod(1.0 + r) - 1.0)
     cagr = float((1.0 + total) ** (PERIODS_PER_YEAR / n) - 1.0) if n else float("nan")
     std = float(np.std(r, ddof=1)) if n > 1 else float("nan")
-    excess_std = float(np.std(excess, ddof=1)) if n > 1 else float("nan")
+    # std(excess) is std(r): taking it of r keeps a constant series' at exactly 0 (undefined
+    # Sharpe) instead of a rounding residue that would make it ±1e16
+    excess_std = std
     downside = float(np.sqrt(np.mean(np.minimum(excess, 0.0) ** 2))) if n else float("nan")
     root = np.sqrt(PERIODS_PER_YEAR)
     max_dd, dd_duration = drawdown(r)

@@ -20,7 +20,7 @@ silently repaired.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Protocol
@@ -39,7 +39,9 @@ class BadPrices(ValueError):
 
 
 class Provider(Protocol):
-    name: str
+    @property
+    def name(self) -> str:
+        """Stored with every bar as its `source`."""
 
     def fetch(
         self, symbol: str, start: date | None, end: date | None, interval: str
@@ -162,6 +164,44 @@ class SyntheticProvider:
                 "low": low,
                 "close": close,
                 "volume": volume,
+            }
+        )
+
+
+@dataclass(frozen=True)
+class YahooProvider:
+    """Yahoo Finance through yfinance: the optional `yahoo` extra and a network connection.
+    For production use; no test depends on it."""
+
+    name: str = "yahoo"
+
+    def fetch(
+        self, symbol: str, start: date | None, end: date | None, interval: str = "1d"
+    ) -> pd.DataFrame:
+        _daily_only(interval)
+        try:
+            import yfinance  # optional, and slow to import
+        except ImportError:
+            raise BadPrices(
+                "the yahoo provider needs yfinance: pip install 'conveyor[yahoo]'"
+            ) from None
+        # yfinance's end is exclusive; ours is the last day wanted
+        raw = yfinance.Ticker(symbol).history(
+            start=start,
+            end=None if end is None else end + timedelta(days=1),
+            interval=interval,
+            auto_adjust=False,
+        )
+        if raw.empty:
+            raise BadPrices(f"Yahoo Finance returned no bars for {symbol!r}")
+        return pd.DataFrame(
+            {
+                "ts": pd.to_datetime(raw.index.date, utc=True),
+                "open": raw["Open"].to_numpy(float),
+                "high": raw["High"].to_numpy(float),
+                "low": raw["Low"].to_numpy(float),
+                "close": raw["Close"].to_numpy(float),
+                "volume": raw["Volume"].to_numpy(float),
             }
         )
 

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import math
+from collections.abc import Mapping, Sequence
+from datetime import date
 from types import UnionType
-from typing import Any, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Self, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 
 class JsonInput(BaseModel):
@@ -19,18 +30,22 @@ class JsonInput(BaseModel):
     @field_validator("*", mode="before")
     @classmethod
     def _numbers_are_numbers(cls, value: Any, info: ValidationInfo) -> Any:
-        if isinstance(value, bool | str) and info.field_name is not None:
-            annotation = cls.model_fields[info.field_name].annotation
-            if _numeric(annotation):
-                raise ValueError(f"Input should be a number, not {json.dumps(value)}")
+        if info.field_name is None:
+            return value
+        annotation = cls.model_fields[info.field_name].annotation
+        if isinstance(value, bool | str) and _is(annotation, int, float):
+            raise ValueError(f"Input should be a number, not {json.dumps(value)}")
+        # pydantic would read a number as Unix time; JSON Schema's "date" is a string
+        if isinstance(value, int | float) and _is(annotation, date):
+            raise ValueError(f"Input should be a date as YYYY-MM-DD, not {json.dumps(value)}")
         return value
 
 
-def _numeric(annotation: Any) -> bool:
-    """int or float, or an optional one."""
+def _is(annotation: Any, *types: type) -> bool:
+    """One of `types`, or an optional one."""
     options = get_args(annotation) if get_origin(annotation) in (Union, UnionType) else ()
-    return annotation in (int, float) or (
-        bool(options) and all(o in (int, float, type(None)) for o in options)
+    return annotation in types or (
+        bool(options) and all(o in (*types, type(None)) for o in options)
     )
 
 
@@ -67,11 +82,226 @@ class DemoProgress(_Spec):
     interval_s: float = Field(default=0.5, ge=0, le=3600)
 
 
+# -- research kinds ---------------------------------------------------------------------------
+
+SYMBOL = r"^[A-Z0-9][A-Z0-9.=^-]{0,31}$"
+Symbol = Annotated[str, Field(pattern=SYMBOL, description="upper case, e.g. AAPL, BRK-B, ^GSPC")]
+Family = Literal["ma_crossover", "rsi_reversion", "donchian_breakout", "bollinger_reversion"]
+Metric = Literal["sharpe", "sortino", "cagr", "total_return", "calmar"]
+FAMILY_PARAMETERS: dict[str, tuple[str, ...]] = {
+    "ma_crossover": ("fast", "slow"),
+    "rsi_reversion": ("period", "low", "high"),
+    "donchian_breakout": ("window",),
+    "bollinger_reversion": ("window", "k"),
+}
+WHOLE_PARAMETERS = frozenset({"fast", "slow", "period", "window"})
+DEFAULT_GRIDS: dict[str, dict[str, dict[str, float]]] = {
+    "ma_crossover": {
+        "fast": {"start": 5, "stop": 50, "step": 5},
+        "slow": {"start": 20, "stop": 200, "step": 20},
+    },
+    "rsi_reversion": {
+        "period": {"start": 7, "stop": 21, "step": 7},
+        "low": {"start": 20, "stop": 35, "step": 5},
+        "high": {"start": 55, "stop": 75, "step": 5},
+    },
+    "donchian_breakout": {"window": {"start": 10, "stop": 100, "step": 10}},
+    "bollinger_reversion": {
+        "window": {"start": 10, "stop": 50, "step": 10},
+        "k": {"start": 1.0, "stop": 3.0, "step": 0.5},
+    },
+}
+"""What `strategy.optimize` searches when the payload gives no grid; also what
+`strategy.discover` samples from."""
+PARAMETER_BOUNDS: dict[str, tuple[float, float]] = {
+    "fast": (2, 500),
+    "slow": (3, 1000),
+    "period": (2, 250),
+    "window": (2, 500),
+    "low": (0, 100),
+    "high": (0, 100),
+    "k": (0.1, 10),
+}
+MAX_GRID = 20_000
+"""Parameter sets in one optimization's grid."""
+MAX_RUNS = 200_000
+"""Parameter sets × symbols in one optimization: every one is stored as two rows."""
+
+
+class ParamRange(JsonInput):
+    """Values from `start` to `stop` inclusive, `step` apart."""
+
+    start: float
+    stop: float
+    step: float = Field(default=1, gt=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ParamRange:
+        if self.stop < self.start:
+            raise ValueError(f"stop ({self.stop:g}) is below start ({self.start:g})")
+        if (self.stop - self.start) / self.step > MAX_GRID:
+            raise ValueError(f"more than {MAX_GRID} values: raise the step")
+        return self
+
+    def values(self) -> list[float]:
+        count = int(round((self.stop - self.start) / self.step, 9)) + 1
+        return [round(self.start + i * self.step, 10) for i in range(count)]
+
+
+def grid_values(family: str, grid: dict[str, ParamRange]) -> dict[str, list[float]]:
+    """Each parameter's values; ValueError naming what is wrong."""
+    names = FAMILY_PARAMETERS[family]
+    unknown = sorted(set(grid) - set(names))
+    if unknown:
+        raise ValueError(
+            f"{family} has no parameter {', '.join(unknown)}; it takes {', '.join(names)}"
+        )
+    missing = [n for n in names if n not in grid]
+    if missing:
+        raise ValueError(f"the grid lacks {', '.join(missing)} ({family} takes {', '.join(names)})")
+    values: dict[str, list[float]] = {}
+    for name in names:
+        lo, hi = PARAMETER_BOUNDS[name]
+        values[name] = grid[name].values()
+        for v in values[name]:
+            if name in WHOLE_PARAMETERS and v != int(v):
+                raise ValueError(f"{name} takes whole numbers, not {v:g}")
+            if not lo <= v <= hi:
+                raise ValueError(f"{name} must lie in [{lo:g}, {hi:g}], not {v:g}")
+    size = math.prod(len(axis) for axis in values.values())
+    if size > MAX_GRID:
+        raise ValueError(f"the grid has {size} parameter sets; at most {MAX_GRID} are allowed")
+    return values
+
+
+def parameter_sets(family: str, values: Mapping[str, Sequence[float]]) -> list[tuple[float, ...]]:
+    """Every combination of `values`, in FAMILY_PARAMETERS order, minus those the family
+    cannot use (fast ≥ slow, low ≥ high)."""
+    names = FAMILY_PARAMETERS[family]
+    missing = [n for n in names if n not in values]
+    if missing:
+        raise ValueError(f"{family} needs values for {', '.join(missing)}")
+    sets = list(itertools.product(*(values[n] for n in names)))
+    if family == "ma_crossover":
+        sets = [s for s in sets if s[0] < s[1]]
+    elif family == "rsi_reversion":
+        sets = [s for s in sets if s[1] < s[2]]
+    return sets
+
+
+class _Window(_Spec):
+    start: date | None = Field(default=None, description="first bar's date (default: earliest)")
+    end: date | None = Field(default=None, description="last bar's date (default: latest)")
+
+    @model_validator(mode="after")
+    def _ordered_window(self) -> Self:
+        if self.start and self.end and self.end < self.start:
+            raise ValueError(f"end ({self.end}) is before start ({self.start})")
+        return self
+
+
+class PricesIngest(_Window):
+    """`prices.ingest`: fetch daily bars and upsert them into `price_bar`; a symbol that fails
+    is reported in the result and the others are still stored."""
+
+    symbols: list[Symbol] = Field(min_length=1, max_length=500)
+    interval: Literal["1d"] = "1d"
+    provider: Literal["sample", "csv", "synthetic", "yahoo"] = Field(
+        default="sample",
+        description="sample: real daily prices bundled with Conveyor (AAPL, FB, GOOG, IBM, "
+        "MSFT, 2000–2013); csv: files in the worker's CONVEYOR_CSV_DIR; synthetic: seeded "
+        "random walks for load tests, not market data; yahoo: Yahoo Finance (needs the "
+        "`yahoo` extra and network)",
+    )
+    seed: int = Field(default=0, ge=0, le=2**31 - 1, description="synthetic only")
+
+
+class _Research(_Window):
+    cost: float = Field(default=0.0005, ge=0, le=0.05, description="per trade, 0.0005 = 5 bp")
+    risk_free: float = Field(default=0.0, ge=-0.05, le=0.5, description="annual")
+    interval: Literal["1d"] = "1d"
+
+
+class StrategyOptimize(_Research):
+    """`strategy.optimize`: the whole grid of one family on each symbol, chosen on the
+    in-sample bars by `metric` and scored on the out-of-sample ones that follow."""
+
+    symbols: list[Symbol] = Field(min_length=1, max_length=50)
+    family: Family = "ma_crossover"
+    grid: dict[str, ParamRange] | None = Field(
+        default=None, description="per parameter {start, stop, step}; default DEFAULT_GRIDS"
+    )
+    metric: Metric = "sharpe"
+    split: float = Field(default=0.7, ge=0.2, le=0.9, description="in-sample share of bars")
+
+    @model_validator(mode="after")
+    def _grid_fits(self) -> StrategyOptimize:
+        size = len(self.parameter_sets())
+        if size == 0:
+            raise ValueError("the grid has no usable parameter set (fast < slow, low < high)")
+        if size * len(self.symbols) > MAX_RUNS:
+            raise ValueError(
+                f"{size} parameter sets × {len(self.symbols)} symbols is over {MAX_RUNS} runs:"
+                " split the job"
+            )
+        return self
+
+    def parameter_values(self) -> dict[str, list[float]]:
+        grid = self.grid
+        if grid is None:
+            grid = {k: ParamRange(**v) for k, v in DEFAULT_GRIDS[self.family].items()}
+        return grid_values(self.family, grid)
+
+    def parameter_sets(self) -> list[tuple[float, ...]]:
+        return parameter_sets(self.family, self.parameter_values())
+
+
+class StrategyDiscover(_Research):
+    """`strategy.discover`: `budget` random parameter sets per symbol, across `families`,
+    each walked forward over `folds` out-of-sample windows; the ones that beat buy-and-hold
+    there after costs are stored as discovered strategies."""
+
+    symbols: list[Symbol] = Field(min_length=1, max_length=50)
+    families: list[Family] = Field(
+        default=["ma_crossover", "rsi_reversion", "donchian_breakout", "bollinger_reversion"],
+        min_length=1,
+        max_length=4,
+    )
+    budget: int = Field(default=200, ge=1, le=20_000, description="parameter sets per symbol")
+    seed: int = Field(default=0, ge=0, le=2**31 - 1)
+    folds: int = Field(default=3, ge=1, le=10, description="walk-forward test windows")
+    metric: Metric = "sharpe"
+
+
+class PatternsAnalyze(_Spec):
+    """`patterns.analyze`: candlestick patterns and volatility regimes of stored bars."""
+
+    symbols: list[Symbol] = Field(min_length=1, max_length=500)
+    since: date | None = Field(default=None, description="only patterns on or after this day")
+    interval: Literal["1d"] = "1d"
+
+
+class LeaderboardRefresh(_Spec):
+    """`leaderboard.refresh`: rank the selected strategies (an optimization's best, the
+    discovered ones) by their out-of-sample `metric` into a new leaderboard snapshot."""
+
+    metric: Metric = "sharpe"
+    window_days: int | None = Field(
+        default=None, ge=1, le=36_500, description="only strategies found in the last N days"
+    )
+    limit: int = Field(default=50, ge=1, le=1000)
+
+
 SPECS: dict[str, type[BaseModel]] = {
     "demo.noop": DemoNoop,
     "demo.sleep": DemoSleep,
     "demo.fail": DemoFail,
     "demo.cpu": DemoCpu,
     "demo.progress": DemoProgress,
+    "prices.ingest": PricesIngest,
+    "strategy.optimize": StrategyOptimize,
+    "strategy.discover": StrategyDiscover,
+    "patterns.analyze": PatternsAnalyze,
+    "leaderboard.refresh": LeaderboardRefresh,
 }
 """Every job kind's payload model, by kind: the API validates submissions with these."""

@@ -288,8 +288,10 @@ def _ensure_default_schedules(url: str) -> None:
     async def main() -> tuple[list[str], list[str]]:
         conn = await asyncpg.connect(asyncpg_dsn(url))
         try:
-            symbols = UniverseSettings().symbol_list
-            return await ensure_defaults(conn, SPECS, validate, symbols)
+            universe = UniverseSettings()
+            return await ensure_defaults(
+                conn, SPECS, validate, universe.symbol_list, universe.price_provider
+            )
         finally:
             await conn.close()
 

@@ -8,7 +8,7 @@ left out (and reported), so a deployment never carries schedules that could only
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Literal
 
 import asyncpg
 from pydantic import Field
@@ -24,8 +24,13 @@ class UniverseSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CONVEYOR_", extra="ignore")
 
     symbols: str = Field(
-        default="AAPL,MSFT,NVDA,AMZN,GOOGL,META,JPM,XOM,SPY,QQQ",
-        description="the symbol universe the default ingestion schedule covers (comma list)",
+        default="AAPL,FB,GOOG,IBM,MSFT",
+        description="the symbol universe the default ingestion schedule covers (comma list);"
+        " the default is what the bundled sample prices hold",
+    )
+    price_provider: Literal["sample", "csv", "synthetic", "yahoo"] = Field(
+        default="sample",
+        description="where the default ingestion schedule fetches from (yahoo in production)",
     )
 
     @property
@@ -33,7 +38,7 @@ class UniverseSettings(BaseSettings):
         return [s.strip().upper() for s in self.symbols.split(",") if s.strip()]
 
 
-def platform_defaults(symbols: Iterable[str]) -> list[dict[str, Any]]:
+def platform_defaults(symbols: Iterable[str], provider: str = "sample") -> list[dict[str, Any]]:
     common = {"queue": "default", "priority": 0, "max_attempts": 5, "enabled": True}
     return [
         {
@@ -44,7 +49,7 @@ def platform_defaults(symbols: Iterable[str]) -> list[dict[str, Any]]:
             "cron": "30 16 * * 1-5",
             "timezone": "America/New_York",
             "kind": "prices.ingest",
-            "payload": {"symbols": list(symbols)},
+            "payload": {"symbols": list(symbols), "provider": provider},
             "catch_up_s": 6 * 3600,
             "backfill": False,
         },
@@ -66,11 +71,12 @@ async def ensure_defaults(
     known_kinds: Iterable[str],
     validate: Validate,
     symbols: Iterable[str],
+    provider: str = "sample",
 ) -> tuple[list[str], list[str]]:
     """Create the missing defaults; returns (created, left out because their kind is unknown)."""
     known = set(known_kinds)
     created, unknown = [], []
-    for schedule in platform_defaults(symbols):
+    for schedule in platform_defaults(symbols, provider):
         if schedule["kind"] not in known:
             unknown.append(schedule["name"])
             continue

@@ -1,4 +1,5 @@
-"""Helpers the tests share: database URLs and `eventually` instead of sleeps."""
+"""Helpers the tests share: database URLs, `eventually` instead of sleeps, and running a
+kind's load → handler → save in the test's process."""
 
 from __future__ import annotations
 
@@ -6,8 +7,12 @@ import asyncio
 import inspect
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
+
+from jobs.model import NewJob
+from jobs.store import Store
 
 T = TypeVar("T")
 
@@ -17,8 +22,12 @@ SCHEMA_TABLES = [
     "job",
     "job_event",
     "job_stats",
+    "leaderboard_entry",
+    "leaderboard_snapshot",
+    "pattern",
     "price_bar",
     "schedule",
+    "strategy_run",
     "worker",
 ]
 """Every table a database at the migration head has, in name order."""
@@ -43,3 +52,36 @@ async def eventually(
         if time.monotonic() > deadline:
             raise AssertionError(f"condition still false after {timeout}s (last: {value!r})")
         await asyncio.sleep(interval)
+
+
+@dataclass
+class InlineContext:
+    """A job context for running a kind's handler in the test's own process: it records the
+    progress reported and is never cancelled."""
+
+    job_id: int
+    kind: str
+    attempt: int = 1
+    reported: list[int] = field(default_factory=list)
+    log: Any = None
+
+    def progress(self, percent: int, message: str | None = None) -> None:
+        self.reported.append(percent)
+
+    def cancelled(self) -> bool:
+        return False
+
+
+async def run_inline(store: Store, kind: str, payload: dict[str, Any], owner: str) -> Any:
+    """Enqueue a job, claim it for real, and run its kind's load → handler → save here, as a
+    worker would (without finishing the job): the research tables get real rows."""
+    from worker.registry import default_registry
+
+    await store.enqueue(NewJob(kind=kind, payload=payload, owner=owner, queue=f"inline-{kind}"))
+    (job,) = await store.claim([f"inline-{kind}"], 1, "inline", 60)
+    spec = default_registry().get(kind)
+    assert spec is not None and spec.load is not None and spec.save is not None
+    model = spec.payload.model_validate(payload)
+    inputs = await spec.load(store.pool, job, model)
+    output = spec.handler(InlineContext(job.id, kind), model, inputs)
+    return await spec.save(store.pool, job, model, output)

@@ -57,7 +57,10 @@ def _child_main(conn: Connection, cancel_flag: Any, registry_factory: str) -> No
         ctx = ChildContext(job_id, kind_name, attempt, conn, cancel_flag)
         try:
             assert kind is not None, f"unknown kind {kind_name}"
-            result = kind.handler(ctx, kind.payload.model_validate(payload))
+            if kind.load is None:
+                result = kind.handler(ctx, kind.payload.model_validate(payload))
+            else:  # (payload, what the kind's load read for it)
+                result = kind.handler(ctx, kind.payload.model_validate(payload[0]), payload[1])
             conn.send(("ok", result))
         except Retry as exc:
             conn.send(("retry", exc.after_s))

@@ -55,7 +55,7 @@ from jobs.transitions import (
 from scheduler.loop import Scheduler
 from worker.context import LoopContext
 from worker.pool import ProcessPool
-from worker.registry import Registry
+from worker.registry import Kind, Registry
 from worker.settings import WorkerSettings
 
 log = get_logger("worker")
@@ -298,7 +298,23 @@ class Worker:
             payload = kind.payload.model_validate(job.payload)
         except ValidationError as exc:
             return Failure("InvalidPayload", str(exc), retryable=False)
+        try:
+            inputs = await kind.load(self.store.pool, job, payload) if kind.load else None
+        except Exception as exc:
+            return _raised(exc)
+        outcome = await self._handle(entry, kind, payload, inputs)
+        if kind.save is None or not isinstance(outcome, Success):
+            return outcome
+        try:
+            return Success(await kind.save(self.store.pool, job, payload, outcome.result))
+        except Exception as exc:
+            return _raised(exc)
+
+    async def _handle(self, entry: _Running, kind: Kind, payload: Any, inputs: Any) -> Outcome:
+        """Run the handler: in the pool, in a thread, or on the loop."""
+        job = entry.job
         timeout = job.timeout_s or kind.timeout_s
+        args = (payload,) if kind.load is None else (payload, inputs)
 
         def report(percent: int, message: str | None) -> None:
             self._progress[job.lease] = (percent, message)
@@ -308,7 +324,7 @@ class Worker:
                 job.id,
                 job.kind,
                 job.attempt,
-                job.payload,
+                job.payload if kind.load is None else (job.payload, inputs),
                 on_progress=report,
                 cancel=entry.cancel,
                 timeout_s=timeout,
@@ -320,28 +336,17 @@ class Worker:
                 # No pool (--processes 0): a thread, not the loop. A thread cannot be killed,
                 # so stopping it is cooperative (ctx.cancelled()), and its slot stays taken
                 # until it has returned: the job never runs twice at once on this worker.
-                thread = asyncio.get_running_loop().run_in_executor(
-                    None, kind.handler, ctx, payload
-                )
+                thread = asyncio.get_running_loop().run_in_executor(None, kind.handler, ctx, *args)
                 return Success(await asyncio.wait_for(asyncio.shield(thread), timeout))
-            return Success(await asyncio.wait_for(kind.handler(ctx, payload), timeout))
+            return Success(await asyncio.wait_for(kind.handler(ctx, *args), timeout))
         except TimeoutError:
             entry.cancel.set()
             if thread is not None:
                 with contextlib.suppress(Exception):
                     await thread
             return Timeout(timeout or 0)
-        except Retry as exc:
-            return Snooze(exc.after_s)
-        except CancelJob as exc:
-            return Cancel(exc.reason)
         except Exception as exc:
-            return Failure(
-                type(exc).__name__,
-                str(exc),
-                traceback.format_exc(),
-                retryable=not isinstance(exc, Permanent),
-            )
+            return _raised(exc)
 
     # -- completer -----------------------------------------------------------------------
 
@@ -478,6 +483,20 @@ class Worker:
                 log.warning("worker.db_unavailable", service=what, error=repr(exc))
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
+
+
+def _raised(exc: Exception) -> Outcome:
+    """What a handler (or a kind's load or save) raising `exc` means for its job."""
+    if isinstance(exc, Retry):
+        return Snooze(exc.after_s)
+    if isinstance(exc, CancelJob):
+        return Cancel(exc.reason)
+    return Failure(
+        type(exc).__name__,
+        str(exc),
+        traceback.format_exc(),
+        retryable=not isinstance(exc, Permanent),
+    )
 
 
 def _checked(outcome: Outcome) -> Outcome:

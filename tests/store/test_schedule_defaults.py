@@ -20,7 +20,7 @@ async def test_defaults_are_created_once_and_edits_survive(conn):
         "America/New_York",
         "prices.ingest",
     )
-    assert row["payload"] == '{"symbols": ["AAPL", "SPY"]}'
+    assert row["payload"] == '{"symbols": ["AAPL", "SPY"], "provider": "sample"}'
     await conn.execute(
         "UPDATE schedule SET enabled = false, cron = '0 22 * * 1-5' "
         "WHERE name = 'prices.ingest.daily'"

@@ -1,36 +1,72 @@
-"""The vectorised grid agrees with the single-backtest engine, row for row, to 1e-9."""
+"""The vectorised grid agrees with the single-backtest engine, row for row, to 1e-9, for
+every family, on real and synthetic prices, over whole series and over segments."""
 
 from datetime import date
 
 import numpy as np
 import pytest
 
-from compute.backtest import backtest, ma_crossover
-from compute.grid import evaluate_ma_grid, ma_pairs
+from compute.backtest import FAMILIES, metrics, strategy_returns
+from compute.grid import PARAMETERS, evaluate_grid, ma_pairs, product
 from compute.prices import SampleProvider, SyntheticProvider
 
+GRIDS = {
+    "ma_crossover": {"fast": range(5, 51, 9), "slow": range(20, 201, 45)},
+    "rsi_reversion": {"period": [7, 14], "low": [20.0, 30.0], "high": [60.0, 70.0]},
+    "donchian_breakout": {"window": [10, 20, 55]},
+    "bollinger_reversion": {"window": [10, 20], "k": [1.0, 2.0, 2.5]},
+}
 
-@pytest.mark.parametrize("source", ["sample", "synthetic"])
-def test_every_row_matches_the_engine(source):
+
+def closes(source: str) -> np.ndarray:
     if source == "sample":
         bars = SampleProvider().fetch("IBM", date(2004, 1, 1), date(2012, 12, 31), "1d")
     else:
         bars = SyntheticProvider(seed=3).fetch("X", date(2010, 1, 1), date(2019, 12, 31), "1d")
-    close = bars["close"].to_numpy()
-    pairs = ma_pairs(range(5, 51, 9), range(20, 201, 45))
-    grid = evaluate_ma_grid(close, pairs, cost=0.0005, risk_free=0.01, chunk=7)
-    assert len(grid.params) == len(pairs) and len(grid.metrics["sharpe"]) == len(pairs)
-    for i, (fast, slow) in enumerate(pairs):
-        single, _ = backtest(close, ma_crossover(close, int(fast), int(slow)), 0.0005, 0.01)
-        for name, expected in single.as_dict().items():
-            got = grid.metrics[name][i]
-            if np.isnan(expected):
-                assert np.isnan(got), (fast, slow, name)
-            else:
-                assert got == pytest.approx(expected, abs=1e-9, rel=1e-9), (fast, slow, name)
+    return bars["close"].to_numpy()
+
+
+def assert_same(expected: dict, got: dict, i: int, label: object) -> None:
+    for name, want in expected.items():
+        value = got[name][i]
+        if np.isnan(want):
+            assert np.isnan(value), (label, name)
+        else:
+            assert value == pytest.approx(want, abs=1e-9, rel=1e-9), (label, name, want, value)
+
+
+@pytest.mark.parametrize("source", ["sample", "synthetic"])
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_every_row_matches_the_engine(source, family):
+    close = closes(source)
+    params = product(family, GRIDS[family])
+    n = len(close) - 1
+    segments = [(0, n), (0, n * 2 // 3), (n * 2 // 3, n)]
+    grid = evaluate_grid(close, family, params, segments, cost=0.0005, risk_free=0.01, chunk=7)
+    assert len(grid.metrics) == 3 and len(grid.metrics[0]["sharpe"]) == len(params)
+    traded_somewhere = 0
+    for i, values in enumerate(grid.param_dicts()):
+        signal = FAMILIES[family](close, **values)
+        r, position = strategy_returns(close, signal, 0.0005)
+        for (a, b), got in zip(segments, grid.metrics, strict=True):
+            single = metrics(r[a:b], position[a:b], risk_free=0.01)
+            assert_same(single.as_dict(), got, i, (family, values, a, b))
+        traded_somewhere += grid.metrics[0]["trades"][i] > 0
+    assert traded_somewhere > 0  # the grids above do trade: the comparison is not vacuous
 
 
 def test_pairs_keep_fast_below_slow():
     pairs = ma_pairs(range(5, 51), range(20, 201))
     assert (pairs[:, 0] < pairs[:, 1]).all()
     assert len(pairs) == 7830  # the benchmark grid: fast 5–50, slow 20–200
+    assert len(product("ma_crossover", {"fast": range(5, 51), "slow": range(20, 201)})) == 7830
+
+
+def test_a_grid_names_its_parameters_and_refuses_the_wrong_shape():
+    grid = evaluate_grid(closes("synthetic"), "bollinger_reversion", np.array([[20, 2.0]]))
+    assert grid.param_dicts() == [{"window": 20, "k": 2.0}]
+    assert PARAMETERS["rsi_reversion"] == ("period", "low", "high")
+    with pytest.raises(ValueError, match="takes window, k"):
+        evaluate_grid(closes("synthetic"), "bollinger_reversion", np.array([[20]]))
+    with pytest.raises(ValueError, match="needs values for slow"):
+        product("ma_crossover", {"fast": [5]})

@@ -32,11 +32,23 @@ def test_bad_durations_say_what_is_expected(text):
         parse_duration(text)
 
 
-def test_default_registry_has_the_demo_kinds_and_knows_which_are_cpu_bound():
+RESEARCH = [
+    "leaderboard.refresh",
+    "patterns.analyze",
+    "prices.ingest",
+    "strategy.discover",
+    "strategy.optimize",
+]
+
+
+def test_default_registry_has_every_kind_and_knows_which_are_cpu_bound():
     registry = default_registry()
     names = [k.name for k in registry]
-    assert names == ["demo.cpu", "demo.fail", "demo.noop", "demo.progress", "demo.sleep"]
-    assert [k.name for k in registry if k.cpu_bound] == ["demo.cpu"]
+    assert names == ["demo.cpu", "demo.fail", "demo.noop", "demo.progress", "demo.sleep", *RESEARCH]
+    assert [k.name for k in registry if k.cpu_bound] == ["demo.cpu", *RESEARCH]
+    # the research kinds compute in the pool and store from the worker
+    assert all(registry.get(n).save is not None for n in RESEARCH)  # type: ignore[union-attr]
+    assert registry.get("prices.ingest").load is None  # type: ignore[union-attr]
 
 
 def test_a_kind_cannot_be_registered_twice():

@@ -1,0 +1,544 @@
+"""The five research kinds, each as load → compute → save (see `worker.registry.Kind`):
+
+| kind | load (worker, DB) | compute (pool child, pure) | save (worker, DB) |
+|---|---|---|---|
+| prices.ingest | — | fetch and validate each symbol | upsert `price_bar` |
+| strategy.optimize | bars | the grid, in- and out-of-sample | upsert `strategy_run` |
+| strategy.discover | bars | walk-forward per family | upsert `strategy_run` |
+| patterns.analyze | bars | candlesticks, regimes | upsert `pattern` |
+| leaderboard.refresh | selected runs | rank | a `leaderboard_snapshot` |
+
+Computations report progress and stop at the next chunk once cancelled. Saves are upserts
+keyed by the job (or the bar), so a repeated attempt rewrites its rows: nothing is stored
+twice.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import numpy as np
+import pandas as pd
+
+from compute import patterns as candles
+from compute import prices, research
+from compute import results as sql
+from compute.backtest import METRIC_CONVENTIONS, Metrics
+from compute.grid import METRIC_NAMES, Evaluator, evaluate_locally
+from compute.specs import (
+    FAMILY_PARAMETERS,
+    LeaderboardRefresh,
+    PatternsAnalyze,
+    PricesIngest,
+    StrategyDiscover,
+    StrategyOptimize,
+)
+from jobs.handler import JSON, Cancel, JobContext, Permanent
+from jobs.model import Claimed
+
+MIN_BARS = 30
+"""Fewer bars than this cannot be split into samples worth scoring."""
+PATTERN_WARMUP = timedelta(days=450)
+"""Bars loaded before `since`, so the indicators behind patterns and regimes are warm."""
+HEATMAP_LIMIT = 50_000
+"""Grid points per job above which the result leaves the heatmap out (the runs are stored)."""
+
+
+class Reporter:
+    """Progress over a known amount of work, sent only when the percentage moves; raises
+    Cancel between chunks once the job is cancelled."""
+
+    def __init__(self, ctx: JobContext, total: int, message: str = "") -> None:
+        self.ctx, self.total, self.done, self.last = ctx, max(total, 1), 0, -1
+        self.message = message
+
+    def advance(self, amount: int, message: str | None = None) -> None:
+        self.done += amount
+        self.check(message)
+
+    def reach(self, done: int) -> None:
+        """Progress callback of a grid: `done` units so far."""
+        self.done = done
+        self.check()
+
+    def check(self, message: str | None = None) -> None:
+        if self.ctx.cancelled():
+            raise Cancel(f"stopped after {self.done} of {self.total} steps")
+        percent = min(99, self.done * 100 // self.total)
+        if percent != self.last or message:
+            self.last = percent
+            self.ctx.progress(percent, message or self.message)
+
+
+def _day_start(day: date | None) -> datetime | None:
+    return None if day is None else datetime.combine(day, time.min, tzinfo=UTC)
+
+
+def _day_end(day: date | None) -> datetime | None:
+    return None if day is None else datetime.combine(day, time.max, tzinfo=UTC)
+
+
+async def _bars(
+    db: asyncpg.Pool,
+    symbol: str,
+    interval: str,
+    start: datetime | None,
+    end: datetime | None,
+    minimum: int = MIN_BARS,
+) -> pd.DataFrame:
+    rows = await db.fetch(sql.LOAD_BARS, symbol, interval, start, end)
+    if len(rows) < minimum:
+        window = f"{start.date() if start else 'the start'} to {end.date() if end else 'now'}"
+        raise Permanent(
+            f"{symbol}: {len(rows)} {interval} bars stored from {window}, {minimum} needed:"
+            f" run prices.ingest for {symbol} first (or widen the window)"
+        )
+    return pd.DataFrame([dict(r) for r in rows])
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, allow_nan=False, separators=(",", ":"))
+
+
+def _metric_arrays(rows: list[dict[str, Any]]) -> list[list[Any]]:
+    arrays = []
+    for name in METRIC_NAMES:
+        values = [r["metrics"][name] for r in rows]
+        if name in sql.INTEGER_METRICS:
+            values = [None if v is None else int(v) for v in values]
+        arrays.append(values)
+    return arrays
+
+
+async def _save_runs(
+    conn: asyncpg.Connection,
+    job: Claimed,
+    symbol: str,
+    interval: str,
+    family: str,
+    cost: float,
+    risk_free: float,
+    rows: list[dict[str, Any]],
+) -> list[asyncpg.Record]:
+    """Upsert one symbol's runs of one family; returns (id, params, sample) per row."""
+    conventions = {**METRIC_CONVENTIONS, "risk_free": risk_free, "cost": cost}
+    return list(
+        await conn.fetch(
+            sql.UPSERT_RUNS,
+            job.id,
+            job.owner,
+            job.kind,
+            symbol,
+            interval,
+            family,
+            cost,
+            risk_free,
+            _json(conventions),
+            [_json(r["params"]) for r in rows],
+            [r["sample"] for r in rows],
+            [r["selected"] for r in rows],
+            [r["start_ts"] for r in rows],
+            [r["end_ts"] for r in rows],
+            [r["bars"] for r in rows],
+            [None if r.get("benchmark") is None else _json(r["benchmark"]) for r in rows],
+            *_metric_arrays(rows),
+        )
+    )
+
+
+def _metrics_json(m: Metrics) -> dict[str, float | None]:
+    return {k: research.finite(float(v)) for k, v in m.as_dict().items()}
+
+
+# -- prices.ingest ------------------------------------------------------------------------------
+
+
+def _provider(payload: PricesIngest) -> prices.Provider:
+    if payload.provider == "sample":
+        return prices.SampleProvider()
+    if payload.provider == "synthetic":
+        return prices.SyntheticProvider(seed=payload.seed)
+    if payload.provider == "csv":
+        folder = os.environ.get("CONVEYOR_CSV_DIR")
+        if not folder:
+            raise Permanent(
+                "the csv provider reads <SYMBOL>.csv files from the folder in the worker's"
+                " CONVEYOR_CSV_DIR, which is not set"
+            )
+        return prices.CsvProvider(Path(folder))
+    return prices.YahooProvider()
+
+
+def ingest(ctx: JobContext, payload: PricesIngest) -> dict[str, Any]:
+    """Each symbol's validated bars, or why it failed; one symbol's failure spares the rest."""
+    provider = _provider(payload)
+    report = Reporter(ctx, len(payload.symbols))
+    bars: dict[str, pd.DataFrame] = {}
+    failed: dict[str, str] = {}
+    for symbol in payload.symbols:
+        report.check(f"fetching {symbol}")
+        try:
+            raw = provider.fetch(symbol, payload.start, payload.end, payload.interval)
+            bars[symbol] = prices.validate(symbol, raw)
+        except prices.BadPrices as exc:
+            failed[symbol] = str(exc)
+        except Exception as exc:  # a provider's own error (network, parsing): report it
+            failed[symbol] = f"{symbol}: {type(exc).__name__}: {exc}"
+        report.advance(1)
+    return {"source": provider.name, "bars": bars, "failed": failed}
+
+
+async def save_ingest(
+    db: asyncpg.Pool, job: Claimed, payload: PricesIngest, output: dict[str, Any]
+) -> JSON:
+    stored: dict[str, JSON] = {}
+    async with db.acquire() as conn, conn.transaction():
+        for symbol, bars in output["bars"].items():
+            count = await prices.store_bars(conn, symbol, payload.interval, output["source"], bars)
+            stored[symbol] = {
+                "bars": count,
+                "first": bars["ts"].iloc[0].isoformat(),
+                "last": bars["ts"].iloc[-1].isoformat(),
+            }
+    failed: dict[str, JSON] = dict(output["failed"])
+    if not stored:
+        raise Permanent("no symbol could be ingested: " + "; ".join(output["failed"].values()))
+    return {"provider": output["source"], "stored": stored, "failed": failed}
+
+
+# -- strategy.optimize -------------------------------------------------------------------------
+
+
+async def load_closes(
+    db: asyncpg.Pool, job: Claimed, payload: StrategyOptimize | StrategyDiscover
+) -> dict[str, pd.DataFrame]:
+    start, end = _day_start(payload.start), _day_end(payload.end)
+    return {s: await _bars(db, s, payload.interval, start, end) for s in payload.symbols}
+
+
+@dataclass(frozen=True)
+class _Optimized:
+    ts: np.ndarray
+    optimized: research.Optimized
+
+
+def _evaluator() -> Evaluator:
+    """Spark when the worker is configured for it, else this process."""
+    from compute.spark import SparkSettings
+
+    if SparkSettings().enabled:
+        from compute.spark import evaluate_on_spark
+
+        return evaluate_on_spark
+    return evaluate_locally
+
+
+def optimize(
+    ctx: JobContext, payload: StrategyOptimize, bars: dict[str, pd.DataFrame]
+) -> dict[str, _Optimized]:
+    params = np.array(payload.parameter_sets(), dtype=np.float64)
+    report = Reporter(ctx, len(params) * len(bars), f"{payload.family} grid")
+    tasks, cuts = [], []
+    for frame in bars.values():
+        task, cut = research.optimize_task(
+            frame["close"].to_numpy(dtype=np.float64),
+            payload.family,
+            params,
+            payload.split,
+            payload.cost,
+            payload.risk_free,
+        )
+        tasks.append(task)
+        cuts.append(cut)
+    report.check()
+    results = _evaluator()(tasks, report.reach)
+    return {
+        symbol: _Optimized(frame["ts"].to_numpy(), research.choose(result, cut, payload.metric))
+        for (symbol, frame), result, cut in zip(bars.items(), results, cuts, strict=True)
+    }
+
+
+def _segment_span(ts: np.ndarray, first: int, last: int) -> tuple[datetime, datetime]:
+    """Return t runs from bar t to bar t+1: a segment [first, last) spans these bars."""
+    return pd.Timestamp(ts[first]).to_pydatetime(), pd.Timestamp(ts[last]).to_pydatetime()
+
+
+async def save_optimize(
+    db: asyncpg.Pool,
+    job: Claimed,
+    payload: StrategyOptimize,
+    output: dict[str, _Optimized],
+) -> JSON:
+    values = payload.parameter_values()
+    grid_points = sum(len(o.optimized.result.params) for o in output.values())
+    summary: dict[str, JSON] = {}
+    async with db.acquire() as conn, conn.transaction():
+        for symbol, item in output.items():
+            opt = item.optimized
+            result = opt.result
+            n = len(item.ts) - 1
+            spans = [_segment_span(item.ts, 0, opt.split), _segment_span(item.ts, opt.split, n)]
+            param_dicts = result.param_dicts()
+            rows = [
+                {
+                    "params": p,
+                    "sample": sample,
+                    "selected": i == opt.best,
+                    "start_ts": spans[seg][0],
+                    "end_ts": spans[seg][1],
+                    "bars": bars,
+                    "metrics": research.row_metrics(result, seg, i),
+                }
+                for seg, (sample, bars) in enumerate((("in", opt.split), ("out", n - opt.split)))
+                for i, p in enumerate(param_dicts)
+            ]
+            saved = await _save_runs(
+                conn,
+                job,
+                symbol,
+                payload.interval,
+                payload.family,
+                payload.cost,
+                payload.risk_free,
+                rows,
+            )
+            entry: dict[str, JSON] = {"runs": len(saved), "best": None}
+            if opt.best is not None:
+                best_params = param_dicts[opt.best]
+                ids = {
+                    r["sample"]: r["id"] for r in saved if r["params"] == best_params
+                }  # jsonb comes back decoded
+                entry["best"] = {
+                    "params": best_params,
+                    "in_sample": research.row_metrics(result, 0, opt.best),
+                    "out_of_sample": research.row_metrics(result, 1, opt.best),
+                    "strategy_id": ids.get("out"),
+                }
+            if grid_points <= HEATMAP_LIMIT:
+                entry["grid"] = {
+                    "metric": payload.metric,
+                    "sample": "in",
+                    **research.heatmap(
+                        payload.family, values, result.params, result.metrics[0][payload.metric]
+                    ),
+                }
+            summary[symbol] = entry
+    return {
+        "family": payload.family,
+        "metric": payload.metric,
+        "parameters": list(FAMILY_PARAMETERS[payload.family]),
+        "symbols": summary,
+        "conventions": {**METRIC_CONVENTIONS, "risk_free": payload.risk_free},
+    }
+
+
+# -- strategy.discover -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Discovered:
+    ts: np.ndarray
+    found: list[research.WalkForward]
+    evaluated: int
+
+
+def discover(
+    ctx: JobContext, payload: StrategyDiscover, bars: dict[str, pd.DataFrame]
+) -> dict[str, _Discovered]:
+    per_family = max(1, payload.budget // len(payload.families))
+    report = Reporter(ctx, per_family * len(payload.families) * len(bars), "walk-forward")
+    planned = []  # (symbol, family, close, candidates, training task)
+    for symbol, frame in bars.items():
+        close = frame["close"].to_numpy(dtype=np.float64)
+        for family in payload.families:
+            # one stream per (seed, symbol, family): adding a symbol changes no other's draws
+            rng = np.random.default_rng([payload.seed, *symbol.encode(), *family.encode()])
+            candidates = research.sample_params(family, per_family, rng)
+            task = research.training_task(
+                close, family, candidates, payload.folds, payload.cost, payload.risk_free
+            )
+            planned.append((symbol, family, close, candidates, task))
+    report.check()
+    trained = iter(_evaluator()([p[4] for p in planned if p[4] is not None], report.reach))
+    out = {s: _Discovered(f["ts"].to_numpy(), [], 0) for s, f in bars.items()}
+    for symbol, family, close, candidates, task in planned:
+        if task is None:
+            continue
+        wf = research.walk_forward(
+            close,
+            family,
+            candidates,
+            payload.folds,
+            next(trained),
+            payload.metric,
+            payload.cost,
+            payload.risk_free,
+        )
+        found = out[symbol]
+        out[symbol] = _Discovered(
+            found.ts,
+            [*found.found, wf] if wf.beats_benchmark else found.found,
+            found.evaluated + len(candidates),
+        )
+    return out
+
+
+async def save_discover(
+    db: asyncpg.Pool,
+    job: Claimed,
+    payload: StrategyDiscover,
+    output: dict[str, _Discovered],
+) -> JSON:
+    summary: dict[str, JSON] = {}
+    discovered = 0
+    async with db.acquire() as conn, conn.transaction():
+        for symbol, item in output.items():
+            kept: list[JSON] = []
+            discovered += len(item.found)
+            for wf in item.found:
+                first, last = wf.folds[0][0], wf.folds[-1][1]
+                start, end = _segment_span(item.ts, first, last)
+                params = wf.chosen[-1]["params"]  # what the last fold trades: the live choice
+                row = {
+                    "params": params,
+                    "sample": "walk_forward",
+                    "selected": True,
+                    "start_ts": start,
+                    "end_ts": end,
+                    "bars": last - first,
+                    "metrics": _metrics_json(wf.strategy),
+                    "benchmark": {
+                        "strategy": "buy_and_hold",
+                        "metrics": _metrics_json(wf.benchmark),
+                        "folds": wf.chosen,
+                    },
+                }
+                saved = await _save_runs(
+                    conn,
+                    job,
+                    symbol,
+                    payload.interval,
+                    wf.family,
+                    payload.cost,
+                    payload.risk_free,
+                    [row],
+                )
+                kept.append(
+                    {
+                        "strategy_id": saved[0]["id"],
+                        "family": wf.family,
+                        "params": params,
+                        payload.metric: research.finite(getattr(wf.strategy, payload.metric)),
+                        "buy_and_hold": research.finite(getattr(wf.benchmark, payload.metric)),
+                    }
+                )
+            summary[symbol] = {"evaluated": item.evaluated, "discovered": kept}
+    return {
+        "metric": payload.metric,
+        "folds": payload.folds,
+        "symbols": summary,
+        "discovered": discovered,
+    }
+
+
+# -- patterns.analyze --------------------------------------------------------------------------
+
+
+async def load_ohlc(
+    db: asyncpg.Pool, job: Claimed, payload: PatternsAnalyze
+) -> dict[str, pd.DataFrame]:
+    since = _day_start(payload.since)
+    start = None if since is None else since - PATTERN_WARMUP
+    return {s: await _bars(db, s, payload.interval, start, None, 1) for s in payload.symbols}
+
+
+def analyze(
+    ctx: JobContext, payload: PatternsAnalyze, bars: dict[str, pd.DataFrame]
+) -> dict[str, pd.DataFrame]:
+    report = Reporter(ctx, len(bars))
+    since = _day_start(payload.since)
+    out = {}
+    for symbol, frame in bars.items():
+        report.check(f"patterns in {symbol}")
+        found = candles.analyze(frame)
+        if since is not None:
+            found = found[pd.to_datetime(found["ts"], utc=True) >= pd.Timestamp(since)]
+        out[symbol] = found.reset_index(drop=True)
+        report.advance(1)
+    return out
+
+
+async def save_patterns(
+    db: asyncpg.Pool, job: Claimed, payload: PatternsAnalyze, output: dict[str, pd.DataFrame]
+) -> JSON:
+    summary: dict[str, JSON] = {}
+    async with db.acquire() as conn, conn.transaction():
+        for symbol, found in output.items():
+            await conn.execute(
+                sql.UPSERT_PATTERNS,
+                symbol,
+                payload.interval,
+                job.id,
+                [pd.Timestamp(t).to_pydatetime() for t in found["ts"]],
+                found["pattern"].astype(str).tolist(),
+                found["direction"].astype(str).tolist(),
+                found["strength"].astype(float).tolist(),
+            )
+            counts = found["pattern"].value_counts()
+            summary[symbol] = {str(k): int(v) for k, v in sorted(counts.items())}
+    return {"symbols": summary, "patterns": sum(len(f) for f in output.values())}
+
+
+# -- leaderboard.refresh -----------------------------------------------------------------------
+
+
+async def load_candidates(
+    db: asyncpg.Pool, job: Claimed, payload: LeaderboardRefresh
+) -> list[dict[str, Any]]:
+    return [dict(r) for r in await db.fetch(sql.LEADERBOARD_CANDIDATES, payload.window_days)]
+
+
+def rank(
+    ctx: JobContext, payload: LeaderboardRefresh, candidates: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    return research.rank(candidates, payload.metric, payload.limit)
+
+
+async def save_leaderboard(
+    db: asyncpg.Pool, job: Claimed, payload: LeaderboardRefresh, entries: list[dict[str, Any]]
+) -> JSON:
+    async with db.acquire() as conn, conn.transaction():
+        snapshot = await conn.fetchval(
+            sql.SAVE_SNAPSHOT, job.id, payload.metric, payload.window_days
+        )
+        await conn.execute(
+            sql.REPLACE_ENTRIES,
+            snapshot,
+            [e["rank"] for e in entries],
+            [e["id"] for e in entries],
+            [e["symbol"] for e in entries],
+            [e["family"] for e in entries],
+            [_json(e["params"]) for e in entries],
+            [float(e["score"]) for e in entries],
+            [_json({m: research.finite(_number(e[m])) for m in METRIC_NAMES}) for e in entries],
+        )
+    return {
+        "snapshot_id": snapshot,
+        "metric": payload.metric,
+        "entries": len(entries),
+        "top": [
+            {k: e[k] for k in ("rank", "symbol", "family", "params", "score")}
+            | {"strategy_id": e["id"]}
+            for e in entries[:5]
+        ],
+    }
+
+
+def _number(value: Any) -> float:
+    return float("nan") if value is None else float(value)

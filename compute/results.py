@@ -1,0 +1,174 @@
+"""The research tables' statements: what the kinds write and what the API reads.
+
+Writes are upserts on each table's natural key (see migration 0005), so an attempt that
+runs twice rewrites its rows. JSON goes in as text and is cast in SQL, as in `jobs.sql`.
+No numpy here: the API imports this module.
+"""
+
+from __future__ import annotations
+
+METRIC_COLUMNS = (
+    "total_return",
+    "cagr",
+    "annual_volatility",
+    "sharpe",
+    "sortino",
+    "max_drawdown",
+    "max_drawdown_duration",
+    "calmar",
+    "win_rate",
+    "trades",
+    "exposure",
+)
+INTEGER_METRICS = frozenset({"max_drawdown_duration", "trades"})
+
+LOAD_BARS = """
+SELECT ts, open, high, low, close, volume
+FROM price_bar
+WHERE symbol = $1 AND interval = $2
+  AND ($3::timestamptz IS NULL OR ts >= $3)
+  AND ($4::timestamptz IS NULL OR ts <= $4)
+ORDER BY ts
+"""
+
+_METRIC_ARRAYS = ", ".join(
+    f"${i}::{'int' if m in INTEGER_METRICS else 'float8'}[]"
+    for i, m in enumerate(METRIC_COLUMNS, start=17)
+)
+UPSERT_RUNS = f"""
+INSERT INTO strategy_run AS s (
+    job_id, owner, kind, symbol, interval, family, cost, risk_free, conventions,
+    params, sample, selected, start_ts, end_ts, bars, benchmark, {", ".join(METRIC_COLUMNS)})
+SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9::text::jsonb,
+       t.params::jsonb, t.sample, t.selected, t.start_ts, t.end_ts, t.bars, t.benchmark::jsonb,
+       {", ".join("t." + m for m in METRIC_COLUMNS)}
+FROM unnest($10::text[], $11::text[], $12::bool[], $13::timestamptz[], $14::timestamptz[],
+            $15::int[], $16::text[], {_METRIC_ARRAYS})
+     AS t(params, sample, selected, start_ts, end_ts, bars, benchmark, {", ".join(METRIC_COLUMNS)})
+ON CONFLICT (job_id, symbol, family, params, sample) DO UPDATE
+SET selected = excluded.selected, start_ts = excluded.start_ts, end_ts = excluded.end_ts,
+    bars = excluded.bars, benchmark = excluded.benchmark,
+    {", ".join(f"{m} = excluded.{m}" for m in METRIC_COLUMNS)}
+RETURNING id, params, sample
+"""
+"""$1 job_id, $2 owner, $3 kind, $4 symbol, $5 interval, $6 family, $7 cost, $8 risk_free,
+$9 conventions; then one array per row field: params (JSON), sample, selected, start_ts,
+end_ts, bars, benchmark (JSON or NULL), and each of METRIC_COLUMNS."""
+
+UPSERT_PATTERNS = """
+INSERT INTO pattern (symbol, interval, ts, pattern, direction, strength, job_id)
+SELECT $1, $2, t.ts, t.pattern, t.direction, t.strength, $3
+FROM unnest($4::timestamptz[], $5::text[], $6::text[], $7::float8[])
+     AS t(ts, pattern, direction, strength)
+ON CONFLICT (symbol, interval, ts, pattern) DO UPDATE
+SET direction = excluded.direction, strength = excluded.strength, job_id = excluded.job_id
+"""
+
+LEADERBOARD_CANDIDATES = f"""
+SELECT id, symbol, family, params, created_at, {", ".join(METRIC_COLUMNS)}
+FROM strategy_run
+WHERE selected AND sample IN ('out', 'walk_forward')
+  AND ($1::int IS NULL OR created_at >= now() - make_interval(days => $1))
+"""
+
+SAVE_SNAPSHOT = """
+INSERT INTO leaderboard_snapshot (job_id, metric, window_days)
+VALUES ($1, $2, $3)
+ON CONFLICT (job_id) DO UPDATE SET metric = excluded.metric, window_days = excluded.window_days,
+    created_at = now()
+RETURNING id
+"""
+
+REPLACE_ENTRIES = """
+WITH gone AS (DELETE FROM leaderboard_entry WHERE snapshot_id = $1)
+INSERT INTO leaderboard_entry (snapshot_id, rank, strategy_id, symbol, family, params, score,
+                               metrics)
+SELECT $1, t.rank, t.strategy_id, t.symbol, t.family, t.params::jsonb, t.score,
+       t.metrics::jsonb
+FROM unnest($2::int[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::float8[],
+            $8::text[]) AS t(rank, strategy_id, symbol, family, params, score, metrics)
+"""
+"""The CTE's delete and the insert see the same snapshot, so a rerun's entries replace the
+first run's rather than colliding with them on (snapshot_id, rank)."""
+
+# -- reads for the API ------------------------------------------------------------------------
+
+READ_BARS = """
+SELECT ts, open, high, low, close, volume, source
+FROM price_bar
+WHERE symbol = $1 AND interval = $2
+  AND ($3::timestamptz IS NULL OR ts >= $3)
+  AND ($4::timestamptz IS NULL OR ts <= $4)
+  AND ($5::timestamptz IS NULL OR ts > $5)
+ORDER BY ts
+LIMIT $6
+"""
+"""$5 is the keyset cursor: the last bar of the previous page."""
+
+STRATEGY_COLUMNS = f"""
+id, job_id, owner, kind, symbol, interval, family, params, sample, selected, start_ts, end_ts,
+bars, cost, risk_free, conventions, benchmark, created_at, {", ".join(METRIC_COLUMNS)}
+"""
+
+GET_STRATEGY = f"""
+SELECT {STRATEGY_COLUMNS} FROM strategy_run
+WHERE id = $1 AND ($2::text IS NULL OR owner = $2)
+"""
+
+
+def list_strategies_sql(sort: str | None) -> str:
+    """Newest first, or best first by the metric `sort` (NULLs last); keyset-paginated on
+    (metric, id). $1–$7 filter (owner, symbol, family, kind, sample, selected, job_id), $8 is
+    the cursor's id, $9 the limit, and with a sort $10 the cursor's metric value.
+    `sort` must be one of METRIC_COLUMNS: it is spliced into the statement."""
+    filters = """
+    WHERE ($1::text IS NULL OR owner = $1)
+      AND ($2::text IS NULL OR symbol = $2)
+      AND ($3::text IS NULL OR family = $3)
+      AND ($4::text IS NULL OR kind = $4)
+      AND ($5::text IS NULL OR sample = $5)
+      AND ($6::bool IS NULL OR selected = $6)
+      AND ($7::bigint IS NULL OR job_id = $7)
+    """
+    if sort is None:
+        return f"""
+        SELECT {STRATEGY_COLUMNS} FROM strategy_run {filters}
+          AND ($8::bigint IS NULL OR id < $8)
+        ORDER BY id DESC LIMIT $9
+        """
+    if sort not in METRIC_COLUMNS:
+        raise ValueError(f"cannot sort by {sort!r}")
+    # NULL metrics sort as -infinity, so the keyset comparison stays total.
+    key = f"coalesce({sort}::float8, '-Infinity')"
+    return f"""
+    SELECT {STRATEGY_COLUMNS} FROM strategy_run {filters}
+      AND ($8::bigint IS NULL OR ({key}, id) < ($10::float8, $8))
+    ORDER BY {key} DESC, id DESC LIMIT $9
+    """
+
+
+LATEST_SNAPSHOT = """
+SELECT id, job_id, metric, window_days, created_at FROM leaderboard_snapshot
+ORDER BY created_at DESC, id DESC LIMIT 1
+"""
+
+GET_SNAPSHOT = """
+SELECT id, job_id, metric, window_days, created_at FROM leaderboard_snapshot WHERE id = $1
+"""
+
+SNAPSHOT_ENTRIES = """
+SELECT rank, strategy_id, symbol, family, params, score, metrics
+FROM leaderboard_entry WHERE snapshot_id = $1 ORDER BY rank
+"""
+
+READ_PATTERNS = """
+SELECT id, symbol, interval, ts, pattern, direction, strength
+FROM pattern
+WHERE ($1::text IS NULL OR symbol = $1)
+  AND ($2::timestamptz IS NULL OR ts >= $2)
+  AND ($3::text IS NULL OR pattern = $3)
+  AND ($4::timestamptz IS NULL OR (ts, id) < ($4, $5::bigint))
+ORDER BY ts DESC, id DESC
+LIMIT $6
+"""
+"""Newest bar first; ($4, $5) is the keyset cursor: the previous page's last (ts, id)."""
