@@ -12,7 +12,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import StreamingResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api import errors, schedules
+from api import errors, research, schedules
 from api.auth import Admin, Authenticator, Caller
 from api.errors import ERRORS, ApiError, ErrorBody
 from api.keys import Principal
@@ -151,6 +151,7 @@ def create_app(
     )
     errors.install(app)
     app.include_router(schedules.router)
+    app.include_router(research.router)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -1,0 +1,327 @@
+"""The research read side: prices, strategies, leaderboards and patterns.
+
+Prices, patterns and leaderboards are the platform's shared market research: every
+authenticated caller reads them. A strategy run belongs to the owner of the job that made it,
+like the job itself: a user sees its own, an admin everyone's, and another's answers 404.
+Listings are keyset-paginated like `/v1/jobs`: pass `next_cursor` back as `cursor`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+import asyncpg
+from fastapi import APIRouter, Path, Query, Request
+from pydantic import BaseModel, Field
+
+from api.auth import Caller
+from api.errors import ERRORS, ApiError
+from api.schemas import Timestamp
+from compute import results as sql
+from compute.specs import SYMBOL
+
+router = APIRouter(prefix="/v1", responses=ERRORS)
+
+SymbolPath = Annotated[str, Path(pattern=SYMBOL, description="e.g. AAPL")]
+SymbolQuery = Annotated[str | None, Query(pattern=SYMBOL)]
+Id = Annotated[int, Path(ge=1, le=2**63 - 1)]
+Family = Literal["ma_crossover", "rsi_reversion", "donchian_breakout", "bollinger_reversion"]
+SortMetric = Literal[
+    "total_return", "cagr", "annual_volatility", "sharpe", "sortino", "max_drawdown",
+    "max_drawdown_duration", "calmar", "win_rate", "trades", "exposure",
+]  # fmt: skip
+PatternName = Literal[
+    "engulfing", "hammer", "shooting_star", "doji", "morning_star", "evening_star",
+    "volatility_low", "volatility_normal", "volatility_high",
+]  # fmt: skip
+STRATEGY_CURSOR = r"^(-?(?:[0-9]{1,20}(?:\.[0-9]{1,20})?(?:e[+-]?[0-9]{1,3})?|inf))_([0-9]{1,18})$"
+PATTERN_CURSOR = r"^(-?[0-9]{1,16})_([0-9]{1,18})$"
+_KEYSET = re.compile(STRATEGY_CURSOR)
+"""`<number>_<id>`: the previous page's last sort key (exactly, as Python's repr of a float,
+or microseconds) and id."""
+
+
+class Bar(BaseModel):
+    ts: datetime
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+    source: str
+
+
+class PricePage(BaseModel):
+    symbol: str
+    interval: str
+    bars: list[Bar]
+    next_cursor: str | None
+
+
+class StrategyOut(BaseModel):
+    id: int
+    job_id: int
+    owner: str
+    kind: str
+    symbol: str
+    interval: str
+    family: str
+    params: dict[str, Any]
+    sample: Literal["in", "out", "walk_forward"]
+    selected: bool = Field(description="the run its job chose (best in-sample, or discovered)")
+    start_ts: datetime
+    end_ts: datetime
+    bars: int
+    cost: float
+    risk_free: float
+    conventions: dict[str, Any]
+    benchmark: dict[str, Any] | None
+    created_at: datetime
+    metrics: dict[str, float | None]
+
+
+class StrategyPage(BaseModel):
+    strategies: list[StrategyOut]
+    next_cursor: str | None
+
+
+class LeaderboardEntry(BaseModel):
+    rank: int
+    strategy_id: int
+    symbol: str
+    family: str
+    params: dict[str, Any]
+    score: float
+    metrics: dict[str, float | None]
+
+
+class Leaderboard(BaseModel):
+    id: int
+    job_id: int
+    metric: str
+    window_days: int | None
+    created_at: datetime
+    entries: list[LeaderboardEntry]
+
+
+class PatternOut(BaseModel):
+    id: int
+    symbol: str
+    interval: str
+    ts: datetime
+    pattern: str
+    direction: Literal["bullish", "bearish", "neutral"]
+    strength: float
+
+
+class PatternPage(BaseModel):
+    patterns: list[PatternOut]
+    next_cursor: str | None
+
+
+def _pool(request: Request) -> asyncpg.Pool:
+    pool: asyncpg.Pool = request.app.state.store.pool
+    return pool
+
+
+def _micros(ts: datetime) -> int:
+    return int(ts.timestamp() * 1_000_000)
+
+
+def _from_micros(value: str) -> datetime:
+    try:
+        return datetime.fromtimestamp(int(value) / 1_000_000, UTC)
+    except (ValueError, OverflowError, OSError):
+        raise ApiError(422, "invalid_cursor", "the cursor is not one this API gave") from None
+
+
+def _keyset(cursor: str | None) -> tuple[str, int] | None:
+    if cursor is None:
+        return None
+    match = _KEYSET.match(cursor)
+    if match is None or int(match[2]) > 2**63 - 1:
+        raise ApiError(422, "invalid_cursor", "the cursor is not one this API gave")
+    return match[1], int(match[2])
+
+
+def _finite(value: Any) -> float | None:
+    return None if value is None or not math.isfinite(float(value)) else float(value)
+
+
+def _strategy(row: asyncpg.Record) -> StrategyOut:
+    data = dict(row)
+    data["metrics"] = {m: _finite(data.pop(m)) for m in sql.METRIC_COLUMNS}
+    return StrategyOut.model_validate(data)
+
+
+@router.get("/prices/{symbol}", response_model=PricePage, tags=["research"])
+async def prices(
+    request: Request,
+    symbol: SymbolPath,
+    _who: Caller,
+    start: Timestamp | None = None,
+    end: Timestamp | None = None,
+    interval: Literal["1d"] = "1d",
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+    cursor: Annotated[str | None, Query(pattern=r"^-?[0-9]{1,16}$")] = None,
+) -> PricePage:
+    """Stored bars of `symbol`, oldest first. 404 when none are stored at all (run a
+    `prices.ingest` job); an empty page when none fall in [start, end]."""
+    pool = _pool(request)
+    after = _from_micros(cursor) if cursor else None
+    rows = await pool.fetch(sql.READ_BARS, symbol, interval, start, end, after, limit + 1)
+    if not rows and after is None:
+        stored = await pool.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM price_bar WHERE symbol = $1 AND interval = $2)",
+            symbol,
+            interval,
+        )
+        if not stored:
+            raise ApiError(
+                404,
+                "no_prices",
+                f"no {interval} bars are stored for {symbol}: submit a prices.ingest job for it",
+            )
+    page = rows[:limit]
+    more = len(rows) > limit
+    return PricePage(
+        symbol=symbol,
+        interval=interval,
+        bars=[Bar.model_validate(dict(r)) for r in page],
+        next_cursor=str(_micros(page[-1]["ts"])) if more else None,
+    )
+
+
+@router.get("/strategies", response_model=StrategyPage, tags=["research"])
+async def strategies(
+    request: Request,
+    who: Caller,
+    symbol: SymbolQuery = None,
+    family: Family | None = None,
+    kind: Literal["strategy.optimize", "strategy.discover"] | None = None,
+    sample: Literal["in", "out", "walk_forward"] | None = None,
+    selected: bool | None = None,
+    job_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
+    sort: Annotated[
+        SortMetric | None,
+        Query(description="a metric, highest first (undefined last); default newest first"),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(pattern=STRATEGY_CURSOR)] = None,
+) -> StrategyPage:
+    """Stored strategy runs: your own (an admin's: everyone's)."""
+    key = _keyset(cursor)
+    cursor_id = cursor_value = None
+    if key is not None:
+        cursor_id = key[1]
+        cursor_value = _number(key[0]) if sort else None
+    statement = sql.list_strategies_sql(sort)
+    rows = await _pool(request).fetch(
+        statement,
+        who.owner_filter,
+        symbol,
+        family,
+        kind,
+        sample,
+        selected,
+        job_id,
+        cursor_id,
+        limit + 1,
+        *([cursor_value] if sort else []),
+    )
+    page = [_strategy(r) for r in rows[:limit]]
+    next_cursor = None
+    if len(rows) > limit:
+        last = rows[limit - 1]
+        value = last[sort] if sort else 0
+        next_cursor = f"{_sort_key(value)}_{last['id']}"
+    return StrategyPage(strategies=page, next_cursor=next_cursor)
+
+
+def _sort_key(value: float | None) -> str:
+    """The sort key exactly (repr round-trips a float), undefined as -inf, as SQL sorts it."""
+    if value is None or math.isnan(value):
+        return "-inf"
+    return repr(float(value))
+
+
+def _number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ApiError(422, "invalid_cursor", "the cursor is not one this API gave") from None
+    if math.isnan(value):
+        raise ApiError(422, "invalid_cursor", "the cursor is not one this API gave")
+    return value
+
+
+@router.get("/strategies/{strategy_id}", response_model=StrategyOut, tags=["research"])
+async def strategy(request: Request, strategy_id: Id, who: Caller) -> StrategyOut:
+    row = await _pool(request).fetchrow(sql.GET_STRATEGY, strategy_id, who.owner_filter)
+    if row is None:
+        raise ApiError(404, "strategy_not_found", f"there is no strategy run {strategy_id}")
+    return _strategy(row)
+
+
+async def _leaderboard(pool: asyncpg.Pool, snapshot: asyncpg.Record) -> Leaderboard:
+    entries = await pool.fetch(sql.SNAPSHOT_ENTRIES, snapshot["id"])
+    return Leaderboard(
+        **dict(snapshot), entries=[LeaderboardEntry.model_validate(dict(e)) for e in entries]
+    )
+
+
+@router.get("/leaderboard", response_model=Leaderboard, tags=["research"])
+async def latest_leaderboard(request: Request, _who: Caller) -> Leaderboard:
+    """The newest snapshot; 404 before the first `leaderboard.refresh` has run."""
+    pool = _pool(request)
+    snapshot = await pool.fetchrow(sql.LATEST_SNAPSHOT)
+    if snapshot is None:
+        raise ApiError(
+            404,
+            "no_leaderboard",
+            "no leaderboard yet: run strategy.discover or strategy.optimize, then a"
+            " leaderboard.refresh job (it also runs hourly)",
+        )
+    return await _leaderboard(pool, snapshot)
+
+
+@router.get("/leaderboard/{snapshot_id}", response_model=Leaderboard, tags=["research"])
+async def leaderboard(request: Request, snapshot_id: Id, _who: Caller) -> Leaderboard:
+    pool = _pool(request)
+    snapshot = await pool.fetchrow(sql.GET_SNAPSHOT, snapshot_id)
+    if snapshot is None:
+        raise ApiError(404, "snapshot_not_found", f"there is no leaderboard snapshot {snapshot_id}")
+    return await _leaderboard(pool, snapshot)
+
+
+@router.get("/patterns", response_model=PatternPage, tags=["research"])
+async def list_patterns(
+    request: Request,
+    _who: Caller,
+    symbol: SymbolQuery = None,
+    since: Timestamp | None = None,
+    pattern: PatternName | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[str | None, Query(pattern=PATTERN_CURSOR)] = None,
+) -> PatternPage:
+    """Detected patterns, newest bar first."""
+    key = _keyset(cursor)
+    before_ts = _from_micros(key[0]) if key else None  # _from_micros refuses non-integers
+    rows = await _pool(request).fetch(
+        sql.READ_PATTERNS,
+        symbol,
+        since,
+        pattern,
+        before_ts,
+        key[1] if key else None,
+        limit + 1,
+    )
+    page = rows[:limit]
+    last = page[-1] if len(rows) > limit else None
+    return PatternPage(
+        patterns=[PatternOut.model_validate(dict(r)) for r in page],
+        next_cursor=f"{_micros(last['ts'])}_{last['id']}" if last else None,
+    )

@@ -1,0 +1,119 @@
+"""The research read side over a real database, filled by the kinds' own code: prices,
+strategies (owned like jobs), leaderboards and patterns, with pagination and errors."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from compute.prices import SampleProvider, store_bars, validate
+from tests.support import run_inline
+
+
+@pytest.fixture
+async def research(api, store):
+    for symbol in ("IBM", "MSFT"):
+        bars = SampleProvider().fetch(symbol, date(2009, 1, 1), date(2012, 12, 31), "1d")
+        await store_bars(store.pool, symbol, "1d", "sample", validate(symbol, bars))
+    grid = {
+        "fast": {"start": 5, "stop": 20, "step": 5},
+        "slow": {"start": 30, "stop": 90, "step": 30},
+    }
+    mine = await run_inline(
+        store, "strategy.optimize", {"symbols": ["IBM"], "grid": grid}, owner="alice"
+    )
+    await run_inline(store, "strategy.optimize", {"symbols": ["MSFT"], "grid": grid}, owner="bob")
+    found = await run_inline(store, "patterns.analyze", {"symbols": ["IBM"]}, owner="alice")
+    board = await run_inline(store, "leaderboard.refresh", {"limit": 5}, owner="system")
+    return {"optimized": mine, "board": board, "patterns": found["patterns"]}
+
+
+async def test_prices_page_through_every_bar_in_order(api, store, research):
+    seen = []
+    cursor = None
+    while True:
+        r = await api.get(f"/v1/prices/IBM?limit=300{f'&cursor={cursor}' if cursor else ''}")
+        assert r.status_code == 200, r.text
+        body = r.json()
+        seen += [b["ts"] for b in body["bars"]]
+        cursor = body["next_cursor"]
+        if cursor is None:
+            break
+    stored = await store.pool.fetchval("SELECT count(*) FROM price_bar WHERE symbol = 'IBM'")
+    assert len(seen) == len(set(seen)) == stored > 1000  # 2009–2012, every bar once
+    assert seen == sorted(seen)
+    r = await api.get("/v1/prices/IBM?start=2012-12-01T00:00:00Z&end=2012-12-31T23:59:59Z")
+    assert len(r.json()["bars"]) == 20 and r.json()["bars"][0]["source"] == "sample"
+
+
+async def test_prices_of_an_unknown_symbol_say_how_to_get_them(api, research):
+    r = await api.get("/v1/prices/AAPL")
+    assert r.status_code == 404
+    assert "submit a prices.ingest job" in r.json()["error"]["message"]
+    assert (await api.get("/v1/prices/ibm;drop")).status_code == 422
+    assert (await api.get("/v1/prices/IBM?cursor=abc")).status_code == 422
+    r = await api.client.get("/v1/prices/IBM")
+    assert r.status_code == 401
+
+
+async def test_strategies_are_their_owners_and_sort_by_a_metric(api, research):
+    r = await api.get("/v1/strategies?sample=out&sort=sharpe&limit=3")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert {s["owner"] for s in body["strategies"]} == {"alice"}
+    assert {s["symbol"] for s in body["strategies"]} == {"IBM"}
+    sharpes = []
+    cursor = None
+    while True:
+        suffix = f"&cursor={cursor}" if cursor else ""
+        page = (await api.get(f"/v1/strategies?sample=out&sort=sharpe&limit=3{suffix}")).json()
+        sharpes += [s["metrics"]["sharpe"] for s in page["strategies"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert len(sharpes) == 4 * 3  # every out-of-sample run of alice's grid, once
+    defined = [s for s in sharpes if s is not None]
+    assert defined == sorted(defined, reverse=True) and sharpes[: len(defined)] == defined
+    everyone = (await api.get("/v1/strategies?limit=500", who="root")).json()["strategies"]
+    assert {s["owner"] for s in everyone} == {"alice", "bob"}
+    bobs = next(s for s in everyone if s["owner"] == "bob")
+    assert (await api.get(f"/v1/strategies/{bobs['id']}")).status_code == 404
+    best = research["optimized"]["symbols"]["IBM"]["best"]
+    mine = (await api.get(f"/v1/strategies/{best['strategy_id']}")).json()
+    assert mine["selected"] and mine["sample"] == "out"
+    assert mine["conventions"]["periods_per_year"] == 252 and mine["conventions"]["ddof"] == 1
+    assert (await api.get("/v1/strategies?sort=nope")).status_code == 422
+
+
+async def test_the_leaderboard_is_shared_and_kept_by_snapshot(api, research):
+    latest = await api.get("/v1/leaderboard", who="bob")
+    assert latest.status_code == 200, latest.text
+    board = latest.json()
+    assert board["id"] == research["board"]["snapshot_id"]
+    assert [e["rank"] for e in board["entries"]] == list(range(1, len(board["entries"]) + 1))
+    assert {e["symbol"] for e in board["entries"]} <= {"IBM", "MSFT"}
+    same = (await api.get(f"/v1/leaderboard/{board['id']}")).json()
+    assert same == board
+    assert (await api.get("/v1/leaderboard/999999")).status_code == 404
+
+
+async def test_no_leaderboard_yet_is_a_404_that_says_what_to_run(api):
+    r = await api.get("/v1/leaderboard")
+    assert r.status_code == 404 and "leaderboard.refresh" in r.json()["error"]["message"]
+
+
+async def test_patterns_filter_and_page_newest_first(api, research):
+    first = (await api.get("/v1/patterns?symbol=IBM&limit=5")).json()
+    assert len(first["patterns"]) == 5 and first["next_cursor"]
+    rest = (
+        await api.get(f"/v1/patterns?symbol=IBM&limit=1000&cursor={first['next_cursor']}")
+    ).json()
+    stamps = [p["ts"] for p in first["patterns"] + rest["patterns"]]
+    assert stamps == sorted(stamps, reverse=True)
+    ids = [p["id"] for p in first["patterns"] + rest["patterns"]]
+    assert len(ids) == len(set(ids)) == research["patterns"]
+    dojis = (await api.get("/v1/patterns?pattern=doji&since=2012-01-01T00:00:00Z")).json()
+    assert dojis["patterns"] and {p["pattern"] for p in dojis["patterns"]} == {"doji"}
+    assert min(p["ts"] for p in dojis["patterns"]) >= "2012-01-01"
+    assert (await api.get("/v1/patterns?pattern=nope")).status_code == 422
