@@ -12,7 +12,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import StreamingResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api import errors, schedules
+from api import errors, operators, schedules
 from api.auth import Admin, Authenticator, Caller
 from api.errors import ERRORS, ApiError, ErrorBody
 from api.keys import Principal
@@ -151,6 +151,7 @@ def create_app(
     )
     errors.install(app)
     app.include_router(schedules.router)
+    app.include_router(operators.router(settings))
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -290,6 +291,8 @@ def create_app(
         queue: Annotated[str | None, Query(max_length=128, pattern=NAME)] = None,
         created_after: Timestamp | None = None,
         created_before: Timestamp | None = None,
+        finished_after: Timestamp | None = None,
+        finished_before: Timestamp | None = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
         cursor: Annotated[str | None, Query(pattern=r"^[0-9]{1,18}$")] = None,
     ) -> JobPage:
@@ -302,6 +305,8 @@ def create_app(
             queue=queue,
             created_after=created_after,
             created_before=created_before,
+            finished_after=finished_after,
+            finished_before=finished_before,
             before_id=int(cursor) if cursor else None,
             limit=limit + 1,
         )
