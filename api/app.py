@@ -12,7 +12,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import StreamingResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api import errors, operators, schedules
+from api import dashboard, errors, operators, schedules
 from api.auth import Admin, Authenticator, Caller
 from api.errors import ERRORS, ApiError, ErrorBody
 from api.keys import Principal
@@ -152,6 +152,7 @@ def create_app(
     errors.install(app)
     app.include_router(schedules.router)
     app.include_router(operators.router(settings))
+    app.include_router(dashboard.router)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
