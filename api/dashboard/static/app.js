@@ -53,7 +53,7 @@ function signIn(reason) {
       session.key = null;
       problem.hidden = false;
       problem.textContent = err instanceof ApiError && err.status === 401
-        ? `That key was not accepted: ${err.message}.`
+        ? `That key was not accepted: ${err.message.replace(/\.$/, "")}. Check it, or create a new one.`
         : errorText(err);
       button.disabled = false;
       input.focus();
