@@ -12,7 +12,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import StreamingResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api import errors, research, schedules
+from api import dashboard, errors, operators, research, schedules
 from api.auth import Admin, Authenticator, Caller
 from api.errors import ERRORS, ApiError, ErrorBody
 from api.keys import Principal
@@ -152,6 +152,8 @@ def create_app(
     errors.install(app)
     app.include_router(schedules.router)
     app.include_router(research.router)
+    app.include_router(operators.router(settings))
+    app.include_router(dashboard.router)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -291,6 +293,8 @@ def create_app(
         queue: Annotated[str | None, Query(max_length=128, pattern=NAME)] = None,
         created_after: Timestamp | None = None,
         created_before: Timestamp | None = None,
+        finished_after: Timestamp | None = None,
+        finished_before: Timestamp | None = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
         cursor: Annotated[str | None, Query(pattern=r"^[0-9]{1,18}$")] = None,
     ) -> JobPage:
@@ -303,6 +307,8 @@ def create_app(
             queue=queue,
             created_after=created_after,
             created_before=created_before,
+            finished_after=finished_after,
+            finished_before=finished_before,
             before_id=int(cursor) if cursor else None,
             limit=limit + 1,
         )

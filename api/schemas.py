@@ -145,6 +145,28 @@ class BulkRetryOut(BaseModel):
     ids: list[int]
 
 
+class RetryCountOut(BaseModel):
+    matching: int = Field(description="jobs the same filter would replay now")
+
+
+class MeOut(BaseModel):
+    name: str = Field(description="the principal: the owner of the jobs this caller submits")
+    role: str
+    is_admin: bool
+
+
+class ThroughputPoint(BaseModel):
+    minute: datetime = Field(description="the minute's start")
+    succeeded: int
+    dead: int
+    cancelled: int
+
+
+class ThroughputOut(BaseModel):
+    minutes: int
+    points: list[ThroughputPoint] = Field(description="one per minute, oldest first")
+
+
 class RetryOut(BaseModel):
     id: int
     state: JobState

@@ -89,6 +89,7 @@ class JobWatch:
         self._dsn = asyncpg_dsn(database_url)
         self._health_check_s = health_check_s
         self._followers: dict[int, set[asyncio.Event]] = {}
+        self._everything: set[asyncio.Event] = set()
         self._task: asyncio.Task[None] | None = None
         self.listening = asyncio.Event()
 
@@ -115,7 +116,19 @@ class JobWatch:
                 if not followers:
                     del self._followers[job_id]
 
+    @contextmanager
+    def follow_all(self) -> Iterator[asyncio.Event]:
+        """An event set whenever any job may have changed (the active-jobs stream)."""
+        woken = asyncio.Event()
+        self._everything.add(woken)
+        try:
+            yield woken
+        finally:
+            self._everything.discard(woken)
+
     def _wake(self, payload: str) -> None:
+        for woken in self._everything:
+            woken.set()
         if payload == "*":
             self._wake_all()
             return
@@ -124,6 +137,8 @@ class JobWatch:
                 woken.set()
 
     def _wake_all(self) -> None:
+        for woken in self._everything:
+            woken.set()
         for followers in self._followers.values():
             for woken in followers:
                 woken.set()

@@ -455,3 +455,39 @@ JOB_STATS = """
 SELECT queue, kind, outcome, finished, duration_sum_s, duration_buckets
 FROM job_stats ORDER BY queue, kind, outcome
 """
+
+# Finished jobs per minute over the last $2 minutes (the current one included, empty minutes
+# as zeros), for the dashboard's throughput chart: read from job_finished_idx over a bounded
+# window, never the whole history (job_stats keeps running totals with no time axis).
+# $1 scopes to one owner (NULL: all).
+THROUGHPUT = """
+WITH minutes AS (
+    SELECT generate_series(
+        date_trunc('minute', now()) - make_interval(mins => $2 - 1),
+        date_trunc('minute', now()),
+        interval '1 minute'
+    ) AS minute
+), finished AS (
+    SELECT date_trunc('minute', finished_at) AS minute,
+           count(*) FILTER (WHERE state = 'succeeded') AS succeeded,
+           count(*) FILTER (WHERE state = 'dead') AS dead,
+           count(*) FILTER (WHERE state = 'cancelled') AS cancelled
+    FROM job
+    WHERE state IN ('succeeded', 'dead', 'cancelled')
+      AND finished_at >= date_trunc('minute', now()) - make_interval(mins => $2 - 1)
+      AND ($1::text IS NULL OR owner = $1)
+    GROUP BY 1
+)
+SELECT m.minute,
+       coalesce(f.succeeded, 0) AS succeeded,
+       coalesce(f.dead, 0) AS dead,
+       coalesce(f.cancelled, 0) AS cancelled
+FROM minutes m LEFT JOIN finished f USING (minute)
+ORDER BY 1
+"""
+
+# How many finished jobs a retry filter matches, so an operator sees the count before a bulk
+# retry. `{where}` is `RetryFilter.where`, the same clause RETRY uses, so the two agree.
+COUNT_RETRYABLE = """
+SELECT count(*) FROM job WHERE state IN ('dead', 'cancelled') AND {where}
+"""

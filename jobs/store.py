@@ -484,6 +484,12 @@ class Store:
         clause, params = where.where(first_param=4)
         return await self._retry(clause, params, by, budget, now)
 
+    async def count_retryable(self, where: RetryFilter) -> int:
+        """How many finished jobs `retry_many` with this filter would replay now."""
+        clause, params = where.where(first_param=1)
+        count = await self.pool.fetchval(sql.COUNT_RETRYABLE.format(where=clause), *params)
+        return cast(int, count)
+
     async def _retry(
         self, where: str, params: list[Any], by: str, budget: int, now: datetime | None
     ) -> list[int]:
@@ -581,6 +587,8 @@ class Store:
         queue: str | None = None,
         created_after: datetime | None = None,
         created_before: datetime | None = None,
+        finished_after: datetime | None = None,
+        finished_before: datetime | None = None,
         before_id: int | None = None,
         limit: int = 50,
     ) -> list[Job]:
@@ -594,6 +602,8 @@ class Store:
             ("queue", "=", queue, "text"),
             ("created_at", ">=", created_after, "timestamptz"),
             ("created_at", "<", created_before, "timestamptz"),
+            ("finished_at", ">=", finished_after, "timestamptz"),
+            ("finished_at", "<", finished_before, "timestamptz"),
             ("id", "<", before_id, "bigint"),
         ):
             if value is not None:
@@ -617,6 +627,11 @@ class Store:
 
     async def queue_stats(self, *, owner: str | None = None) -> list[dict[str, Any]]:
         return [dict(r) for r in await self.pool.fetch(sql.QUEUE_STATS, owner)]
+
+    async def throughput(self, *, owner: str | None, minutes: int) -> list[dict[str, Any]]:
+        """Finished jobs per minute (succeeded, dead, cancelled) over the last `minutes`
+        minutes, oldest first, the current one included, minutes with none as zeros."""
+        return [dict(r) for r in await self.pool.fetch(sql.THROUGHPUT, owner, minutes)]
 
     async def live_workers(self) -> list[dict[str, Any]]:
         return [dict(r) for r in await self.pool.fetch(sql.LIVE_WORKERS)]

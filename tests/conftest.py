@@ -16,11 +16,12 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from api.keys import create_key
 from jobs.embedded import EmbeddedPostgres
 from jobs.migrate import upgrade
 from jobs.settings import DatabaseSettings, QueueSettings
 from jobs.store import Store
-from tests.processes import Processes
+from tests.processes import Processes, System
 from tests.support import with_database
 
 TEMPLATE = "conveyor_template"
@@ -103,3 +104,21 @@ async def procs(db_url: str, tmp_path: Path) -> AsyncIterator[Processes]:
         yield p
     finally:
         p.stop_all()
+
+
+@pytest.fixture
+async def system(db_url: str, conn: asyncpg.Connection, tmp_path: Path) -> AsyncIterator[System]:
+    """A real `conveyor api` and `conveyor worker` on this test's database (tests/api,
+    tests/browser). Streams re-read only when notified, so a test shows notifications work."""
+    procs = Processes(db_url, tmp_path)
+    try:
+        base_url = procs.start_api(CONVEYOR_API_STREAM_POLL_S="30")
+        procs.start_worker("--concurrency", "4", "--processes", "0", "--lease", "3s")
+        keys = {
+            "alice": await create_key(conn, "alice", "user"),
+            "bob": await create_key(conn, "bob", "user"),
+            "root": await create_key(conn, "root", "admin"),
+        }
+        yield System(base_url, keys, procs)
+    finally:
+        procs.stop_all()

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -64,3 +65,16 @@ class Processes:
             if p.poll() is None:
                 p.kill()
             p.wait(timeout=30)
+
+
+@dataclass
+class System:
+    """A running Conveyor: its API's URL, API keys by name (alice and bob are users, root an
+    admin), and the processes."""
+
+    base_url: str
+    keys: dict[str, str]
+    procs: Processes
+
+    def auth(self, who: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.keys[who]}"}

@@ -2,14 +2,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import pytest
 
 from api.app import create_app
 from api.keys import create_key
-from tests.processes import Processes
+from tests.processes import System
 
 
 @dataclass
@@ -44,18 +43,7 @@ async def api(db_url: str, conn) -> AsyncIterator[Api]:
 
 
 @pytest.fixture
-async def live(db_url: str, conn, tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, dict]]:
-    """A real `conveyor api` and `conveyor worker`, and keys for alice, bob and root."""
-    procs = Processes(db_url, tmp_path)
-    try:
-        base_url = procs.start_api(CONVEYOR_API_STREAM_POLL_S="30")  # notifications only
-        procs.start_worker("--concurrency", "4", "--processes", "0", "--lease", "3s")
-        keys = {
-            "alice": await create_key(conn, "alice", "user"),
-            "bob": await create_key(conn, "bob", "user"),
-            "root": await create_key(conn, "root", "admin"),
-        }
-        async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
-            yield client, {who: {"Authorization": f"Bearer {k}"} for who, k in keys.items()}
-    finally:
-        procs.stop_all()
+async def live(system: System) -> AsyncIterator[tuple[httpx.AsyncClient, dict]]:
+    """A real `conveyor api` and `conveyor worker`, and auth headers for alice, bob and root."""
+    async with httpx.AsyncClient(base_url=system.base_url, timeout=30) as client:
+        yield client, {who: system.auth(who) for who in system.keys}

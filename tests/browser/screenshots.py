@@ -1,0 +1,128 @@
+"""`make screenshots`: start Conveyor (an embedded Postgres, or TEST_DATABASE_URL's server),
+make some jobs, and capture the dashboard into docs/screenshots/ at 1280 px (and the
+overview at 390 px, to look at; that one is not committed)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+import uuid
+from pathlib import Path
+
+import asyncpg
+import httpx
+from playwright.async_api import Page, async_playwright, expect
+
+from api.keys import create_key
+from jobs.embedded import EmbeddedPostgres
+from jobs.migrate import upgrade
+from tests.browser.support import launch, sign_in, submit
+from tests.processes import Processes
+from tests.support import with_database
+
+OUT = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+
+
+async def make_jobs(base_url: str, key: str) -> int:
+    """A mix a dashboard shows: finished, failed, running with progress, queued. Returns a
+    job with a failed attempt and a result, for the job page."""
+    auth = {"Authorization": f"Bearer {key}"}
+    async with httpx.AsyncClient(base_url=base_url, headers=auth, timeout=30) as client:
+        batch = [{"kind": "demo.noop"}] * 40 + [{"kind": "demo.noop", "queue": "prices"}] * 12
+        await client.post("/v1/jobs/batch", json={"jobs": batch})
+        for _ in range(3):
+            await client.post(
+                "/v1/jobs",
+                json={
+                    "kind": "demo.fail",
+                    "payload": {"times": 5},
+                    "max_attempts": 2,
+                    "queue": "research",
+                },
+            )
+        retried = submit(base_url, key, kind="demo.fail", payload={"times": 1}, max_attempts=3)
+        for steps in (40, 60):
+            await client.post(
+                "/v1/jobs",
+                json={"kind": "demo.progress", "payload": {"steps": steps, "interval_s": 0.5}},
+            )
+        await client.post(
+            "/v1/jobs",
+            json={
+                "kind": "demo.sleep",
+                "payload": {"seconds": 120},
+                "queue": "research",
+                "delay_s": 600,
+            },
+        )
+        await client.post(
+            "/v1/schedules",
+            json={
+                "name": "nightly-ingest",
+                "cron": "30 21 * * 1-5",
+                "timezone": "America/New_York",
+                "kind": "demo.noop",
+            },
+        )
+        return retried
+
+
+async def capture(page: Page, base_url: str, key: str, job_id: int) -> None:
+    await sign_in(page, base_url, key, "root")
+    await expect(page.get_by_role("heading", name="Workers")).to_be_visible()
+    await expect(page.locator("#view progress, #view table").first).to_be_visible()
+    await expect(page.locator("rect.bar").first).to_be_visible(timeout=15_000)  # jobs finished
+    await page.screenshot(path=OUT / "overview.png", full_page=True)
+    await page.goto(f"{base_url}/#/jobs/{job_id}")
+    await expect(page.locator(".title-row .badge")).to_have_text("succeeded", timeout=15_000)
+    # The traceback stays folded: its file paths are this machine's, not for the docs.
+    await page.screenshot(path=OUT / "job.png", full_page=True)
+    await page.set_viewport_size({"width": 390, "height": 844})
+    await page.goto(f"{base_url}/#/")
+    await expect(page.get_by_role("heading", name="Workers")).to_be_visible()
+    narrow = Path(tempfile.gettempdir()) / "conveyor-overview-390.png"
+    await page.screenshot(path=narrow, full_page=True)
+    print(f"narrow overview: {narrow}")
+
+
+async def main() -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
+    server = os.environ.get("TEST_DATABASE_URL")
+    pg = None if server else EmbeddedPostgres(durable=False)
+    try:
+        server = server or pg.start()  # type: ignore[union-attr]
+        name = f"screens_{uuid.uuid4().hex[:8]}"
+        admin = await asyncpg.connect(server)
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        url = with_database(server, name)
+        await asyncio.to_thread(upgrade, url)  # it runs its own event loop
+        conn = await asyncpg.connect(url)
+        key = await create_key(conn, "root", "admin")
+        await conn.close()
+        with tempfile.TemporaryDirectory() as logs:
+            procs = Processes(url, Path(logs))
+            try:
+                base_url = procs.start_api()
+                procs.start_worker("--concurrency", "4", "--processes", "0")
+                procs.start_worker(
+                    "--concurrency", "2", "--processes", "0", "--queues", "research,prices"
+                )
+                job_id = await make_jobs(base_url, key)
+                async with async_playwright() as p:
+                    browser = await launch(p)
+                    page = await browser.new_page(viewport={"width": 1280, "height": 800})
+                    await capture(page, base_url, key, job_id)
+                    await browser.close()
+            finally:
+                procs.stop_all()
+        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        await admin.close()
+    finally:
+        if pg is not None:
+            pg.destroy()
+    print(f"wrote {OUT / 'overview.png'}, {OUT / 'job.png'}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

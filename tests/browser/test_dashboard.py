@@ -1,0 +1,137 @@
+"""The dashboard in a real headless Chromium against a real `conveyor api` and `conveyor
+worker`: what a person sees and does, checked in the page and through the API."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+import pytest
+from playwright.async_api import Page, expect
+
+from tests.browser.support import sign_in, submit
+from tests.processes import System
+
+pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
+
+
+def api_get(system: System, path: str, who: str = "root") -> dict:
+    r = httpx.get(system.base_url + path, headers=system.auth(who), timeout=10)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+async def test_a_progress_bar_advances_to_done_without_a_reload(page: Page, system: System):
+    await sign_in(page, system.base_url, system.keys["alice"], "alice (user)")
+    await expect(page.get_by_role("heading", name="Queues")).to_be_visible()
+    await page.get_by_role("link", name="Active jobs").click()
+    await expect(page.get_by_text("No active jobs")).to_be_visible()
+    await page.evaluate("window.sameDocument = true")  # gone if the page reloads
+
+    job_id = submit(
+        system.base_url,
+        system.keys["alice"],
+        kind="demo.progress",
+        payload={"steps": 8, "interval_s": 0.4},
+    )
+    row = page.locator(f'tr[data-job-id="{job_id}"]')
+    await expect(row).to_be_visible()
+    await page.wait_for_function(  # seen part-way: the bar moves while the job runs
+        """id => {
+            const bar = document.querySelector(`tr[data-job-id="${id}"] progress`);
+            return bar && bar.value > 0 && bar.value < 100;
+        }""",
+        arg=job_id,
+    )
+    await expect(row).to_have_attribute("data-state", "succeeded", timeout=15_000)
+    await expect(row.locator("progress")).to_have_attribute("value", "100")
+    await expect(row).to_contain_text("succeeded")
+    assert await page.evaluate("window.sameDocument") is True
+    assert api_get(system, f"/v1/jobs/{job_id}", "alice")["state"] == "succeeded"
+
+
+async def test_cancel_a_running_job_from_its_page(page: Page, system: System):
+    await sign_in(page, system.base_url, system.keys["alice"], "alice (user)")
+    job_id = submit(
+        system.base_url, system.keys["alice"], kind="demo.sleep", payload={"seconds": 60}
+    )
+    await page.goto(f"{system.base_url}/#/jobs/{job_id}")
+    badge = page.locator(".title-row .badge")
+    await expect(badge).to_have_text("running")
+    await expect(page.get_by_role("heading", name="Payload")).to_be_visible()
+    await page.get_by_role("button", name="Cancel job").click()
+    await expect(badge).to_have_text("cancelled", timeout=15_000)  # within two heartbeats
+    await expect(page.get_by_role("button", name="Retry job")).to_be_visible()
+    await expect(page.locator("ol.timeline")).to_contain_text("cancel")
+    assert api_get(system, f"/v1/jobs/{job_id}", "alice")["state"] == "cancelled"
+
+
+async def test_retry_dead_jobs_one_and_all_matching(page: Page, system: System):
+    alice = system.keys["alice"]
+    first = submit(system.base_url, alice, kind="demo.fail", payload={"times": 1}, max_attempts=1)
+    second = submit(system.base_url, alice, kind="demo.fail", payload={"times": 1}, max_attempts=1)
+    await sign_in(page, system.base_url, system.keys["root"], "root (admin)")
+    await page.goto(f"{system.base_url}/#/jobs/{second}")
+    await expect(page.locator(".title-row .badge")).to_have_text("dead", timeout=15_000)
+    await expect(page.locator("ol.errors")).to_contain_text("Attempt 1")
+    await page.get_by_role("link", name="Dead letters").click()
+    await page.get_by_label("Kind").select_option("demo.fail")
+    await page.get_by_role("button", name="Apply").click()
+    await expect(page.locator(f'tr[data-job-id="{first}"]')).to_be_visible()
+
+    await page.get_by_role("button", name=f"Retry job {first}").click()
+    await expect(page.locator(f'tr[data-job-id="{first}"]')).to_have_count(0)
+    await page.get_by_role("button", name="Retry all matching…").click()
+    dialog = page.get_by_role("dialog")
+    await expect(dialog).to_contain_text("Retry 1 job matching this filter?")
+    await dialog.get_by_role("button", name="Retry 1").click()
+    await expect(page.locator("#notice")).to_contain_text("1 job is queued again")
+    # demo.fail with times=1 fails only its first attempt: replayed, each now succeeds
+    for job_id in (first, second):
+        await page.goto(f"{system.base_url}/#/jobs/{job_id}")
+        await expect(page.locator(".title-row .badge")).to_have_text("succeeded", timeout=15_000)
+        job = api_get(system, f"/v1/jobs/{job_id}")
+        assert (job["state"], job["attempt"]) == ("succeeded", 2)
+
+
+async def test_toggle_a_schedule_and_see_the_servers_cron_message(page: Page, system: System):
+    body = {"name": "nightly", "cron": "0 3 * * *", "kind": "demo.noop"}
+    r = httpx.post(system.base_url + "/v1/schedules", json=body, headers=system.auth("root"))
+    assert r.status_code == 201, r.text
+    await sign_in(page, system.base_url, system.keys["root"], "root (admin)")
+    await page.get_by_role("link", name="Schedules").click()
+    row = page.locator('tr[data-schedule="nightly"]')
+    await expect(row.locator(".enabled-cell")).to_have_text("yes")
+
+    await row.get_by_role("button", name="Disable nightly").click()
+    await expect(row.locator(".enabled-cell")).to_have_text("no")
+    assert api_get(system, "/v1/schedules/nightly")["enabled"] is False
+    await row.get_by_role("button", name="Enable nightly").click()
+    await expect(row.locator(".enabled-cell")).to_have_text("yes")
+    assert api_get(system, "/v1/schedules/nightly")["enabled"] is True
+
+    cron = row.get_by_label("Cron expression of nightly")
+    await cron.fill("61 * * * *")
+    await row.get_by_role("button", name="Save").click()
+    await expect(row.get_by_role("alert")).to_have_text(re.compile(r"\S"))  # the server's words
+    assert api_get(system, "/v1/schedules/nightly")["cron"] == "0 3 * * *"
+    await cron.fill("*/5 * * * *")
+    await row.get_by_role("button", name="Save").click()
+    await expect(row.get_by_role("alert")).to_be_hidden()
+    assert api_get(system, "/v1/schedules/nightly")["cron"] == "*/5 * * * *"
+
+
+async def test_a_phone_sized_window_scrolls_no_page_sideways(page: Page, system: System):
+    await page.set_viewport_size({"width": 390, "height": 844})
+    await sign_in(page, system.base_url, system.keys["root"], "root (admin)")
+    submit(system.base_url, system.keys["alice"], kind="demo.sleep", payload={"seconds": 30})
+    for section, ready in (
+        ("#/", "Workers"),
+        ("#/active", "Active jobs"),
+        ("#/dead", "Dead letters"),
+        ("#/schedules", "Schedules"),
+    ):
+        await page.goto(f"{system.base_url}/{section}")
+        await expect(page.get_by_role("heading", name=ready, exact=True)).to_be_visible()
+        width = await page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 390, f"{section} is {width}px wide"
