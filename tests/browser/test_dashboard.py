@@ -3,6 +3,7 @@ worker`: what a person sees and does, checked in the page and through the API.""
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 import httpx
@@ -135,3 +136,46 @@ async def test_a_phone_sized_window_scrolls_no_page_sideways(page: Page, system:
         await expect(page.get_by_role("heading", name=ready, exact=True)).to_be_visible()
         width = await page.evaluate("document.documentElement.scrollWidth")
         assert width <= 390, f"{section} is {width}px wide"
+
+
+async def test_results_show_the_leaderboard_and_a_price_chart_with_patterns(
+    page: Page, system: System
+):
+    """The research kinds run by the real worker from API submissions; the Results page then
+    shows what they stored."""
+    alice = system.keys["alice"]
+
+    async def finish(kind: str, payload: dict) -> dict:
+        job_id = submit(system.base_url, alice, kind=kind, payload=payload)
+        for _ in range(600):  # polled through the API, as a frontend would
+            job = api_get(system, f"/v1/jobs/{job_id}", "alice")
+            if job["state"] in ("succeeded", "dead"):
+                break
+            await asyncio.sleep(0.1)
+        assert job["state"] == "succeeded", job["errors"]
+        return job["result"]
+
+    await finish("prices.ingest", {"symbols": ["IBM"], "start": "2010-01-01", "end": "2012-12-31"})
+    grid = {
+        "fast": {"start": 5, "stop": 20, "step": 5},
+        "slow": {"start": 30, "stop": 90, "step": 30},
+    }
+    optimized = await finish("strategy.optimize", {"symbols": ["IBM"], "grid": grid})
+    found = await finish("patterns.analyze", {"symbols": ["IBM"]})
+    board = await finish("leaderboard.refresh", {"limit": 10})
+    assert board["entries"] >= 1
+
+    await sign_in(page, system.base_url, system.keys["bob"], "bob (user)")  # shared results
+    await page.get_by_role("link", name="Results").click()
+    table = page.get_by_role("table", name="Leaderboard")
+    await expect(table.locator("tbody tr")).to_have_count(board["entries"])
+    best = optimized["symbols"]["IBM"]["best"]
+    await expect(table.locator("tbody tr").first).to_contain_text("IBM")
+    await expect(table).to_contain_text(f"fast={best['params']['fast']}")
+    await page.get_by_label("Symbol").select_option("IBM")
+    chart = page.get_by_role("img", name=re.compile(r"^IBM closing prices from 2010-01-04"))
+    await expect(chart).to_be_visible()
+    markers = await chart.locator("text.marker").count()
+    assert 0 < markers <= found["patterns"]
+    await page.get_by_label("Symbol").select_option("AAPL")
+    await expect(page.get_by_text("No AAPL prices yet")).to_be_visible()
