@@ -186,8 +186,8 @@ def segment_metrics(
     pos = position.astype(np.float64)
     held_down = np.minimum(r - rf, 0.0) ** 2
     flat_down = min(-rf, 0.0) ** 2
-    sums = pos @ np.stack([r, r * r, held_down], axis=1)
-    count = pos.sum(axis=1)
+    sums = pos @ np.stack([r, r * r, held_down, np.ones_like(r)], axis=1)
+    count = sums[:, 3]
 
     # Bars that pay the cost: few, so their exact contribution replaces the formula's.
     t_row, t_bar = np.nonzero(traded)
@@ -214,16 +214,20 @@ def segment_metrics(
     equity[t_row, t_bar] -= cost
     equity += 1.0
     np.cumprod(equity, axis=1, out=equity)
+    # the curve starts at 1 before the first return: seed the running peak with it
+    first = equity[:, 0].copy()
+    np.maximum(equity[:, 0], 1.0, out=equity[:, 0])
     peak = np.maximum.accumulate(equity, axis=1)
-    np.maximum(peak, 1.0, out=peak)  # the curve starts at 1 before the first return
-    max_dd = np.minimum((equity / peak).min(axis=1) - 1.0, 0.0)
+    equity[:, 0] = first
+    ratio = np.divide(equity, peak, out=peak)
+    max_dd = np.minimum(ratio.min(axis=1) - 1.0, 0.0)
     index = np.arange(n, dtype=np.int32)
-    last_peak = np.where(equity < peak, np.int32(-1), index)
+    last_peak = np.where(ratio < 1.0, np.int32(-1), index)
     np.maximum.accumulate(last_peak, axis=1, out=last_peak)
     last_peak -= index
     duration = -last_peak.min(axis=1)  # the longest time since a peak
 
-    trades, win_rate = _trades(position, equity)
+    trades, win_rate = _trades(position, equity, t_row, t_bar)
     total = equity[:, -1] - 1.0
     root = np.sqrt(PERIODS_PER_YEAR)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -243,14 +247,25 @@ def segment_metrics(
         }
 
 
-def _trades(position: NDArray[np.bool_], equity: Array) -> tuple[NDArray[np.int64], Array]:
+def _trades(
+    position: NDArray[np.bool_],
+    equity: Array,
+    t_row: NDArray[np.intp],
+    t_bar: NDArray[np.intp],
+) -> tuple[NDArray[np.int64], Array]:
     """(closed trades, win rate) per row. A trade runs from an entry bar to the first flat bar;
     its return is the equity's ratio between the two (the exit's cost falls outside it, as in
-    the engine). Every row starts flat, so a row's changes alternate entry, exit, entry…"""
+    the engine). Every row starts flat, so a row's changes alternate entry, exit, entry…
+
+    (t_row, t_bar) are the position changes that paid a cost, row by row: the same as the
+    segment's own changes but at its first bar, which is a change here when it is held."""
     rows = position.shape[0]
-    changed = position.copy()
-    changed[:, 1:] ^= position[:, :-1]
-    c_row, c_bar = np.nonzero(changed)
+    later = t_bar > 0
+    held_first = np.flatnonzero(position[:, 0])
+    c_row = np.concatenate([held_first, t_row[later]])
+    c_bar = np.concatenate([np.zeros(len(held_first), dtype=t_bar.dtype), t_bar[later]])
+    order = np.lexsort((c_bar, c_row))
+    c_row, c_bar = c_row[order], c_bar[order]
     exits = np.flatnonzero(~position[c_row, c_bar])
     row = c_row[exits]
     exit_bar, entry_bar = c_bar[exits], c_bar[exits - 1]
