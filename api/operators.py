@@ -8,7 +8,6 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
-from contextlib import suppress
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -18,7 +17,7 @@ from api.auth import Admin, Caller
 from api.errors import ERRORS
 from api.schemas import BulkRetryIn, MeOut, RetryCountOut, ThroughputOut, ThroughputPoint
 from api.settings import ApiSettings
-from api.stream import KEEPALIVE, JobWatch, snapshot
+from api.stream import KEEPALIVE, JobWatch, quiet_for, snapshot
 from jobs.model import Job, JobState
 from jobs.store import RetryFilter, Store
 
@@ -83,10 +82,7 @@ async def active_stream_body(
                 if changed or gone:
                     idle_since = time.monotonic()
             sent = current
-            until_keepalive = idle_since + keepalive_s - time.monotonic()
-            with suppress(TimeoutError):
-                await asyncio.wait_for(woken.wait(), max(0.0, min(poll_s, until_keepalive)))
-            if time.monotonic() - idle_since >= keepalive_s:
+            if await quiet_for(woken, idle_since, poll_s, keepalive_s):
                 yield KEEPALIVE
                 idle_since = time.monotonic()
             pause = read_at + ACTIVE_MIN_INTERVAL_S - time.monotonic()

@@ -174,6 +174,17 @@ class JobWatch:
             delay = min(delay * 2, 10.0)
 
 
+async def quiet_for(
+    woken: asyncio.Event, idle_since: float, poll_s: float, keepalive_s: float
+) -> bool:
+    """Wait for a wake-up, the next poll, or the keep-alive, whichever comes first; True when
+    the stream has been silent for `keepalive_s` and should send a keep-alive comment."""
+    until_keepalive = idle_since + keepalive_s - time.monotonic()
+    with suppress(TimeoutError):
+        await asyncio.wait_for(woken.wait(), max(0.0, min(poll_s, until_keepalive)))
+    return time.monotonic() - idle_since >= keepalive_s
+
+
 async def stream_body(
     store: Store,
     watch: JobWatch,
@@ -206,9 +217,6 @@ async def stream_body(
                 idle_since = time.monotonic()
             if job.state.is_terminal:
                 return
-            until_keepalive = idle_since + keepalive_s - time.monotonic()
-            with suppress(TimeoutError):
-                await asyncio.wait_for(woken.wait(), max(0.0, min(poll_s, until_keepalive)))
-            if time.monotonic() - idle_since >= keepalive_s:
+            if await quiet_for(woken, idle_since, poll_s, keepalive_s):
                 yield KEEPALIVE
                 idle_since = time.monotonic()

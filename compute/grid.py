@@ -27,7 +27,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from compute.backtest import PERIODS_PER_YEAR, moving_average, rsi, simple_returns
-from compute.specs import FAMILY_PARAMETERS, WHOLE_PARAMETERS, parameter_sets
+from compute.specs import FAMILY_PARAMETERS, METRIC_NAMES, WHOLE_PARAMETERS, parameter_sets
 
 Array = NDArray[np.float64]
 Segment = tuple[int, int]
@@ -35,19 +35,6 @@ Segment = tuple[int, int]
 
 PARAMETERS = FAMILY_PARAMETERS
 """Each family's parameters, in the order of a grid's columns."""
-METRIC_NAMES = (
-    "total_return",
-    "cagr",
-    "annual_volatility",
-    "sharpe",
-    "sortino",
-    "max_drawdown",
-    "max_drawdown_duration",
-    "calmar",
-    "win_rate",
-    "trades",
-    "exposure",
-)
 
 
 @dataclass(frozen=True)

@@ -30,9 +30,10 @@ from compute import patterns as candles
 from compute import prices, research
 from compute import results as sql
 from compute.backtest import METRIC_CONVENTIONS, Metrics
-from compute.grid import METRIC_NAMES, Evaluator, evaluate_locally
+from compute.grid import Evaluator, evaluate_locally
 from compute.specs import (
     FAMILY_PARAMETERS,
+    METRIC_NAMES,
     LeaderboardRefresh,
     PatternsAnalyze,
     PricesIngest,

@@ -22,8 +22,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from compute.backtest import FAMILIES, Metrics, metrics, strategy_returns
-from compute.grid import METRIC_NAMES, PARAMETERS, GridResult, GridTask
-from compute.specs import WHOLE_PARAMETERS
+from compute.grid import PARAMETERS, GridResult, GridTask
+from compute.specs import METRIC_NAMES, WHOLE_PARAMETERS
 
 Array = NDArray[np.float64]
 Progress = Callable[[int], None]

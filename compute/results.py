@@ -7,19 +7,11 @@ No numpy here: the API imports this module.
 
 from __future__ import annotations
 
-METRIC_COLUMNS = (
-    "total_return",
-    "cagr",
-    "annual_volatility",
-    "sharpe",
-    "sortino",
-    "max_drawdown",
-    "max_drawdown_duration",
-    "calmar",
-    "win_rate",
-    "trades",
-    "exposure",
-)
+from compute.specs import METRIC_NAMES
+
+METRIC_COLUMNS = METRIC_NAMES
+"""The metric columns of strategy_run."""
+
 INTEGER_METRICS = frozenset({"max_drawdown_duration", "trades"})
 
 LOAD_BARS = """

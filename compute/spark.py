@@ -24,7 +24,8 @@ import numpy as np
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from compute.grid import METRIC_NAMES, GridResult, GridTask, evaluate_grid
+from compute.grid import GridResult, GridTask, evaluate_grid
+from compute.specs import METRIC_NAMES
 
 LOCAL_CHUNK = 16
 """compute.grid.evaluate_grid's default chunk: Spark's chunks are multiples of it."""

@@ -88,6 +88,21 @@ SYMBOL = r"^[A-Z0-9][A-Z0-9.=^-]{0,31}$"
 Symbol = Annotated[str, Field(pattern=SYMBOL, description="upper case, e.g. AAPL, BRK-B, ^GSPC")]
 Family = Literal["ma_crossover", "rsi_reversion", "donchian_breakout", "bollinger_reversion"]
 Metric = Literal["sharpe", "sortino", "cagr", "total_return", "calmar"]
+"""What an optimization or a leaderboard can rank by (higher is better)."""
+METRIC_NAMES = (
+    "total_return",
+    "cagr",
+    "annual_volatility",
+    "sharpe",
+    "sortino",
+    "max_drawdown",
+    "max_drawdown_duration",
+    "calmar",
+    "win_rate",
+    "trades",
+    "exposure",
+)
+"""Every metric a backtest reports (compute.backtest.Metrics), in the order stored."""
 FAMILY_PARAMETERS: dict[str, tuple[str, ...]] = {
     "ma_crossover": ("fast", "slow"),
     "rsi_reversion": ("period", "low", "high"),

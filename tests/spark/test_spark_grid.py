@@ -16,9 +16,10 @@ if shutil.which("java") is None:
     pytest.skip("Spark needs Java (17 or newer) on PATH", allow_module_level=True)
 
 from compute import research
-from compute.grid import METRIC_NAMES, GridTask, evaluate_locally, ma_pairs, product
+from compute.grid import GridTask, evaluate_locally, ma_pairs, product
 from compute.prices import SampleProvider
 from compute.spark import evaluate_on_spark
+from compute.specs import METRIC_NAMES
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
