@@ -68,6 +68,27 @@ async def make_jobs(base_url: str, key: str) -> int:
         return retried
 
 
+async def make_research(base_url: str, key: str) -> None:
+    """Real research results: IBM and MSFT prices, a discovery, patterns, a leaderboard."""
+    auth = {"Authorization": f"Bearer {key}"}
+    async with httpx.AsyncClient(base_url=base_url, headers=auth, timeout=30) as client:
+
+        async def finish(kind: str, payload: dict[str, object]) -> None:
+            r = await client.post("/v1/jobs", json={"kind": kind, "payload": payload})
+            job_id = r.json()["id"]
+            for _ in range(1200):
+                job = (await client.get(f"/v1/jobs/{job_id}")).json()
+                if job["state"] in ("succeeded", "dead"):
+                    return
+                await asyncio.sleep(0.1)
+
+        symbols = ["IBM", "MSFT"]
+        await finish("prices.ingest", {"symbols": symbols, "start": "2009-01-01"})
+        await finish("strategy.discover", {"symbols": symbols, "budget": 80, "seed": 1})
+        await finish("patterns.analyze", {"symbols": symbols, "since": "2012-06-01"})
+        await finish("leaderboard.refresh", {"limit": 10})
+
+
 async def capture(page: Page, base_url: str, key: str, job_id: int) -> None:
     await sign_in(page, base_url, key, "root")
     await expect(page.get_by_role("heading", name="Workers")).to_be_visible()
@@ -78,6 +99,10 @@ async def capture(page: Page, base_url: str, key: str, job_id: int) -> None:
     await expect(page.locator(".title-row .badge")).to_have_text("succeeded", timeout=15_000)
     # The traceback stays folded: its file paths are this machine's, not for the docs.
     await page.screenshot(path=OUT / "job.png", full_page=True)
+    await page.goto(f"{base_url}/#/results")
+    await page.get_by_label("Symbol").select_option("IBM")
+    await expect(page.get_by_role("img", name="IBM closing prices", exact=False)).to_be_visible()
+    await page.screenshot(path=OUT / "results.png", full_page=True)
     await page.set_viewport_size({"width": 390, "height": 844})
     await page.goto(f"{base_url}/#/")
     await expect(page.get_by_role("heading", name="Workers")).to_be_visible()
@@ -108,6 +133,7 @@ async def main() -> None:
                 procs.start_worker(
                     "--concurrency", "2", "--processes", "0", "--queues", "research,prices"
                 )
+                await make_research(base_url, key)
                 job_id = await make_jobs(base_url, key)
                 async with async_playwright() as p:
                     browser = await launch(p)
