@@ -7,7 +7,7 @@ BAR_COLUMNS, indexed by nothing in particular, one row per bar:
 - `sample`: real daily prices shipped in the `bokeh-sampledata` package: AAPL, GOOG, IBM,
   MSFT (2000-03-01 to 2013-03-01) and FB (2012-05-18 to 2013-03-01), unadjusted, from the
   Quandl WIKI prices, which Quandl declared public domain. The default: real data, no network.
-- `csv`: a CSV file, or a folder of `<SYMBOL>.csv` files, with columns
+- `csv`: a CSV or Parquet file, or a folder of `<SYMBOL>.csv` / `<SYMBOL>.parquet`, with columns
   `ts` (or `date`), `open`, `high`, `low`, `close`, `volume` (and `symbol` for a single file
   holding several).
 - `synthetic`: geometric Brownian motion from a seed, for load tests and demos — not market
@@ -110,10 +110,8 @@ class CsvProvider:
         self, symbol: str, start: date | None, end: date | None, interval: str = "1d"
     ) -> pd.DataFrame:
         _daily_only(interval)
-        file = self.path / f"{symbol}.csv" if self.path.is_dir() else self.path
-        if not file.is_file():
-            raise BadPrices(f"no CSV for {symbol!r} at {file}")
-        raw = pd.read_csv(file)
+        file = self._file(symbol)
+        raw = pd.read_parquet(file) if file.suffix == ".parquet" else pd.read_csv(file)
         raw.columns = [str(c).strip().lower() for c in raw.columns]
         if "symbol" in raw.columns:
             raw = raw[raw["symbol"].astype(str).str.upper() == symbol]
@@ -125,6 +123,18 @@ class CsvProvider:
         df = raw[BAR_COLUMNS].copy()
         df["ts"] = pd.to_datetime(df["ts"], utc=True)
         return _window(df, start, end)
+
+    def _file(self, symbol: str) -> Path:
+        """A single file (CSV, or Parquet by its suffix), or `<SYMBOL>.csv` or
+        `<SYMBOL>.parquet` in a folder."""
+        if not self.path.is_dir():
+            if not self.path.is_file():
+                raise BadPrices(f"no price file at {self.path}")
+            return self.path
+        for suffix in (".csv", ".parquet"):
+            if (file := self.path / f"{symbol}{suffix}").is_file():
+                return file
+        raise BadPrices(f"no {symbol}.csv or {symbol}.parquet in {self.path}")
 
 
 @dataclass(frozen=True)

@@ -92,3 +92,22 @@ def test_a_nan_tolerance_drops_the_incomplete_bars_it_allows():
     assert len(kept) == 2
     with pytest.raises(BadPrices, match="missing columns volume"):
         validate("ACME", frame().drop(columns=["volume"]))
+
+
+def test_a_parquet_file_in_the_folder_is_read_like_a_csv(tmp_path):
+    frame = pd.DataFrame(
+        {
+            "Date": ["2024-01-02", "2024-01-03"],
+            "Open": [10.0, 11.0],
+            "High": [11.5, 12.0],
+            "Low": [9.5, 10.5],
+            "Close": [11.0, 11.5],
+            "Volume": [1000, 1200],
+        }
+    )
+    frame.to_parquet(tmp_path / "ACME.parquet")
+    bars = validate("ACME", CsvProvider(tmp_path).fetch("ACME", None, None, "1d"))
+    assert bars["close"].tolist() == [11.0, 11.5]
+    assert str(bars["ts"].iloc[0]) == "2024-01-02 00:00:00+00:00"
+    with pytest.raises(BadPrices, match=r"no NOPE\.csv or NOPE\.parquet"):
+        CsvProvider(tmp_path).fetch("NOPE", None, None, "1d")
