@@ -168,6 +168,37 @@ async def test_kill_9_during_an_optimization_stores_its_runs_once(store: Store, 
     assert not np.isnan(job.result["symbols"]["MSFT"]["best"]["out_of_sample"]["sharpe"])
 
 
+async def test_a_cancelled_optimization_stops_between_chunks_and_stores_nothing(
+    store: Store, procs: Processes
+):
+    await run_ingest_directly(store)
+    grid = {"fast": {"start": 5, "stop": 50}, "slow": {"start": 20, "stop": 400}}
+    job_id = (
+        await store.enqueue(
+            NewJob(kind="strategy.optimize", payload={"symbols": ["IBM", "MSFT"], "grid": grid})
+        )
+    ).id
+    worker = procs.start_worker("--processes", "1", "--lease", "3s")  # heartbeat each second
+
+    async def computing() -> bool:
+        return (await store.get(job_id)).progress > 0
+
+    await eventually(computing, 60)
+    await store.cancel(job_id)
+
+    async def cancelled() -> bool:
+        return (await store.get(job_id)).state == JobState.CANCELLED
+
+    await eventually(cancelled, 15)  # seen at a heartbeat; the child stops at its next chunk
+    job = await store.get(job_id)
+    assert job.progress < 100
+    stored = await store.pool.fetchval(
+        "SELECT count(*) FROM strategy_run WHERE job_id = $1", job_id
+    )
+    assert stored == 0
+    assert "pool.child_replaced" not in procs.log(worker)  # it stopped by itself
+
+
 async def run_ingest_directly(store: Store) -> None:
     from compute.prices import store_bars, validate
 
