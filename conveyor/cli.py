@@ -320,6 +320,7 @@ def dev(
         log.info("db.migrated", revision="head")
         _ensure_default_schedules(url)
         key = _dev_admin_key(url)
+        _dev_sample_prices(url)
         env = {**os.environ, "DATABASE_URL": url}
         # Own process groups: a terminal's Ctrl-C reaches only `dev`, which then sends each
         # child one SIGTERM (a second signal would make a worker exit at once).
@@ -336,6 +337,10 @@ def dev(
         print(f"  api:      http://127.0.0.1:{port}  (docs at /docs; pid {api_proc.pid})")
         print(f"  worker:   pid {worker_proc.pid} (queue default)")
         print(f"  admin key for this session: {key}")
+        print(
+            "  the sample's daily prices are being ingested; then try (with CONVEYOR_API_KEY set)"
+        )
+        print('    conveyor submit strategy.discover --payload \'{"symbols": ["IBM"]}\' --watch')
         print("Stop with Ctrl-C.", flush=True)
         if keep_running:
             stop = threading.Event()
@@ -353,6 +358,28 @@ def dev(
         if embedded:
             embedded.destroy()
             print("Stopped the embedded Postgres and removed its data.", flush=True)
+
+
+def _dev_sample_prices(url: str) -> None:
+    """Real prices from the first start on, so the research pages have something to show;
+    the idempotency key makes it once per database."""
+    import asyncio
+
+    from jobs.model import NewJob
+    from jobs.store import Store
+    from scheduler.defaults import UniverseSettings
+
+    async def enqueue() -> None:
+        store = await Store.connect(url)
+        try:
+            payload = {"symbols": UniverseSettings().symbol_list, "provider": "sample"}
+            await store.enqueue(
+                NewJob(kind="prices.ingest", payload=payload, idempotency_key="dev-sample-prices")
+            )
+        finally:
+            await store.close()
+
+    asyncio.run(enqueue())
 
 
 def _dev_admin_key(url: str) -> str:
