@@ -42,7 +42,7 @@ from api.schemas import (
     document_kinds,
 )
 from api.settings import ApiSettings, JwtSettings
-from api.stream import JobWatch, event_id, snapshot, stream_body
+from api.stream import JobWatch, event_id, snapshot, sse_response, stream_body
 from api.tokens import TokenVerifier
 from compute.specs import SPECS
 from jobs.migrate import head_revision
@@ -335,11 +335,10 @@ def create_app(
         response_class=StreamingResponse,
         responses={
             **ERRORS,
-            200: {
-                "content": {"text/event-stream": {"schema": {"type": "string"}}},
-                "description": "`state` and `progress` events, each with an `id:`; the "
-                "data is the job's state, attempt, progress, result and last error as JSON",
-            },
+            200: sse_response(
+                "`state` and `progress` events, each with an `id:`; the data is the job's "
+                "state, attempt, progress, result and last error as JSON"
+            ),
             204: {"description": "the job is finished and the client already has its end"},
         },
         tags=["jobs"],

@@ -17,7 +17,7 @@ from api.auth import Admin, Caller
 from api.errors import ERRORS
 from api.schemas import BulkRetryIn, MeOut, RetryCountOut, ThroughputOut, ThroughputPoint
 from api.settings import ApiSettings
-from api.stream import KEEPALIVE, JobWatch, quiet_for, snapshot
+from api.stream import KEEPALIVE, JobWatch, quiet_for, snapshot, sse_response
 from jobs.model import Job, JobState
 from jobs.store import RetryFilter, Store
 
@@ -131,11 +131,10 @@ def router(settings: ApiSettings) -> APIRouter:
         "/v1/jobs/active/stream",
         response_class=StreamingResponse,
         responses={
-            200: {
-                "content": {"text/event-stream": {"schema": {"type": "string"}}},
-                "description": "`jobs` (the whole list), then `job` (one job changed or "
-                "appeared) and `gone` (one left the list); data is JSON",
-            }
+            200: sse_response(
+                "`jobs` (the whole list), then `job` (one job changed or appeared) and `gone` "
+                "(one left the list); data is JSON"
+            )
         },
         tags=["jobs"],
     )

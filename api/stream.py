@@ -174,6 +174,14 @@ class JobWatch:
             delay = min(delay * 2, 10.0)
 
 
+def sse_response(description: str) -> dict[str, Any]:
+    """The OpenAPI entry of a 200 that is a Server-Sent Events stream."""
+    return {
+        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        "description": description,
+    }
+
+
 async def quiet_for(
     woken: asyncio.Event, idle_since: float, poll_s: float, keepalive_s: float
 ) -> bool:

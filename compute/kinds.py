@@ -63,6 +63,10 @@ class Reporter:
         self.done += amount
         self.check(message)
 
+    def computed(self) -> None:
+        """The computation is over; what is left is the worker storing its output."""
+        self.ctx.progress(99, "storing the results")
+
     def reach(self, done: int) -> None:
         """Progress callback of a grid: `done` units so far."""
         self.done = done
@@ -192,6 +196,7 @@ def ingest(ctx: JobContext, payload: PricesIngest) -> dict[str, Any]:
         except Exception as exc:  # a provider's own error (network, parsing): report it
             failed[symbol] = f"{symbol}: {type(exc).__name__}: {exc}"
         report.advance(1)
+    report.computed()
     return {"source": provider.name, "bars": bars, "failed": failed}
 
 
@@ -259,6 +264,7 @@ def optimize(
         cuts.append(cut)
     report.check()
     results = _evaluator()(tasks, report.reach)
+    report.computed()
     return {
         symbol: _Optimized(frame["ts"].to_numpy(), research.choose(result, cut, payload.metric))
         for (symbol, frame), result, cut in zip(bars.items(), results, cuts, strict=True)
@@ -387,6 +393,7 @@ def discover(
             [*found.found, wf] if wf.beats_benchmark else found.found,
             found.evaluated + len(candidates),
         )
+    report.computed()
     return out
 
 
@@ -472,6 +479,7 @@ def analyze(
             found = found[pd.to_datetime(found["ts"], utc=True) >= pd.Timestamp(since)]
         out[symbol] = found.reset_index(drop=True)
         report.advance(1)
+    report.computed()
     return out
 
 
