@@ -42,13 +42,13 @@ from api.schemas import (
     document_kinds,
 )
 from api.settings import ApiSettings, JwtSettings
-from api.stream import JobWatch, event_id, snapshot, sse_response, stream_body
+from api.stream import JobWatch, event_id, event_stream, snapshot, sse_response, stream_body
 from api.tokens import TokenVerifier
 from compute.specs import SPECS
 from jobs.migrate import head_revision
 from jobs.model import JobState, NewJob
 from jobs.settings import DatabaseSettings
-from jobs.store import RetryFilter, Store
+from jobs.store import Store
 from jobs.wake import Waker
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -271,16 +271,8 @@ def create_app(
     @app.post("/v1/jobs/retry", response_model=BulkRetryOut, responses=ERRORS, tags=["jobs"])
     async def retry_many(body: BulkRetryIn, who: Admin) -> BulkRetryOut:
         """Admin only: replay every dead (or cancelled) job the filter matches."""
-        f = body.filter
         ids = await app.state.store.retry_many(
-            RetryFilter(
-                states=frozenset(JobState(s) for s in f.states),
-                kind=f.kind,
-                queue=f.queue,
-                owner=f.owner,
-                finished_after=f.finished_after,
-                finished_before=f.finished_before,
-            ),
+            body.filter.as_filter(),
             by=who.name,
         )
         return BulkRetryOut(retried=len(ids), ids=sorted(ids))
@@ -365,11 +357,7 @@ def create_app(
             keepalive_s=settings.stream_keepalive_s,
             retry_ms=settings.stream_retry_ms,
         )
-        return StreamingResponse(
-            body,
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-        )
+        return event_stream(body)
 
     @app.post(
         "/v1/jobs/{job_id:int}/retry", response_model=RetryOut, responses=ERRORS, tags=["jobs"]

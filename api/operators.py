@@ -17,9 +17,9 @@ from api.auth import Admin, Caller
 from api.errors import ERRORS
 from api.schemas import BulkRetryIn, MeOut, RetryCountOut, ThroughputOut, ThroughputPoint
 from api.settings import ApiSettings
-from api.stream import KEEPALIVE, JobWatch, quiet_for, snapshot, sse_response
-from jobs.model import Job, JobState
-from jobs.store import RetryFilter, Store
+from api.stream import KEEPALIVE, JobWatch, event_stream, quiet_for, snapshot, sse_response
+from jobs.model import Job
+from jobs.store import Store
 
 ACTIVE_POLL_S = 2.0
 """The active-jobs stream re-reads at least this often: a job enqueued without a worker to
@@ -113,18 +113,8 @@ def router(settings: ApiSettings) -> APIRouter:
     async def retry_count(request: Request, body: BulkRetryIn, who: Admin) -> RetryCountOut:
         """Admin only: how many jobs `POST /v1/jobs/retry` with the same body would replay
         now, so a person can confirm a number before replaying."""
-        f = body.filter
         store: Store = request.app.state.store
-        count = await store.count_retryable(
-            RetryFilter(
-                states=frozenset(JobState(s) for s in f.states),
-                kind=f.kind,
-                queue=f.queue,
-                owner=f.owner,
-                finished_after=f.finished_after,
-                finished_before=f.finished_before,
-            )
-        )
+        count = await store.count_retryable(body.filter.as_filter())
         return RetryCountOut(matching=count)
 
     @r.get(
@@ -153,10 +143,6 @@ def router(settings: ApiSettings) -> APIRouter:
             keepalive_s=settings.stream_keepalive_s,
             retry_ms=settings.stream_retry_ms,
         )
-        return StreamingResponse(
-            body,
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-        )
+        return event_stream(body)
 
     return r

@@ -19,6 +19,7 @@ from pydantic.json_schema import models_json_schema
 
 from compute.specs import JsonInput
 from jobs.model import Job, JobState
+from jobs.store import RetryFilter
 
 NAME = r"^[A-Za-z0-9_.:-]+$"
 """Kinds and queues."""
@@ -132,6 +133,17 @@ class RetryFilterIn(BaseModel):
     owner: str | None = Field(default=None, min_length=1, max_length=256, pattern=TEXT)
     finished_after: Timestamp | None = None
     finished_before: Timestamp | None = None
+
+    def as_filter(self) -> RetryFilter:
+        """The store's filter: what bulk retry replays and its count counts, the same."""
+        return RetryFilter(
+            states=frozenset(JobState(s) for s in self.states),
+            kind=self.kind,
+            queue=self.queue,
+            owner=self.owner,
+            finished_after=self.finished_after,
+            finished_before=self.finished_before,
+        )
 
 
 class BulkRetryIn(BaseModel):

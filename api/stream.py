@@ -29,6 +29,7 @@ from typing import Any
 
 import asyncpg
 import structlog
+from fastapi.responses import StreamingResponse
 
 from jobs.db import TRANSIENT_ERRORS, asyncpg_dsn
 from jobs.errors import JobNotFound
@@ -172,6 +173,15 @@ class JobWatch:
                     conn.terminate()
             await asyncio.sleep(delay)
             delay = min(delay * 2, 10.0)
+
+
+def event_stream(body: AsyncIterator[bytes]) -> StreamingResponse:
+    """An SSE response: never cached, never buffered by a proxy (nginx honours the header)."""
+    return StreamingResponse(
+        body,
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
 
 
 def sse_response(description: str) -> dict[str, Any]:
