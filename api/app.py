@@ -18,7 +18,7 @@ from api.errors import ERRORS, ApiError, ErrorBody
 from api.keys import Principal
 from api.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from api.metrics import render as render_metrics
-from api.payloads import validated_payload
+from api.payloads import authorized, validated_payload
 from api.schemas import (
     NAME,
     ONE_START_TIME,
@@ -105,6 +105,7 @@ async def _empty_receive() -> Message:
 def new_job(body: SubmitJob, who: Principal, header_key: str | None = None) -> NewJob:
     """Validate a submission against its kind's payload model; 422 names what is wrong."""
     payload = validated_payload(body.kind, body.payload)
+    authorized(body.kind, payload, who)
     run_at = body.run_at
     if body.delay_s is not None:
         run_at = datetime.now(UTC) + timedelta(seconds=body.delay_s)

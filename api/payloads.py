@@ -1,4 +1,5 @@
-"""A job's payload checked against its kind's model (`compute.specs.SPECS`)."""
+"""A job's payload checked against its kind's model (`compute.specs.SPECS`), and whether
+the caller may submit it."""
 
 from __future__ import annotations
 
@@ -8,7 +9,20 @@ from pydantic import ValidationError
 
 from api import errors
 from api.errors import ApiError
-from compute.specs import SPECS
+from api.keys import Principal
+from compute.specs import SPECS, admin_only
+
+
+def authorized(kind: str, payload: dict[str, Any], who: Principal) -> None:
+    """403 when the job writes shared research and the caller is not an admin."""
+    reason = admin_only(kind, payload)
+    if reason is not None and not who.is_admin:
+        raise ApiError(
+            403,
+            "admin_only_kind",
+            f"only an admin may submit this job: {reason}; ask an operator, or leave it to"
+            " the platform's schedules",
+        )
 
 
 def validated_payload(kind: str, payload: dict[str, Any]) -> dict[str, Any]:

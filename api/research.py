@@ -2,7 +2,8 @@
 
 Prices, patterns and leaderboards are the platform's shared market research: every
 authenticated caller reads them. A strategy run belongs to the owner of the job that made it,
-like the job itself: a user sees its own, an admin everyone's, and another's answers 404.
+like the job itself: a user sees its own and the published ones (the platform's research,
+which the leaderboard ranks), an admin everyone's; another's unpublished run answers 404.
 Listings are keyset-paginated like `/v1/jobs`: pass `next_cursor` back as `cursor`.
 """
 
@@ -79,6 +80,7 @@ class StrategyOut(BaseModel):
     risk_free: float
     conventions: dict[str, Any]
     benchmark: dict[str, Any] | None
+    published: bool = Field(description="shared with every user and on the leaderboard")
     created_at: datetime
     metrics: dict[str, float | None]
 

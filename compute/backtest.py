@@ -15,8 +15,8 @@ Conventions, stored with every run because libraries disagree on them (see METRI
 - Max drawdown: the worst fall of the equity curve (which starts at 1 before the first
   return) from its running peak; its duration: the most periods spent below a peak.
 - A trade is a stretch of non-zero position of one sign; win rate: closed trades whose
-  compounded return is above zero, over closed trades. Exposure: share of periods in a
-  position.
+  compounded return is above zero (above WIN_EPSILON, 1e-12), over closed trades.
+  Exposure: share of periods in a position.
 """
 
 from __future__ import annotations
@@ -29,6 +29,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 PERIODS_PER_YEAR = 252
+WIN_EPSILON = 1e-12
+"""A trade counts as a win when its return is above this, not merely above 0: a trade that
+nets exactly nothing (common with prices on a tick grid) computes as ±1e-16 depending on the
+order of the products, and must not be a win in one evaluation and a loss in another."""
 METRIC_CONVENTIONS = {"periods_per_year": PERIODS_PER_YEAR, "ddof": 1, "returns": "simple"}
 
 Array = NDArray[np.float64]
@@ -92,7 +96,7 @@ def trade_stats(returns: Array, position: Array) -> tuple[int, float]:
         if current != previous:
             if previous != 0 and start is not None and t < len(sign):  # closed before the end
                 trades += 1
-                wins += float(np.prod(1.0 + returns[start:t]) - 1.0) > 0
+                wins += float(np.prod(1.0 + returns[start:t]) - 1.0) > WIN_EPSILON
             start = t if current != 0 else None
     return trades, (wins / trades if trades else float("nan"))
 

@@ -26,7 +26,13 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from compute.backtest import PERIODS_PER_YEAR, moving_average, rsi, simple_returns
+from compute.backtest import (
+    PERIODS_PER_YEAR,
+    WIN_EPSILON,
+    moving_average,
+    rsi,
+    simple_returns,
+)
 from compute.specs import FAMILY_PARAMETERS, METRIC_NAMES, WHOLE_PARAMETERS, parameter_sets
 
 Array = NDArray[np.float64]
@@ -260,7 +266,8 @@ def _trades(
     after = equity[row, exit_bar - 1]
     before = np.where(entry_bar > 0, equity[row, np.maximum(entry_bar - 1, 0)], 1.0)
     trades = np.bincount(row, minlength=rows)
-    wins = np.bincount(row, (after / before - 1.0 > 0).astype(np.float64), minlength=rows)
+    won = after / before - 1.0 > WIN_EPSILON
+    wins = np.bincount(row, won.astype(np.float64), minlength=rows)
     with np.errstate(invalid="ignore", divide="ignore"):
         return trades, np.where(trades > 0, wins / np.maximum(trades, 1), np.nan)
 

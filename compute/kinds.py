@@ -41,7 +41,7 @@ from compute.specs import (
     StrategyOptimize,
 )
 from jobs.handler import JSON, Cancel, JobContext, Permanent
-from jobs.model import Claimed
+from jobs.model import SYSTEM_OWNER, Claimed
 
 MIN_BARS = 30
 """Fewer bars than this cannot be split into samples worth scoring."""
@@ -130,6 +130,7 @@ async def _save_runs(
     cost: float,
     risk_free: float,
     rows: list[dict[str, Any]],
+    published: bool,
 ) -> list[asyncpg.Record]:
     """Upsert one symbol's runs of one family; returns (id, params, sample) per row."""
     conventions = {**METRIC_CONVENTIONS, "risk_free": risk_free, "cost": cost}
@@ -145,6 +146,7 @@ async def _save_runs(
             cost,
             risk_free,
             _json(conventions),
+            published,
             [_json(r["params"]) for r in rows],
             [r["sample"] for r in rows],
             [r["selected"] for r in rows],
@@ -155,6 +157,12 @@ async def _save_runs(
             *_metric_arrays(rows),
         )
     )
+
+
+def _published(job: Claimed, payload: StrategyOptimize | StrategyDiscover) -> bool:
+    """The platform's own research (its schedules, its scripts) is shared; anyone else's only
+    when an admin asked for it (the API refuses `publish` from users)."""
+    return payload.publish or job.owner == SYSTEM_OWNER
 
 
 def _metrics_json(m: Metrics) -> dict[str, float | None]:
@@ -205,7 +213,8 @@ async def save_ingest(
 ) -> JSON:
     stored: dict[str, JSON] = {}
     async with db.acquire() as conn, conn.transaction():
-        for symbol, bars in output["bars"].items():
+        # in one order, so concurrent ingestions of overlapping symbols cannot deadlock
+        for symbol, bars in sorted(output["bars"].items()):
             count = await prices.store_bars(conn, symbol, payload.interval, output["source"], bars)
             stored[symbol] = {
                 "bars": count,
@@ -285,8 +294,9 @@ async def save_optimize(
     values = payload.parameter_values()
     grid_points = sum(len(o.optimized.result.params) for o in output.values())
     summary: dict[str, JSON] = {}
+    written: list[int] = []
     async with db.acquire() as conn, conn.transaction():
-        for symbol, item in output.items():
+        for symbol, item in sorted(output.items()):
             opt = item.optimized
             result = opt.result
             n = len(item.ts) - 1
@@ -314,7 +324,9 @@ async def save_optimize(
                 payload.cost,
                 payload.risk_free,
                 rows,
+                _published(job, payload),
             )
+            written += [r["id"] for r in saved]
             entry: dict[str, JSON] = {"runs": len(saved), "best": None}
             if opt.best is not None:
                 best_params = param_dicts[opt.best]
@@ -336,6 +348,7 @@ async def save_optimize(
                     ),
                 }
             summary[symbol] = entry
+        await conn.execute(sql.DELETE_STALE_RUNS, job.id, written)
     return {
         "family": payload.family,
         "metric": payload.metric,
@@ -405,8 +418,9 @@ async def save_discover(
 ) -> JSON:
     summary: dict[str, JSON] = {}
     discovered = 0
+    written: list[int] = []
     async with db.acquire() as conn, conn.transaction():
-        for symbol, item in output.items():
+        for symbol, item in sorted(output.items()):
             kept: list[JSON] = []
             discovered += len(item.found)
             for wf in item.found:
@@ -436,7 +450,9 @@ async def save_discover(
                     payload.cost,
                     payload.risk_free,
                     [row],
+                    _published(job, payload),
                 )
+                written.append(saved[0]["id"])
                 kept.append(
                     {
                         "strategy_id": saved[0]["id"],
@@ -447,6 +463,7 @@ async def save_discover(
                     }
                 )
             summary[symbol] = {"evaluated": item.evaluated, "discovered": kept}
+        await conn.execute(sql.DELETE_STALE_RUNS, job.id, written)
     return {
         "metric": payload.metric,
         "folds": payload.folds,
@@ -466,29 +483,42 @@ async def load_ohlc(
     return {s: await _bars(db, s, payload.interval, start, None, 1) for s in payload.symbols}
 
 
+@dataclass(frozen=True)
+class _Patterns:
+    found: pd.DataFrame
+    first: datetime
+    """The analysed window, whose stored patterns the save replaces."""
+    last: datetime
+
+
 def analyze(
     ctx: JobContext, payload: PatternsAnalyze, bars: dict[str, pd.DataFrame]
-) -> dict[str, pd.DataFrame]:
+) -> dict[str, _Patterns]:
     report = Reporter(ctx, len(bars))
     since = _day_start(payload.since)
     out = {}
     for symbol, frame in bars.items():
         report.check(f"patterns in {symbol}")
         found = candles.analyze(frame)
-        if since is not None:
-            found = found[pd.to_datetime(found["ts"], utc=True) >= pd.Timestamp(since)]
-        out[symbol] = found.reset_index(drop=True)
+        ts = pd.to_datetime(frame["ts"], utc=True)
+        first = ts.iloc[0] if since is None else max(ts.iloc[0], pd.Timestamp(since))
+        found = found[pd.to_datetime(found["ts"], utc=True) >= first]
+        out[symbol] = _Patterns(
+            found.reset_index(drop=True), first.to_pydatetime(), ts.iloc[-1].to_pydatetime()
+        )
         report.advance(1)
     report.computed()
     return out
 
 
 async def save_patterns(
-    db: asyncpg.Pool, job: Claimed, payload: PatternsAnalyze, output: dict[str, pd.DataFrame]
+    db: asyncpg.Pool, job: Claimed, payload: PatternsAnalyze, output: dict[str, _Patterns]
 ) -> JSON:
     summary: dict[str, JSON] = {}
     async with db.acquire() as conn, conn.transaction():
-        for symbol, found in output.items():
+        for symbol, item in sorted(output.items()):
+            found = item.found
+            await conn.execute(sql.DELETE_PATTERNS, symbol, payload.interval, item.first, item.last)
             await conn.execute(
                 sql.UPSERT_PATTERNS,
                 symbol,
@@ -501,7 +531,7 @@ async def save_patterns(
             )
             counts = found["pattern"].value_counts()
             summary[symbol] = {str(k): int(v) for k, v in sorted(counts.items())}
-    return {"symbols": summary, "patterns": sum(len(f) for f in output.values())}
+    return {"symbols": summary, "patterns": sum(len(p.found) for p in output.values())}
 
 
 # -- leaderboard.refresh -----------------------------------------------------------------------
@@ -526,8 +556,9 @@ async def save_leaderboard(
         snapshot = await conn.fetchval(
             sql.SAVE_SNAPSHOT, job.id, payload.metric, payload.window_days
         )
+        await conn.execute(sql.DELETE_ENTRIES, snapshot)
         await conn.execute(
-            sql.REPLACE_ENTRIES,
+            sql.INSERT_ENTRIES,
             snapshot,
             [e["rank"] for e in entries],
             [e["id"] for e in entries],

@@ -256,7 +256,9 @@ FROM unnest($4::timestamptz[], $5::float8[], $6::float8[], $7::float8[], $8::flo
 ON CONFLICT (symbol, interval, ts) DO UPDATE
 SET open = excluded.open, high = excluded.high, low = excluded.low, close = excluded.close,
     volume = excluded.volume, source = excluded.source
+WHERE excluded.source <> 'synthetic' OR price_bar.source = 'synthetic'
 """
+"""Synthetic bars never replace market data (they may replace synthetic ones)."""
 
 
 async def store_bars(

@@ -143,11 +143,16 @@ class WalkForward:
 
 
 def fold_bounds(returns: int, folds: int) -> list[tuple[int, int]]:
-    """Anchored walk-forward: the second half of the returns cut into `folds` test windows;
-    each is traded with what the bars before it chose."""
+    """Anchored walk-forward: the second half of the returns cut into contiguous test windows
+    of at least 2 returns each — `folds` of them, or fewer when the series is too short; each
+    is traded with what the bars before it chose. Empty when not even one fits."""
     start = returns // 2
-    edges = np.linspace(start, returns, folds + 1).round().astype(int)
-    return [(int(a), int(b)) for a, b in itertools.pairwise(edges) if b - a >= 2]
+    for count in range(min(folds, (returns - start) // 2), 0, -1):
+        edges = np.linspace(start, returns, count + 1).round().astype(int)
+        bounds = [(int(a), int(b)) for a, b in itertools.pairwise(edges)]
+        if all(b - a >= 2 for a, b in bounds):
+            return bounds
+    return []
 
 
 def sample_params(family: str, budget: int, rng: np.random.Generator) -> Array:

@@ -25,27 +25,39 @@ ORDER BY ts
 
 _METRIC_ARRAYS = ", ".join(
     f"${i}::{'int' if m in INTEGER_METRICS else 'float8'}[]"
-    for i, m in enumerate(METRIC_COLUMNS, start=17)
+    for i, m in enumerate(METRIC_COLUMNS, start=18)
 )
 UPSERT_RUNS = f"""
 INSERT INTO strategy_run AS s (
-    job_id, owner, kind, symbol, interval, family, cost, risk_free, conventions,
+    job_id, owner, kind, symbol, interval, family, cost, risk_free, conventions, published,
     params, sample, selected, start_ts, end_ts, bars, benchmark, {", ".join(METRIC_COLUMNS)})
-SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9::text::jsonb,
+SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9::text::jsonb, $10,
        t.params::jsonb, t.sample, t.selected, t.start_ts, t.end_ts, t.bars, t.benchmark::jsonb,
        {", ".join("t." + m for m in METRIC_COLUMNS)}
-FROM unnest($10::text[], $11::text[], $12::bool[], $13::timestamptz[], $14::timestamptz[],
-            $15::int[], $16::text[], {_METRIC_ARRAYS})
+FROM unnest($11::text[], $12::text[], $13::bool[], $14::timestamptz[], $15::timestamptz[],
+            $16::int[], $17::text[], {_METRIC_ARRAYS})
      AS t(params, sample, selected, start_ts, end_ts, bars, benchmark, {", ".join(METRIC_COLUMNS)})
 ON CONFLICT (job_id, symbol, family, params, sample) DO UPDATE
-SET selected = excluded.selected, start_ts = excluded.start_ts, end_ts = excluded.end_ts,
+SET selected = excluded.selected, published = excluded.published,
+    start_ts = excluded.start_ts, end_ts = excluded.end_ts,
     bars = excluded.bars, benchmark = excluded.benchmark,
     {", ".join(f"{m} = excluded.{m}" for m in METRIC_COLUMNS)}
 RETURNING id, params, sample
 """
 """$1 job_id, $2 owner, $3 kind, $4 symbol, $5 interval, $6 family, $7 cost, $8 risk_free,
-$9 conventions; then one array per row field: params (JSON), sample, selected, start_ts,
-end_ts, bars, benchmark (JSON or NULL), and each of METRIC_COLUMNS."""
+$9 conventions, $10 published; then one array per row field: params (JSON), sample,
+selected, start_ts, end_ts, bars, benchmark (JSON or NULL), and each of METRIC_COLUMNS."""
+
+DELETE_STALE_RUNS = "DELETE FROM strategy_run WHERE job_id = $1 AND NOT (id = ANY($2::bigint[]))"
+"""A save ends by removing its job's rows it did not write: an earlier attempt that saw other
+bars (a day ingested between attempts) leaves no stale strategy behind, and the rows it did
+rewrite keep their ids."""
+
+DELETE_PATTERNS = """
+DELETE FROM pattern WHERE symbol = $1 AND interval = $2 AND ts BETWEEN $3 AND $4
+"""
+"""The analysed window is replaced as a whole: a pattern that re-ingested bars no longer
+show does not linger."""
 
 UPSERT_PATTERNS = """
 INSERT INTO pattern (symbol, interval, ts, pattern, direction, strength, job_id)
@@ -59,7 +71,7 @@ SET direction = excluded.direction, strength = excluded.strength, job_id = exclu
 LEADERBOARD_CANDIDATES = f"""
 SELECT id, symbol, family, params, created_at, {", ".join(METRIC_COLUMNS)}
 FROM strategy_run
-WHERE selected AND sample IN ('out', 'walk_forward')
+WHERE selected AND published AND sample IN ('out', 'walk_forward')
   AND ($1::int IS NULL OR created_at >= now() - make_interval(days => $1))
 """
 
@@ -71,8 +83,9 @@ ON CONFLICT (job_id) DO UPDATE SET metric = excluded.metric, window_days = exclu
 RETURNING id
 """
 
-REPLACE_ENTRIES = """
-WITH gone AS (DELETE FROM leaderboard_entry WHERE snapshot_id = $1)
+DELETE_ENTRIES = "DELETE FROM leaderboard_entry WHERE snapshot_id = $1"
+
+INSERT_ENTRIES = """
 INSERT INTO leaderboard_entry (snapshot_id, rank, strategy_id, symbol, family, params, score,
                                metrics)
 SELECT $1, t.rank, t.strategy_id, t.symbol, t.family, t.params::jsonb, t.score,
@@ -80,8 +93,9 @@ SELECT $1, t.rank, t.strategy_id, t.symbol, t.family, t.params::jsonb, t.score,
 FROM unnest($2::int[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::float8[],
             $8::text[]) AS t(rank, strategy_id, symbol, family, params, score, metrics)
 """
-"""The CTE's delete and the insert see the same snapshot, so a rerun's entries replace the
-first run's rather than colliding with them on (snapshot_id, rank)."""
+"""After DELETE_ENTRIES, in the same transaction: a rerun's entries replace the first run's.
+(Not one statement with a deleting CTE: the insert would not see the delete and would collide
+on (snapshot_id, rank).)"""
 
 # -- reads for the API ------------------------------------------------------------------------
 
@@ -99,12 +113,13 @@ LIMIT $6
 
 STRATEGY_COLUMNS = f"""
 id, job_id, owner, kind, symbol, interval, family, params, sample, selected, start_ts, end_ts,
-bars, cost, risk_free, conventions, benchmark, created_at, {", ".join(METRIC_COLUMNS)}
+bars, cost, risk_free, conventions, benchmark, published, created_at,
+{", ".join(METRIC_COLUMNS)}
 """
 
 GET_STRATEGY = f"""
 SELECT {STRATEGY_COLUMNS} FROM strategy_run
-WHERE id = $1 AND ($2::text IS NULL OR owner = $2)
+WHERE id = $1 AND ($2::text IS NULL OR owner = $2 OR published)
 """
 
 
@@ -114,7 +129,7 @@ def list_strategies_sql(sort: str | None) -> str:
     the cursor's id, $9 the limit, and with a sort $10 the cursor's metric value.
     `sort` must be one of METRIC_COLUMNS: it is spliced into the statement."""
     filters = """
-    WHERE ($1::text IS NULL OR owner = $1)
+    WHERE ($1::text IS NULL OR owner = $1 OR published)
       AND ($2::text IS NULL OR symbol = $2)
       AND ($3::text IS NULL OR family = $3)
       AND ($4::text IS NULL OR kind = $4)

@@ -21,8 +21,9 @@ from pydantic import (
 
 
 class JsonInput(BaseModel):
-    """A model for JSON from clients: unknown fields are refused, and a number field takes
-    a JSON number only. Pydantic alone would read `true` as 1 and `"3"` as 3; like JSON
+    """A model for JSON from clients: unknown fields are refused, a number field takes a JSON
+    number only, a boolean field only true or false, a date field only a string. Pydantic
+    alone would read `true` as 1, `"3"` as 3, 0 as false and 0 as 1970-01-01; like JSON
     Schema, `3.0` is still a valid integer."""
 
     model_config = ConfigDict(extra="forbid")
@@ -35,6 +36,8 @@ class JsonInput(BaseModel):
         annotation = cls.model_fields[info.field_name].annotation
         if isinstance(value, bool | str) and _is(annotation, int, float):
             raise ValueError(f"Input should be a number, not {json.dumps(value)}")
+        if _is(annotation, bool) and not isinstance(value, bool):  # pydantic takes 0, "yes"
+            raise ValueError(f"Input should be true or false, not {json.dumps(value)}")
         # pydantic would read a number as Unix time; JSON Schema's "date" is a string
         if isinstance(value, int | float) and _is(annotation, date):
             raise ValueError(f"Input should be a date as YYYY-MM-DD, not {json.dumps(value)}")
@@ -160,7 +163,10 @@ class ParamRange(JsonInput):
 
     def values(self) -> list[float]:
         count = int(round((self.stop - self.start) / self.step, 9)) + 1
-        return [round(self.start + i * self.step, 10) for i in range(count)]
+        values = [round(self.start + i * self.step, 10) for i in range(count)]
+        if len(set(values)) != len(values):
+            raise ValueError(f"the step {self.step:g} is too small: values repeat")
+        return values
 
 
 def grid_values(family: str, grid: dict[str, ParamRange]) -> dict[str, list[float]]:
@@ -248,6 +254,10 @@ class StrategyOptimize(_Research):
     )
     metric: Metric = "sharpe"
     split: float = Field(default=0.7, ge=0.2, le=0.9, description="in-sample share of bars")
+    publish: bool = Field(
+        default=False,
+        description="put the chosen strategies on the shared leaderboard (admins only)",
+    )
 
     @model_validator(mode="after")
     def _grid_fits(self) -> StrategyOptimize:
@@ -286,6 +296,17 @@ class StrategyDiscover(_Research):
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
     folds: int = Field(default=3, ge=1, le=10, description="walk-forward test windows")
     metric: Metric = "sharpe"
+    publish: bool = Field(
+        default=False,
+        description="put the discovered strategies on the shared leaderboard (admins only)",
+    )
+
+    @field_validator("families")
+    @classmethod
+    def _distinct(cls, families: list[str]) -> list[str]:
+        if len(set(families)) != len(families):
+            raise ValueError("each family may be named once")
+        return families
 
 
 class PatternsAnalyze(_Spec):
@@ -305,6 +326,20 @@ class LeaderboardRefresh(_Spec):
         default=None, ge=1, le=36_500, description="only strategies found in the last N days"
     )
     limit: int = Field(default=50, ge=1, le=1000)
+
+
+SHARED_KINDS = frozenset({"prices.ingest", "patterns.analyze", "leaderboard.refresh"})
+"""Kinds that write what every user reads (prices, patterns, the leaderboard): only admins
+and the platform's own schedules may run them."""
+
+
+def admin_only(kind: str, payload: Mapping[str, Any]) -> str | None:
+    """Why only an admin may submit this job, or None when anyone may."""
+    if kind in SHARED_KINDS:
+        return f"{kind} writes data every user reads"
+    if payload.get("publish"):
+        return f"publish puts {kind}'s strategies on the shared leaderboard"
+    return None
 
 
 SPECS: dict[str, type[BaseModel]] = {

@@ -303,8 +303,10 @@ class Worker:
         except Exception as exc:
             return _raised(exc)
         outcome = await self._handle(entry, kind, payload, inputs)
-        if kind.save is None or not isinstance(outcome, Success):
-            return outcome
+        if kind.save is None or not isinstance(outcome, Success) or entry.lost:
+            return outcome  # a lost job's outcome is dropped: another worker may be saving
+        if entry.cancel_requested:
+            return Cancel("cancel requested before the results were stored")
         try:
             return Success(await kind.save(self.store.pool, job, payload, outcome.result))
         except Exception as exc:

@@ -5,9 +5,11 @@ Revises: 0004
 Create Date: 2026-11-22
 
 Results outlive the jobs that made them (`conveyor prune` deletes old jobs, not research), so
-`job_id` is a plain column, not a foreign key. Every table has a natural unique key that the
-kind writing it upserts on, so an attempt that runs twice (a lost lease, a crash between
-storing and finishing) rewrites its rows instead of adding them again.
+`job_id` is a plain column, not a foreign key. A run is its job owner's; `published` ones
+(the platform's own research, or an admin's with `publish`) are everyone's to read and rank.
+Every table has a natural unique key that the kind writing it upserts on, so an attempt that
+runs twice (a lost lease, a crash between storing and finishing) rewrites its rows instead
+of adding them again.
 """
 
 from alembic import op
@@ -48,6 +50,7 @@ def upgrade() -> None:
             params      jsonb       NOT NULL,
             sample      text        NOT NULL,
             selected    boolean     NOT NULL DEFAULT false,
+            published   boolean     NOT NULL DEFAULT false,
             start_ts    timestamptz NOT NULL,
             end_ts      timestamptz NOT NULL,
             bars        integer     NOT NULL,
@@ -65,7 +68,7 @@ def upgrade() -> None:
         CREATE INDEX strategy_run_newest ON strategy_run (owner, id DESC)
         """,
         """
-        CREATE INDEX strategy_run_selected ON strategy_run (created_at) WHERE selected
+        CREATE INDEX strategy_run_selected ON strategy_run (created_at) WHERE selected AND published
         """,
         """
         CREATE TABLE pattern (

@@ -1,5 +1,6 @@
 """The research read side over a real database, filled by the kinds' own code: prices,
-strategies (owned like jobs), leaderboards and patterns, with pagination and errors."""
+strategies (owned like jobs, or published), leaderboards and patterns, with pagination and
+errors; and who may submit the kinds that write shared research."""
 
 from __future__ import annotations
 
@@ -23,10 +24,14 @@ async def research(api, store):
     mine = await run_inline(
         store, "strategy.optimize", {"symbols": ["IBM"], "grid": grid}, owner="alice"
     )
-    await run_inline(store, "strategy.optimize", {"symbols": ["MSFT"], "grid": grid}, owner="bob")
-    found = await run_inline(store, "patterns.analyze", {"symbols": ["IBM"]}, owner="alice")
+    await run_inline(store, "strategy.optimize", {"symbols": ["IBM"], "grid": grid}, owner="bob")
+    # the platform's own research (its schedules' jobs) is published
+    shared = await run_inline(
+        store, "strategy.optimize", {"symbols": ["MSFT"], "grid": grid}, owner="system"
+    )
+    found = await run_inline(store, "patterns.analyze", {"symbols": ["IBM"]}, owner="system")
     board = await run_inline(store, "leaderboard.refresh", {"limit": 5}, owner="system")
-    return {"optimized": mine, "board": board, "patterns": found["patterns"]}
+    return {"optimized": mine, "shared": shared, "board": board, "patterns": found["patterns"]}
 
 
 async def test_prices_page_through_every_bar_in_order(api, store, research):
@@ -57,17 +62,19 @@ async def test_prices_of_an_unknown_symbol_say_how_to_get_them(api, research):
     assert r.status_code == 401
 
 
-async def test_strategies_are_their_owners_and_sort_by_a_metric(api, research):
-    r = await api.get("/v1/strategies?sample=out&sort=sharpe&limit=3")
+async def test_strategies_are_their_owners_or_published_and_sort_by_a_metric(api, research):
+    r = await api.get("/v1/strategies?symbol=IBM&sample=out&sort=sharpe&limit=3")
     assert r.status_code == 200, r.text
     body = r.json()
-    assert {s["owner"] for s in body["strategies"]} == {"alice"}
-    assert {s["symbol"] for s in body["strategies"]} == {"IBM"}
+    assert {s["owner"] for s in body["strategies"]} == {"alice"}  # not bob's IBM runs
+    assert not any(s["published"] for s in body["strategies"])
     sharpes = []
     cursor = None
     while True:
         suffix = f"&cursor={cursor}" if cursor else ""
-        page = (await api.get(f"/v1/strategies?sample=out&sort=sharpe&limit=3{suffix}")).json()
+        page = (
+            await api.get(f"/v1/strategies?symbol=IBM&sample=out&sort=sharpe&limit=3{suffix}")
+        ).json()
         sharpes += [s["metrics"]["sharpe"] for s in page["strategies"]]
         cursor = page["next_cursor"]
         if cursor is None:
@@ -76,9 +83,14 @@ async def test_strategies_are_their_owners_and_sort_by_a_metric(api, research):
     defined = [s for s in sharpes if s is not None]
     assert defined == sorted(defined, reverse=True) and sharpes[: len(defined)] == defined
     everyone = (await api.get("/v1/strategies?limit=500", who="root")).json()["strategies"]
-    assert {s["owner"] for s in everyone} == {"alice", "bob"}
+    assert {s["owner"] for s in everyone} == {"alice", "bob", "system"}
     bobs = next(s for s in everyone if s["owner"] == "bob")
     assert (await api.get(f"/v1/strategies/{bobs['id']}")).status_code == 404
+    visible = (await api.get("/v1/strategies?limit=500")).json()["strategies"]
+    assert {s["owner"] for s in visible} == {"alice", "system"}  # own, and the published
+    assert all(s["published"] for s in visible if s["owner"] == "system")
+    shared = research["shared"]["symbols"]["MSFT"]["best"]["strategy_id"]
+    assert (await api.get(f"/v1/strategies/{shared}", who="bob")).status_code == 200
     best = research["optimized"]["symbols"]["IBM"]["best"]
     mine = (await api.get(f"/v1/strategies/{best['strategy_id']}")).json()
     assert mine["selected"] and mine["sample"] == "out"
@@ -92,7 +104,10 @@ async def test_the_leaderboard_is_shared_and_kept_by_snapshot(api, research):
     board = latest.json()
     assert board["id"] == research["board"]["snapshot_id"]
     assert [e["rank"] for e in board["entries"]] == list(range(1, len(board["entries"]) + 1))
-    assert {e["symbol"] for e in board["entries"]} <= {"IBM", "MSFT"}
+    assert board["entries"] and {e["symbol"] for e in board["entries"]} == {
+        "MSFT"
+    }  # published only
+    assert research["board"]["entries"] == len(board["entries"])
     same = (await api.get(f"/v1/leaderboard/{board['id']}")).json()
     assert same == board
     assert (await api.get("/v1/leaderboard/999999")).status_code == 404
@@ -117,3 +132,38 @@ async def test_patterns_filter_and_page_newest_first(api, research):
     assert dojis["patterns"] and {p["pattern"] for p in dojis["patterns"]} == {"doji"}
     assert min(p["ts"] for p in dojis["patterns"]) >= "2012-01-01"
     assert (await api.get("/v1/patterns?pattern=nope")).status_code == 422
+
+
+async def test_only_admins_submit_what_every_user_reads(api):
+    for kind, payload in (
+        ("prices.ingest", {"symbols": ["AAPL"], "provider": "synthetic"}),
+        ("patterns.analyze", {"symbols": ["AAPL"]}),
+        ("leaderboard.refresh", {"limit": 1}),
+        ("strategy.optimize", {"symbols": ["AAPL"], "publish": True}),
+    ):
+        r = await api.post("/v1/jobs", json={"kind": kind, "payload": payload})
+        assert r.status_code == 403, (kind, r.text)
+        assert "only an admin may submit" in r.json()["error"]["message"]
+        r = await api.post("/v1/jobs/batch", json={"jobs": [{"kind": kind, "payload": payload}]})
+        assert r.status_code == 403 and r.json()["error"]["message"].startswith("jobs[0]:")
+        r = await api.post("/v1/jobs", who="root", json={"kind": kind, "payload": payload})
+        assert r.status_code == 201, r.text
+    mine = {"kind": "strategy.optimize", "payload": {"symbols": ["AAPL"]}}
+    assert (await api.post("/v1/jobs", json=mine)).status_code == 201  # private research
+
+
+async def test_synthetic_bars_never_replace_market_data(store):
+    from compute.prices import SyntheticProvider
+
+    real = validate("IBM", SampleProvider().fetch("IBM", date(2012, 1, 1), date(2012, 1, 31)))
+    await store_bars(store.pool, "IBM", "1d", "sample", real)
+    fake = validate(
+        "IBM", SyntheticProvider(seed=1).fetch("IBM", date(2012, 1, 1), date(2012, 1, 31))
+    )
+    await store_bars(store.pool, "IBM", "1d", "synthetic", fake)
+    rows = await store.pool.fetch(
+        "SELECT ts, close, source FROM price_bar WHERE ts = ANY($1::timestamptz[]) ORDER BY ts",
+        list(real["ts"].dt.to_pydatetime()),
+    )
+    assert [r["source"] for r in rows] == ["sample"] * len(real)
+    assert [r["close"] for r in rows] == real["close"].tolist()

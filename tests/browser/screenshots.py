@@ -84,7 +84,9 @@ async def make_research(base_url: str, key: str) -> None:
 
         symbols = ["IBM", "MSFT"]
         await finish("prices.ingest", {"symbols": symbols, "start": "2009-01-01"})
-        await finish("strategy.discover", {"symbols": symbols, "budget": 80, "seed": 1})
+        await finish(
+            "strategy.discover", {"symbols": symbols, "budget": 80, "seed": 1, "publish": True}
+        )
         await finish("patterns.analyze", {"symbols": symbols, "since": "2012-06-01"})
         await finish("leaderboard.refresh", {"limit": 10})
 

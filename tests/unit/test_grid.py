@@ -70,3 +70,16 @@ def test_a_grid_names_its_parameters_and_refuses_the_wrong_shape():
         evaluate_grid(closes("synthetic"), "bollinger_reversion", np.array([[20]]))
     with pytest.raises(ValueError, match="needs values for slow"):
         product("ma_crossover", {"fast": [5]})
+
+
+def test_trades_that_net_exactly_nothing_are_not_wins_in_either_path():
+    """Prices on a coarse tick grid: many trades return exactly 0, which rounding would turn
+    into ±1e-16 differently in the engine and the grid."""
+    rng = np.random.default_rng(11)
+    close = 50 + np.cumsum(rng.choice([-1.0, 0.0, 0.0, 1.0], 1500)).clip(-40, None)
+    for family in sorted(FAMILIES):
+        params = product(family, GRIDS[family])
+        grid = evaluate_grid(close, family, params, cost=0.0)
+        for i, values in enumerate(grid.param_dicts()):
+            r, position = strategy_returns(close, FAMILIES[family](close, **values), 0.0)
+            assert_same(metrics(r, position).as_dict(), grid.metrics[0], i, (family, values))

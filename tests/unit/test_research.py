@@ -1,6 +1,7 @@
 """The research computations without a database: walk-forward, sampling, ranking, heatmaps,
 candlestick patterns and volatility regimes, and the payload models' messages."""
 
+import itertools
 from datetime import date
 
 import numpy as np
@@ -142,3 +143,24 @@ def test_payloads_say_what_is_wrong():
         PricesIngest(symbols=["IBM"], start="2012-01-01", end="2011-01-01")
     with pytest.raises(ValidationError, match="String should match pattern"):
         PricesIngest(symbols=["ibm; drop table"])
+
+
+@pytest.mark.parametrize(("returns", "folds"), [(29, 10), (100, 3), (31, 7), (5, 3), (3, 2)])
+def test_walk_forward_windows_are_contiguous_and_never_shorter_than_two(returns, folds):
+    bounds = research.fold_bounds(returns, folds)
+    assert bounds, (returns, folds)
+    assert bounds[0][0] == returns // 2 and bounds[-1][1] == returns
+    assert all(b - a >= 2 for a, b in bounds) and len(bounds) <= folds
+    assert all(prev[1] == nxt[0] for prev, nxt in itertools.pairwise(bounds))
+
+
+def test_a_series_too_short_for_one_window_has_none():
+    assert research.fold_bounds(2, 3) == []
+
+
+def test_booleans_and_dates_take_json_types_only():
+    with pytest.raises(ValidationError, match="true or false, not 0"):
+        StrategyOptimize(symbols=["IBM"], publish=0)
+    with pytest.raises(ValidationError, match="a date as YYYY-MM-DD, not 0"):
+        PricesIngest(symbols=["IBM"], end=0)
+    assert StrategyOptimize(symbols=["IBM"], publish=True).publish is True

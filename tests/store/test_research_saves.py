@@ -1,0 +1,53 @@
+"""A research kind's save, run twice for the same job (an attempt repeated after a crash
+between storing and finishing), leaves exactly what one run leaves."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from compute.prices import SampleProvider, store_bars, validate
+from jobs.model import NewJob
+from jobs.store import Store
+from tests.support import InlineContext
+from worker.registry import default_registry
+
+
+async def run_twice(store: Store, kind: str, payload: dict) -> tuple[object, object]:
+    await store.enqueue(NewJob(kind=kind, payload=payload, queue="twice"))
+    (job,) = await store.claim(["twice"], 1, "test", 60)
+    spec = default_registry().get(kind)
+    assert spec is not None and spec.load is not None and spec.save is not None
+    model = spec.payload.model_validate(payload)
+    results = []
+    for _ in range(2):
+        inputs = await spec.load(store.pool, job, model)
+        output = spec.handler(InlineContext(job.id, kind), model, inputs)
+        results.append(await spec.save(store.pool, job, model, output))
+    return results[0], results[1]
+
+
+async def test_optimize_then_leaderboard_saved_twice_store_once(store: Store):
+    bars = SampleProvider().fetch("IBM", date(2010, 1, 1), date(2012, 12, 31), "1d")
+    await store_bars(store.pool, "IBM", "1d", "sample", validate("IBM", bars))
+    grid = {
+        "fast": {"start": 5, "stop": 15, "step": 5},
+        "slow": {"start": 30, "stop": 60, "step": 30},
+    }
+    first, second = await run_twice(store, "strategy.optimize", {"symbols": ["IBM"], "grid": grid})
+    assert first == second
+    runs = await store.pool.fetch("SELECT published, selected FROM strategy_run")
+    assert len(runs) == 2 * 3 * 2 and all(r["published"] for r in runs)  # system's: published
+
+    first, second = await run_twice(store, "leaderboard.refresh", {"limit": 5})
+    assert first == second
+    assert await store.pool.fetchval("SELECT count(*) FROM leaderboard_snapshot") == 1
+    entries = await store.pool.fetchval("SELECT count(*) FROM leaderboard_entry")
+    assert entries == first["entries"] == 1  # one selected out-of-sample run: the best
+
+
+async def test_patterns_saved_twice_store_once(store: Store):
+    bars = SampleProvider().fetch("MSFT", date(2011, 1, 1), date(2012, 12, 31), "1d")
+    await store_bars(store.pool, "MSFT", "1d", "sample", validate("MSFT", bars))
+    first, second = await run_twice(store, "patterns.analyze", {"symbols": ["MSFT"]})
+    assert first == second
+    assert await store.pool.fetchval("SELECT count(*) FROM pattern") == first["patterns"] > 0
