@@ -298,39 +298,64 @@ class Worker:
             payload = kind.payload.model_validate(job.payload)
         except ValidationError as exc:
             return Failure("InvalidPayload", str(exc), retryable=False)
+        # The job's timeout covers all of it: loading, the handler, and storing.
+        timeout = job.timeout_s or kind.timeout_s
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+
+        def left() -> float | None:
+            return None if deadline is None else max(0.0, deadline - loop.time())
+
         try:
-            inputs = await kind.load(self.store.pool, job, payload) if kind.load else None
+            inputs = None
+            if kind.load is not None:
+                inputs = await asyncio.wait_for(kind.load(self.store.pool, job, payload), left())
+        except TimeoutError:
+            return Timeout(timeout or 0)
         except Exception as exc:
             return _raised(exc)
-        outcome = await self._handle(entry, kind, payload, inputs)
+        outcome = await self._handle(entry, kind, payload, inputs, left(), timeout)
         if kind.save is None or not isinstance(outcome, Success) or entry.lost:
             return outcome  # a lost job's outcome is dropped: another worker may be saving
         if entry.cancel_requested:
             return Cancel("cancel requested before the results were stored")
         try:
-            return Success(await kind.save(self.store.pool, job, payload, outcome.result))
+            saving = kind.save(self.store.pool, job, payload, outcome.result)
+            return Success(await asyncio.wait_for(saving, left()))
+        except TimeoutError:  # the save's transaction rolled back: nothing half-stored
+            return Timeout(timeout or 0)
         except Exception as exc:
             return _raised(exc)
 
-    async def _handle(self, entry: _Running, kind: Kind, payload: Any, inputs: Any) -> Outcome:
-        """Run the handler: in the pool, in a thread, or on the loop."""
+    async def _handle(
+        self,
+        entry: _Running,
+        kind: Kind,
+        payload: Any,
+        inputs: Any,
+        left_s: float | None,
+        timeout: float | None,
+    ) -> Outcome:
+        """Run the handler within `left_s` of the job's `timeout`: in the pool, in a thread,
+        or on the loop."""
         job = entry.job
-        timeout = job.timeout_s or kind.timeout_s
         args = (payload,) if kind.load is None else (payload, inputs)
+        budget = timeout if kind.load is None else left_s  # what loading has left of it
 
         def report(percent: int, message: str | None) -> None:
             self._progress[job.lease] = (percent, message)
 
         if kind.cpu_bound and self._pool is not None:
-            return await self._pool.run(
+            outcome = await self._pool.run(
                 job.id,
                 job.kind,
                 job.attempt,
                 job.payload if kind.load is None else (job.payload, inputs),
                 on_progress=report,
                 cancel=entry.cancel,
-                timeout_s=timeout,
+                timeout_s=budget,
             )
+            return Timeout(timeout or 0) if isinstance(outcome, Timeout) else outcome
         ctx = LoopContext(job.id, job.kind, job.attempt, report, entry.cancel)
         thread: asyncio.Future[Any] | None = None
         try:
@@ -339,8 +364,8 @@ class Worker:
                 # so stopping it is cooperative (ctx.cancelled()), and its slot stays taken
                 # until it has returned: the job never runs twice at once on this worker.
                 thread = asyncio.get_running_loop().run_in_executor(None, kind.handler, ctx, *args)
-                return Success(await asyncio.wait_for(asyncio.shield(thread), timeout))
-            return Success(await asyncio.wait_for(kind.handler(ctx, *args), timeout))
+                return Success(await asyncio.wait_for(asyncio.shield(thread), budget))
+            return Success(await asyncio.wait_for(kind.handler(ctx, *args), budget))
         except TimeoutError:
             entry.cancel.set()
             if thread is not None:
