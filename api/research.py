@@ -22,22 +22,13 @@ from api.auth import Caller
 from api.errors import ERRORS, ApiError
 from api.schemas import Timestamp
 from compute import results as sql
-from compute.specs import SYMBOL
+from compute.specs import METRIC_NAMES, SYMBOL, AnyMetric, Family, PatternName
 
 router = APIRouter(prefix="/v1", responses=ERRORS)
 
 SymbolPath = Annotated[str, Path(pattern=SYMBOL, description="e.g. AAPL")]
 SymbolQuery = Annotated[str | None, Query(pattern=SYMBOL)]
 Id = Annotated[int, Path(ge=1, le=2**63 - 1)]
-Family = Literal["ma_crossover", "rsi_reversion", "donchian_breakout", "bollinger_reversion"]
-SortMetric = Literal[
-    "total_return", "cagr", "annual_volatility", "sharpe", "sortino", "max_drawdown",
-    "max_drawdown_duration", "calmar", "win_rate", "trades", "exposure",
-]  # fmt: skip
-PatternName = Literal[
-    "engulfing", "hammer", "shooting_star", "doji", "morning_star", "evening_star",
-    "volatility_low", "volatility_normal", "volatility_high",
-]  # fmt: skip
 STRATEGY_CURSOR = r"^(-?(?:[0-9]{1,20}(?:\.[0-9]{1,20})?(?:e[+-]?[0-9]{1,3})?|inf))_([0-9]{1,18})$"
 PATTERN_CURSOR = r"^(-?[0-9]{1,16})_([0-9]{1,18})$"
 _KEYSET = re.compile(STRATEGY_CURSOR)
@@ -155,7 +146,7 @@ def _finite(value: Any) -> float | None:
 
 def _strategy(row: asyncpg.Record) -> StrategyOut:
     data = dict(row)
-    data["metrics"] = {m: _finite(data.pop(m)) for m in sql.METRIC_COLUMNS}
+    data["metrics"] = {m: _finite(data.pop(m)) for m in METRIC_NAMES}
     return StrategyOut.model_validate(data)
 
 
@@ -208,7 +199,7 @@ async def strategies(
     selected: bool | None = None,
     job_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
     sort: Annotated[
-        SortMetric | None,
+        AnyMetric | None,
         Query(description="a metric, highest first (undefined last); default newest first"),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,

@@ -9,9 +9,6 @@ from __future__ import annotations
 
 from compute.specs import METRIC_NAMES
 
-METRIC_COLUMNS = METRIC_NAMES
-"""The metric columns of strategy_run."""
-
 INTEGER_METRICS = frozenset({"max_drawdown_duration", "trades"})
 
 LOAD_BARS = """
@@ -25,28 +22,28 @@ ORDER BY ts
 
 _METRIC_ARRAYS = ", ".join(
     f"${i}::{'int' if m in INTEGER_METRICS else 'float8'}[]"
-    for i, m in enumerate(METRIC_COLUMNS, start=18)
+    for i, m in enumerate(METRIC_NAMES, start=18)
 )
 UPSERT_RUNS = f"""
 INSERT INTO strategy_run AS s (
     job_id, owner, kind, symbol, interval, family, cost, risk_free, conventions, published,
-    params, sample, selected, start_ts, end_ts, bars, benchmark, {", ".join(METRIC_COLUMNS)})
+    params, sample, selected, start_ts, end_ts, bars, benchmark, {", ".join(METRIC_NAMES)})
 SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9::text::jsonb, $10,
        t.params::jsonb, t.sample, t.selected, t.start_ts, t.end_ts, t.bars, t.benchmark::jsonb,
-       {", ".join("t." + m for m in METRIC_COLUMNS)}
+       {", ".join("t." + m for m in METRIC_NAMES)}
 FROM unnest($11::text[], $12::text[], $13::bool[], $14::timestamptz[], $15::timestamptz[],
             $16::int[], $17::text[], {_METRIC_ARRAYS})
-     AS t(params, sample, selected, start_ts, end_ts, bars, benchmark, {", ".join(METRIC_COLUMNS)})
+     AS t(params, sample, selected, start_ts, end_ts, bars, benchmark, {", ".join(METRIC_NAMES)})
 ON CONFLICT (job_id, symbol, family, params, sample) DO UPDATE
 SET selected = excluded.selected, published = excluded.published,
     start_ts = excluded.start_ts, end_ts = excluded.end_ts,
     bars = excluded.bars, benchmark = excluded.benchmark,
-    {", ".join(f"{m} = excluded.{m}" for m in METRIC_COLUMNS)}
+    {", ".join(f"{m} = excluded.{m}" for m in METRIC_NAMES)}
 RETURNING id, params, sample
 """
 """$1 job_id, $2 owner, $3 kind, $4 symbol, $5 interval, $6 family, $7 cost, $8 risk_free,
 $9 conventions, $10 published; then one array per row field: params (JSON), sample,
-selected, start_ts, end_ts, bars, benchmark (JSON or NULL), and each of METRIC_COLUMNS."""
+selected, start_ts, end_ts, bars, benchmark (JSON or NULL), and each of METRIC_NAMES."""
 
 DELETE_STALE_RUNS = "DELETE FROM strategy_run WHERE job_id = $1 AND NOT (id = ANY($2::bigint[]))"
 """A save ends by removing its job's rows it did not write: an earlier attempt that saw other
@@ -69,7 +66,7 @@ SET direction = excluded.direction, strength = excluded.strength, job_id = exclu
 """
 
 LEADERBOARD_CANDIDATES = f"""
-SELECT id, symbol, family, params, created_at, {", ".join(METRIC_COLUMNS)}
+SELECT id, symbol, family, params, created_at, {", ".join(METRIC_NAMES)}
 FROM strategy_run
 WHERE selected AND published AND sample IN ('out', 'walk_forward')
   AND ($1::int IS NULL OR created_at >= now() - make_interval(days => $1))
@@ -114,7 +111,7 @@ LIMIT $6
 STRATEGY_COLUMNS = f"""
 id, job_id, owner, kind, symbol, interval, family, params, sample, selected, start_ts, end_ts,
 bars, cost, risk_free, conventions, benchmark, published, created_at,
-{", ".join(METRIC_COLUMNS)}
+{", ".join(METRIC_NAMES)}
 """
 
 GET_STRATEGY = f"""
@@ -127,7 +124,7 @@ def list_strategies_sql(sort: str | None) -> str:
     """Newest first, or best first by the metric `sort` (NULLs last); keyset-paginated on
     (metric, id). $1–$7 filter (owner, symbol, family, kind, sample, selected, job_id), $8 is
     the cursor's id, $9 the limit, and with a sort $10 the cursor's metric value.
-    `sort` must be one of METRIC_COLUMNS: it is spliced into the statement."""
+    `sort` must be one of METRIC_NAMES: it is spliced into the statement."""
     filters = """
     WHERE ($1::text IS NULL OR owner = $1 OR published)
       AND ($2::text IS NULL OR symbol = $2)
@@ -143,7 +140,7 @@ def list_strategies_sql(sort: str | None) -> str:
           AND ($8::bigint IS NULL OR id < $8)
         ORDER BY id DESC LIMIT $9
         """
-    if sort not in METRIC_COLUMNS:
+    if sort not in METRIC_NAMES:
         raise ValueError(f"cannot sort by {sort!r}")
     # NULL metrics sort as -infinity, so the keyset comparison stays total.
     key = f"coalesce({sort}::float8, '-Infinity')"

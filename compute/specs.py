@@ -92,20 +92,17 @@ Symbol = Annotated[str, Field(pattern=SYMBOL, description="upper case, e.g. AAPL
 Family = Literal["ma_crossover", "rsi_reversion", "donchian_breakout", "bollinger_reversion"]
 Metric = Literal["sharpe", "sortino", "cagr", "total_return", "calmar"]
 """What an optimization or a leaderboard can rank by (higher is better)."""
-METRIC_NAMES = (
-    "total_return",
-    "cagr",
-    "annual_volatility",
-    "sharpe",
-    "sortino",
-    "max_drawdown",
-    "max_drawdown_duration",
-    "calmar",
-    "win_rate",
-    "trades",
-    "exposure",
-)
+AnyMetric = Literal[
+    "total_return", "cagr", "annual_volatility", "sharpe", "sortino", "max_drawdown",
+    "max_drawdown_duration", "calmar", "win_rate", "trades", "exposure",
+]  # fmt: skip
+METRIC_NAMES: tuple[str, ...] = get_args(AnyMetric)
 """Every metric a backtest reports (compute.backtest.Metrics), in the order stored."""
+PatternName = Literal[
+    "engulfing", "hammer", "shooting_star", "doji", "morning_star", "evening_star",
+    "volatility_low", "volatility_normal", "volatility_high",
+]  # fmt: skip
+"""What patterns.analyze stores (compute.patterns.PATTERNS; a test keeps them equal)."""
 FAMILY_PARAMETERS: dict[str, tuple[str, ...]] = {
     "ma_crossover": ("fast", "slow"),
     "rsi_reversion": ("period", "low", "high"),

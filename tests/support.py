@@ -75,6 +75,14 @@ class InlineContext:
 async def run_inline(store: Store, kind: str, payload: dict[str, Any], owner: str) -> Any:
     """Enqueue a job, claim it for real, and run its kind's load → handler → save here, as a
     worker would (without finishing the job): the research tables get real rows."""
+    return (await run_attempts(store, kind, payload, owner, 1))[0]
+
+
+async def run_attempts(
+    store: Store, kind: str, payload: dict[str, Any], owner: str, times: int
+) -> list[Any]:
+    """`run_inline`, its attempt repeated `times` (as after a crash between storing and
+    finishing); each attempt's result."""
     from worker.registry import default_registry
 
     await store.enqueue(NewJob(kind=kind, payload=payload, owner=owner, queue=f"inline-{kind}"))
@@ -82,6 +90,9 @@ async def run_inline(store: Store, kind: str, payload: dict[str, Any], owner: st
     spec = default_registry().get(kind)
     assert spec is not None and spec.load is not None and spec.save is not None
     model = spec.payload.model_validate(payload)
-    inputs = await spec.load(store.pool, job, model)
-    output = spec.handler(InlineContext(job.id, kind), model, inputs)
-    return await spec.save(store.pool, job, model, output)
+    results = []
+    for _ in range(times):
+        inputs = await spec.load(store.pool, job, model)
+        output = spec.handler(InlineContext(job.id, kind), model, inputs)
+        results.append(await spec.save(store.pool, job, model, output))
+    return results

@@ -6,24 +6,14 @@ from __future__ import annotations
 from datetime import date
 
 from compute.prices import SampleProvider, store_bars, validate
-from jobs.model import NewJob
+from jobs.model import SYSTEM_OWNER
 from jobs.store import Store
-from tests.support import InlineContext
-from worker.registry import default_registry
+from tests.support import run_attempts
 
 
 async def run_twice(store: Store, kind: str, payload: dict) -> tuple[object, object]:
-    await store.enqueue(NewJob(kind=kind, payload=payload, queue="twice"))
-    (job,) = await store.claim(["twice"], 1, "test", 60)
-    spec = default_registry().get(kind)
-    assert spec is not None and spec.load is not None and spec.save is not None
-    model = spec.payload.model_validate(payload)
-    results = []
-    for _ in range(2):
-        inputs = await spec.load(store.pool, job, model)
-        output = spec.handler(InlineContext(job.id, kind), model, inputs)
-        results.append(await spec.save(store.pool, job, model, output))
-    return results[0], results[1]
+    first, second = await run_attempts(store, kind, payload, SYSTEM_OWNER, 2)
+    return first, second
 
 
 async def test_optimize_then_leaderboard_saved_twice_store_once(store: Store):

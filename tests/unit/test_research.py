@@ -164,3 +164,11 @@ def test_booleans_and_dates_take_json_types_only():
     with pytest.raises(ValidationError, match="a date as YYYY-MM-DD, not 0"):
         PricesIngest(symbols=["IBM"], end=0)
     assert StrategyOptimize(symbols=["IBM"], publish=True).publish is True
+
+
+def test_the_api_names_every_pattern_the_analysis_stores():
+    from typing import get_args
+
+    from compute.specs import PatternName
+
+    assert set(get_args(PatternName)) == set(patterns.PATTERNS)
