@@ -13,7 +13,8 @@ Conventions, stored with every run because libraries disagree on them (see METRI
   periods, target 0, as empyrical computes it).
 - CAGR: (1 + total return)^(252 / periods) − 1; Calmar: CAGR / |max drawdown|.
 - Max drawdown: the worst fall of the equity curve (which starts at 1 before the first
-  return) from its running peak; its duration: the most periods spent below a peak.
+  return) from its running peak; its duration: the most consecutive periods spent below a
+  peak (by more than DRAWDOWN_EPSILON of it, 1e-10).
 - A trade is a stretch of non-zero position of one sign; win rate: closed trades whose
   compounded return is above zero (above WIN_EPSILON, 1e-12), over closed trades.
   Exposure: share of periods in a position.
@@ -33,6 +34,11 @@ WIN_EPSILON = 1e-12
 """A trade counts as a win when its return is above this, not merely above 0: a trade that
 nets exactly nothing (common with prices on a tick grid) computes as ±1e-16 depending on the
 order of the products, and must not be a win in one evaluation and a loss in another."""
+DRAWDOWN_EPSILON = 1e-10
+"""A period is below its peak when its equity is below the peak by more than this share: an
+equity that returns exactly to its peak (prices on a tick grid do) computes as a few units of
+1e-16 above or below it depending on the order of the products, and must count as at the
+peak in every evaluation."""
 METRIC_CONVENTIONS = {"periods_per_year": PERIODS_PER_YEAR, "ddof": 1, "returns": "simple"}
 
 Array = NDArray[np.float64]
@@ -76,7 +82,7 @@ def drawdown(returns: Array) -> tuple[float, int]:
     """(max drawdown, longest run of periods below a peak)."""
     equity = np.concatenate([[1.0], np.cumprod(1.0 + returns)])
     peak = np.maximum.accumulate(equity)
-    below = equity < peak
+    below = equity < peak * (1.0 - DRAWDOWN_EPSILON)
     worst = float(np.min(equity / peak - 1.0))
     longest = run = 0
     for flag in below:

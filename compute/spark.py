@@ -4,8 +4,8 @@ Enabled by `USE_SPARK=1` (a local session on this machine's cores) or `SPARK_MAS
 (a cluster), with the `spark` extra installed; nothing imports pyspark otherwise. Each grid
 is cut into chunks of parameter sets, the chunks are spread over the executors with
 `mapInPandas`, and every chunk is evaluated by the same `compute.grid.evaluate_grid` the
-local path runs — with chunk boundaries on the local path's own, so the figures are
-identical to the last bit (a test checks it).
+local path runs. A row's figures do not depend on the chunk it is evaluated in, so they
+are identical to the local path's to the last bit (a test checks it).
 
 One session per process, started on first use and kept: starting one costs 10–20 s. It pays
 off for many symbols on a real cluster; on a 2-core machine it is no faster than one process
@@ -27,18 +27,13 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from compute.grid import GridResult, GridTask, evaluate_grid
 from compute.specs import METRIC_NAMES
 
-LOCAL_CHUNK = 16
-"""compute.grid.evaluate_grid's default chunk: Spark's chunks are multiples of it."""
-
 
 class SparkSettings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore")
 
     use_spark: bool = Field(default=False, description="USE_SPARK=1: a local Spark session")
     spark_master: str | None = Field(default=None, description="e.g. spark://host:7077")
-    spark_chunk: int = Field(
-        default=1024, ge=LOCAL_CHUNK, description="parameter sets per Spark task"
-    )
+    spark_chunk: int = Field(default=1024, ge=1, description="parameter sets per Spark task")
 
     @property
     def enabled(self) -> bool:
@@ -65,7 +60,6 @@ def session() -> Any:
 
 
 def _chunks(tasks: Sequence[GridTask], size: int) -> list[tuple[int, int, int]]:
-    size -= size % LOCAL_CHUNK
     return [
         (t, lo, min(lo + size, len(task.params)))
         for t, task in enumerate(tasks)
@@ -99,7 +93,6 @@ def evaluate_on_spark(
                     task.segments,
                     task.cost,
                     task.risk_free,
-                    chunk=LOCAL_CHUNK,
                 )
                 for s, values in enumerate(result.metrics):
                     yield pd.DataFrame(

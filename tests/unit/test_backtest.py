@@ -14,6 +14,7 @@ from compute.backtest import (
     ma_crossover,
     metrics,
     moving_average,
+    simple_returns,
     strategy_returns,
 )
 from compute.prices import SampleProvider
@@ -63,6 +64,14 @@ def test_drawdown_duration_and_win_rate_by_hand():
     assert m.max_drawdown == pytest.approx(-0.2)
     assert m.max_drawdown_duration == 3  # three periods below the 1.1 peak
     assert m.trades == 2 and m.win_rate == pytest.approx(0.5)  # -12 % then +26 %
+
+
+def test_a_return_to_the_peak_is_at_the_peak_whatever_the_rounding():
+    """Closes 10, 19, 10, 19: the equity comes back to 1.9, computed as 1.8999999999999997.
+    That is the peak, not one more period below it."""
+    m = metrics(simple_returns(np.array([10.0, 19.0, 10.0, 19.0])))
+    assert m.max_drawdown_duration == 1
+    assert m.max_drawdown == pytest.approx(10 / 19 - 1)
 
 
 def test_moving_averages_come_from_one_cumulative_sum(close):

@@ -83,3 +83,20 @@ def test_trades_that_net_exactly_nothing_are_not_wins_in_either_path():
         for i, values in enumerate(grid.param_dicts()):
             r, position = strategy_returns(close, FAMILIES[family](close, **values), 0.0)
             assert_same(metrics(r, position).as_dict(), grid.metrics[0], i, (family, values))
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_a_row_gives_the_same_bits_in_any_chunk(family):
+    """Spark evaluates slices of a grid in chunks of its own: a row's figures must not depend
+    on the rows evaluated beside it."""
+    close = closes("sample")
+    params = product(family, GRIDS[family])
+    n = len(close) - 1
+    segments = [(0, n // 2), (n // 2, n)]
+    whole = evaluate_grid(close, family, params, segments, cost=0.0005, chunk=len(params))
+    tail = len(params) // 3
+    for chunk in (1, 5):
+        part = evaluate_grid(close, family, params[tail:], segments, cost=0.0005, chunk=chunk)
+        for full, piece in zip(whole.metrics, part.metrics, strict=True):
+            for name, values in full.items():
+                assert np.array_equal(values[tail:], piece[name], equal_nan=True), (chunk, name)
