@@ -7,6 +7,10 @@ No numpy here: the API imports this module.
 
 from __future__ import annotations
 
+from datetime import datetime
+
+import asyncpg
+
 from compute.specs import METRIC_NAMES
 
 INTEGER_METRICS = frozenset({"max_drawdown_duration", "trades"})
@@ -155,6 +159,30 @@ LATEST_SNAPSHOT = """
 SELECT id, job_id, metric, window_days, created_at FROM leaderboard_snapshot
 ORDER BY created_at DESC, id DESC LIMIT 1
 """
+
+PRUNE_SNAPSHOTS = f"""
+DELETE FROM leaderboard_snapshot
+WHERE id IN (
+    SELECT id FROM leaderboard_snapshot
+    WHERE created_at < $1 AND id <> (SELECT id FROM ({LATEST_SNAPSHOT}) AS latest)
+    ORDER BY id
+    LIMIT $2
+)
+"""
+"""Snapshots older than a cutoff, a bounded batch at a time, never the latest one (what
+GET /v1/leaderboard serves); their entries go with them (ON DELETE CASCADE)."""
+
+
+async def prune_snapshots(db: asyncpg.Pool, cutoff: datetime, batch: int) -> int:
+    """Delete the leaderboard snapshots older than `cutoff` but the latest; how many."""
+    total = 0
+    while True:
+        status = await db.execute(PRUNE_SNAPSHOTS, cutoff, batch)
+        deleted = int(status.rsplit(" ", 1)[-1])
+        total += deleted
+        if deleted < batch:
+            return total
+
 
 GET_SNAPSHOT = """
 SELECT id, job_id, metric, window_days, created_at FROM leaderboard_snapshot WHERE id = $1

@@ -153,12 +153,21 @@ def prune(
     succeeded: Annotated[str, typer.Option(help="Keep succeeded jobs this long.")] = "7d",
     cancelled: Annotated[str, typer.Option(help="Keep cancelled jobs this long.")] = "7d",
     dead: Annotated[str, typer.Option(help="Keep dead jobs this long.")] = "30d",
+    leaderboards: Annotated[
+        str | None,
+        typer.Option(
+            help="Keep leaderboard snapshots this long (the latest always stays). "
+            "Default: keep them all."
+        ),
+    ] = None,
 ) -> None:
-    """Delete finished jobs (with their events) older than the given ages, in small batches
-    that never hold long locks. Run it from cron or a scheduled task."""
+    """Delete finished jobs (with their events) older than the given ages, and with
+    --leaderboards old leaderboard snapshots, in small batches that never hold long locks.
+    Run it from cron or a scheduled task."""
     import asyncio
     from datetime import timedelta
 
+    from compute.results import prune_snapshots
     from jobs.model import JobState
     from jobs.store import Store
 
@@ -169,15 +178,23 @@ def prune(
         JobState.DEAD: timedelta(seconds=parse_duration(dead)),
     }
 
-    async def main() -> dict[JobState, int]:
+    keep_snapshots = timedelta(seconds=parse_duration(leaderboards)) if leaderboards else None
+
+    async def main() -> dict[str, int]:
         store = await Store.connect(_database_url())
         try:
-            return await store.prune(ages)
+            deleted = {state.value: n for state, n in (await store.prune(ages)).items()}
+            if keep_snapshots is not None:
+                cutoff = await store.pool.fetchval("SELECT now()") - keep_snapshots
+                deleted["leaderboard snapshots"] = await prune_snapshots(
+                    store.pool, cutoff, store.settings.prune_batch
+                )
+            return deleted
         finally:
             await store.close()
 
     deleted = asyncio.run(main())
-    typer.echo(", ".join(f"{state.value}: {n}" for state, n in deleted.items()))
+    typer.echo(", ".join(f"{what}: {n}" for what, n in deleted.items()))
 
 
 @app.command()

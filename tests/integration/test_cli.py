@@ -181,3 +181,30 @@ async def test_prune_deletes_finished_jobs_older_than_their_state_s_age(db_url, 
     assert "succeeded: 1" in proc.stdout
     left = await store.pool.fetch("SELECT id FROM job ORDER BY id")
     assert [r["id"] for r in left] == ids[1:]  # the recent success and the running job stay
+
+
+async def test_prune_keeps_leaderboards_unless_asked_and_then_the_latest(db_url, store):
+    for job_id, days_old in ((1, 20), (2, 10)):
+        await store.pool.execute(
+            "INSERT INTO leaderboard_snapshot (job_id, metric, created_at)"
+            " VALUES ($1, 'sharpe', now() - make_interval(days => $2))",
+            job_id,
+            days_old,
+        )
+
+    def prune(*options: str) -> str:
+        proc = subprocess.run(
+            [*CONVEYOR, "prune", *options],
+            env=_env(DATABASE_URL=db_url),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout
+
+    assert "leaderboard" not in prune()  # by default every snapshot is kept
+    assert await store.pool.fetchval("SELECT count(*) FROM leaderboard_snapshot") == 2
+    assert "leaderboard snapshots: 1" in prune("--leaderboards", "1d")
+    left = await store.pool.fetch("SELECT job_id FROM leaderboard_snapshot")
+    assert [r["job_id"] for r in left] == [2]  # the latest stays, though older than a day
