@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from compute.backtest import FAMILIES, metrics, strategy_returns
-from compute.grid import PARAMETERS, evaluate_grid, ma_pairs, product
+from compute.grid import PARAMETERS, Path, evaluate_grid, ma_pairs, product, segment_metrics
 from compute.prices import SampleProvider, SyntheticProvider
 
 GRIDS = {
@@ -100,3 +100,29 @@ def test_a_row_gives_the_same_bits_in_any_chunk(family):
         for full, piece in zip(whole.metrics, part.metrics, strict=True):
             for name, values in full.items():
                 assert np.array_equal(values[tail:], piece[name], equal_nan=True), (chunk, name)
+
+
+@pytest.mark.parametrize("source", ["sample", "synthetic", "ticks"])
+def test_positions_of_any_shape_match_the_engine(source):
+    """Random long/flat positions, not a strategy's: runs from one bar to the whole series,
+    rows always or never long, segments as short as one return."""
+    rng = np.random.default_rng(5)
+    if source == "ticks":
+        close = 50 + np.cumsum(rng.choice([-1.0, 0.0, 0.0, 1.0], 800)).clip(-40, None)
+    else:
+        close = closes(source)[:800]
+    r = np.diff(close) / close[:-1]
+    n = len(r)
+    flips = [0.0, 0.002, 0.02, 0.2, 0.7]
+    rows = [rng.random(n) < p for p in flips for _ in range(4)]
+    position = np.array([np.logical_xor.accumulate(row) for row in rows] + [np.ones(n, bool)])
+    segments = [(0, n), (0, 1), (n - 2, n), (n // 3, n // 3 + 2), (n // 3, n)]
+    for cost in (0.0, 0.001):
+        for a, b in segments:
+            first = position[:, a] if a == 0 else position[:, a] != position[:, a - 1]
+            got = segment_metrics(position[:, a:b], first, Path(r[a:b], 0.02), cost)
+            for i, held in enumerate(position):
+                signal = np.append(held, False).astype(np.float64)
+                returns, pos = strategy_returns(close, signal, cost)
+                want = metrics(returns[a:b], pos[a:b], risk_free=0.02).as_dict()
+                assert_same(want, got, i, (source, cost, a, b))
