@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from numpy.typing import NDArray
 
 from compute.backtest import (
@@ -123,11 +122,7 @@ class _Signals:
             windows = np.unique(params[:, columns].astype(np.intp))
             row_of = np.zeros(int(windows.max(initial=0)) + 1, dtype=np.intp)
             row_of[windows] = np.arange(len(windows))
-            table = (
-                np.stack([self._compute(name, int(w)) for w in windows])
-                if len(windows)
-                else np.empty((0, len(close)))
-            )
+            table = self._compute_table(name, windows)
             self._tables[name] = (table, row_of)
 
     def _table(self, name: str, windows: Array) -> Array:
@@ -140,6 +135,13 @@ class _Signals:
             return table[rows[0] : rows[-1] + 1]
         return table[rows]
 
+    def _compute_table(self, name: str, windows: NDArray[np.intp]) -> Array:
+        """One row per window, ascending."""
+        if name in ("max", "min"):  # of the previous `window` closes, excluding this one
+            return _past_extremes(self.close, windows, np.maximum if name == "max" else np.minimum)
+        rows = [self._compute(name, int(w)) for w in windows]
+        return np.stack(rows) if rows else np.empty((0, len(self.close)))
+
     def _compute(self, name: str, window: int) -> Array:
         close = self.close
         match name:
@@ -149,10 +151,6 @@ class _Signals:
                 return np.where(np.isnan(a), np.inf, a)
             case "rsi":
                 return rsi(close, window)
-            case "max":  # of the previous `window` closes, excluding this one
-                return _shifted(pd.Series(close).rolling(window).max())
-            case "min":
-                return _shifted(pd.Series(close).rolling(window).min())
             case "mean":
                 return moving_average(close, window)
             case "std":  # as compute.backtest.bollinger_reversion has it: identical bands
@@ -188,10 +186,20 @@ class _Signals:
         raise ValueError(f"unknown strategy family {self.family!r}")
 
 
-def _shifted(values: pd.Series) -> Array:
-    """The rolling value of the previous bars (excluding this one)."""
-    shifted: Array = values.shift(1).to_numpy(dtype=np.float64)
-    return shifted
+def _past_extremes(close: Array, windows: NDArray[np.intp], extreme: np.ufunc) -> Array:
+    """For each window w (ascending), the max (or min) of the w closes before each bar, NaN
+    for the first w bars. The extreme over w closes is the one over w − 1 and one more close,
+    so the whole table costs one element-wise pass per window up to the largest."""
+    n = len(close)
+    table = np.full((len(windows), n), np.nan)
+    run = close.copy()  # run[t]: the extreme of the `width` closes ending at t, for t ≥ width − 1
+    width = 1
+    for i, w in enumerate(windows):
+        while width < min(w, n):
+            width += 1
+            extreme(run[width - 1 :], close[: n - width + 1], out=run[width - 1 :])
+        table[i, w:] = run[w - 1 : n - 1]
+    return table
 
 
 # -- metrics of a chunk of long/flat positions over one segment -----------------------------
