@@ -126,3 +126,13 @@ def test_positions_of_any_shape_match_the_engine(source):
                 returns, pos = strategy_returns(close, signal, cost)
                 want = metrics(returns[a:b], pos[a:b], risk_free=0.02).as_dict()
                 assert_same(want, got, i, (source, cost, a, b))
+
+
+def test_windows_as_long_as_the_series_or_longer_never_signal_in_either_path():
+    close = closes("sample")[:30]
+    params = np.array([[1.0], [2.0], [29.0], [30.0], [31.0], [100.0]])
+    grid = evaluate_grid(close, "donchian_breakout", params)
+    for i, values in enumerate(grid.param_dicts()):
+        r, position = strategy_returns(close, FAMILIES["donchian_breakout"](close, **values))
+        assert_same(metrics(r, position).as_dict(), grid.metrics[0], i, values)
+    assert grid.metrics[0]["exposure"][0] > 0 and (grid.metrics[0]["exposure"][2:] == 0).all()
