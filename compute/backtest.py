@@ -170,12 +170,19 @@ def rsi(close: Array, period: int) -> Array:
     out = np.full(len(close), np.nan)
     if len(close) <= period:
         return out
-    avg_gain, avg_loss = gain[1 : period + 1].mean(), loss[1 : period + 1].mean()
-    for t in range(period, len(close)):
-        if t > period:
-            avg_gain = (avg_gain * (period - 1) + gain[t]) / period
-            avg_loss = (avg_loss * (period - 1) + loss[t]) / period
-        out[t] = 100.0 if avg_loss == 0 else 100.0 - 100.0 / (1.0 + avg_gain / avg_loss)
+    avg_gain, avg_loss = float(gain[1 : period + 1].mean()), float(loss[1 : period + 1].mean())
+    gains, losses = [avg_gain], [avg_loss]
+    keep = period - 1
+    # Wilder's smoothing is sequential: a loop over Python floats, the same IEEE arithmetic
+    # as numpy's scalars at a fraction of the cost
+    for g, loss_t in zip(gain[period + 1 :].tolist(), loss[period + 1 :].tolist(), strict=True):
+        avg_gain = (avg_gain * keep + g) / period
+        avg_loss = (avg_loss * keep + loss_t) / period
+        gains.append(avg_gain)
+        losses.append(avg_loss)
+    up, down = np.array(gains), np.array(losses)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out[period:] = np.where(down == 0, 100.0, 100.0 - 100.0 / (1.0 + up / down))
     return out
 
 

@@ -7,6 +7,7 @@ import empyrical
 import numpy as np
 import pandas as pd
 import pytest
+import talib
 
 from compute.backtest import (
     FAMILIES,
@@ -14,6 +15,7 @@ from compute.backtest import (
     ma_crossover,
     metrics,
     moving_average,
+    rsi,
     simple_returns,
     strategy_returns,
 )
@@ -72,6 +74,16 @@ def test_a_return_to_the_peak_is_at_the_peak_whatever_the_rounding():
     m = metrics(simple_returns(np.array([10.0, 19.0, 10.0, 19.0])))
     assert m.max_drawdown_duration == 1
     assert m.max_drawdown == pytest.approx(10 / 19 - 1)
+
+
+@pytest.mark.parametrize("period", [2, 5, 14, 30])
+def test_rsi_is_wilders_as_ta_lib_computes_it(close, period):
+    """TA-Lib, an independent implementation: the same NaN head, values to 1e-9."""
+    ours, reference = rsi(close, period), talib.RSI(close, timeperiod=period)
+    assert np.array_equal(np.isnan(ours), np.isnan(reference))
+    ready = ~np.isnan(reference)
+    assert ready.sum() == len(close) - period
+    np.testing.assert_allclose(ours[ready], reference[ready], rtol=1e-9, atol=1e-9)
 
 
 def test_moving_averages_come_from_one_cumulative_sum(close):
