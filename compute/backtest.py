@@ -8,10 +8,12 @@ Conventions, stored with every run because libraries disagree on them (see METRI
   position(t−1)|, with `cost` a proportion of the traded value (0.0005 = 5 basis points).
 - Daily returns, 252 periods a year; the risk-free rate is annual and taken off per period
   as rf / 252.
-- Sharpe: mean(excess) / std(excess, ddof=1) × √252.
+- Sharpe: mean(excess) / std(excess, ddof=1) × √252; undefined for constant returns (see
+  VOLATILITY_FLOOR).
 - Sortino: mean(excess) / √mean(min(excess, 0)²) × √252 (downside deviation over all
   periods, target 0, as empyrical computes it).
-- CAGR: (1 + total return)^(252 / periods) − 1; Calmar: CAGR / |max drawdown|.
+- CAGR: (1 + total return)^(252 / periods) − 1 (−1 once equity is wiped out); Calmar: CAGR
+  / |max drawdown|.
 - Max drawdown: the worst fall of the equity curve (which starts at 1 before the first
   return) from its running peak; its duration: the most consecutive periods spent below a
   peak (by more than DRAWDOWN_EPSILON of it, 1e-10).
@@ -39,6 +41,11 @@ DRAWDOWN_EPSILON = 1e-10
 equity that returns exactly to its peak (prices on a tick grid do) computes as a few units of
 1e-16 above or below it depending on the order of the products, and must count as at the
 peak in every evaluation."""
+VOLATILITY_FLOOR = 1e-6
+"""Returns whose standard deviation is below this share of their root mean square are
+constant: their volatility is 0 and their Sharpe undefined. Computed, a constant series's
+standard deviation is a residue (1e-17 here, 1e-8 of its size from the grid's sums), which
+would make its Sharpe ±1e16."""
 METRIC_CONVENTIONS = {"periods_per_year": PERIODS_PER_YEAR, "ddof": 1, "returns": "simple"}
 
 Array = NDArray[np.float64]
@@ -112,10 +119,16 @@ def metrics(returns: Array, position: Array | None = None, risk_free: float = 0.
     n = len(r)
     excess = r - risk_free / PERIODS_PER_YEAR
     total = float(np.prod(1.0 + r) - 1.0)
-    cagr = float((1.0 + total) ** (PERIODS_PER_YEAR / n) - 1.0) if n else float("nan")
+    if not n:
+        cagr = float("nan")
+    elif total > -1.0:
+        cagr = float((1.0 + total) ** (PERIODS_PER_YEAR / n) - 1.0)
+    else:  # equity wiped out (a fall of 95 % or more with a 5 % cost)
+        cagr = -1.0
     std = float(np.std(r, ddof=1)) if n > 1 else float("nan")
-    # std(excess) is std(r): taking it of r keeps a constant series' at exactly 0 (undefined
-    # Sharpe) instead of a rounding residue that would make it ±1e16
+    if std <= VOLATILITY_FLOOR * float(np.sqrt(np.mean(r * r))):
+        std = 0.0  # constant returns, not a rounding residue
+    # std(excess) is std(r), and taking it of r adds no residue of its own
     excess_std = std
     downside = float(np.sqrt(np.mean(np.minimum(excess, 0.0) ** 2))) if n else float("nan")
     root = np.sqrt(PERIODS_PER_YEAR)

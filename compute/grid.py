@@ -13,8 +13,9 @@ Why it is fast (7,830 MA backtests of 2,500 bars in under a fifth of a second, o
   one;
 - only the time below the peak needs a pass over each bar, a comparison against the run's
   threshold and against the last higher bar before it (a table of the series);
-- no running maximum or cumulative product over (rows × bars): those are sequential, and
-  cost ten times an element-wise pass;
+- the metrics run no running maximum or cumulative product over (rows × bars): those are
+  sequential, and cost ten times an element-wise pass (the stateful families' signals still
+  take one, a forward fill of their last entry or exit);
 - rows are evaluated a chunk at a time, so memory stays flat however large the grid. Each
   row's figures do not depend on the chunk it was in, so any split (Spark's) gives the same
   bits.
@@ -34,6 +35,7 @@ from numpy.typing import NDArray
 from compute.backtest import (
     DRAWDOWN_EPSILON,
     PERIODS_PER_YEAR,
+    VOLATILITY_FLOOR,
     WIN_EPSILON,
     moving_average,
     rsi,
@@ -228,10 +230,10 @@ class Path:
         )  # equity after each return, from 1 before the first
         self.growth = growth
         levels = n.bit_length()
-        self.log2 = np.frexp(np.arange(n + 1))[1].astype(np.intp) - 1
+        self.log2 = np.frexp(np.arange(n + 1))[1].astype(np.intp) - 1  # floor(log2 L), L ≥ 1
         self.pow2 = 1 << np.arange(levels)
         # hi/lo[j, i]: max/min of growth[i : i + 2^j]; fall[j, i]: the least later/earlier
-        # ratio within it (1 − its worst drawdown)
+        # ratio within it (1 + its max drawdown, which is ≤ 0)
         self.hi = np.empty((levels, n))
         self.lo = np.empty((levels, n))
         self.fall = np.ones((levels, n))
@@ -243,6 +245,7 @@ class Path:
             across = self.lo[j - 1, h : h + m] / self.hi[j - 1, :m]
             np.minimum(self.fall[j - 1, :m], self.fall[j - 1, h : h + m], out=self.fall[j, :m])
             np.minimum(self.fall[j, :m], across, out=self.fall[j, :m])
+        # above[t]: the last bar before t that bar t is below by more than DRAWDOWN_EPSILON
         self.above = self._last_above(growth / (1.0 - DRAWDOWN_EPSILON))
 
     def _last_above(self, level: Array) -> NDArray[np.intp]:
@@ -262,6 +265,7 @@ class Path:
         return high
 
     def lowest(self, s: NDArray[np.intp], x: NDArray[np.intp]) -> Array:
+        """min(growth[s:x]) for each non-empty [s, x)."""
         j = self.log2[x - s]
         low: Array = np.minimum(self.lo[j, s], self.lo[j, x - self.pow2[j]])
         return low
@@ -327,52 +331,50 @@ def segment_metrics(
     first_run = np.flatnonzero(s == 0)
     rank = np.arange(len(s)) - first_run[row]
 
-    # sums behind mean, volatility and downside: exact over held runs, then the bars that
-    # pay the cost replace the formula's term with their own
-    long_s, long_x, long_row = s[held], x[held], row[held]
-    sums = path.sums(long_s, long_x)
-    count = np.bincount(long_row, long_x - long_s, minlength=rows).astype(np.float64)
-    t_bar, t_held, t_row = s[paid], held[paid], row[paid]
-    t_r = np.where(t_held, r[t_bar], 0.0)
-    t_sr = t_r - cost
-    total_sr = np.bincount(long_row, sums[0], minlength=rows) - cost * np.bincount(
-        t_row, minlength=rows
-    )
-    total_sq = np.bincount(long_row, sums[1], minlength=rows) + np.bincount(
-        t_row, t_sr * t_sr - t_r * t_r, minlength=rows
-    )
-    formula_down = np.where(t_held, path.held_down[t_bar], path.flat_down)
-    exact_down = np.minimum(t_sr - rf, 0.0) ** 2
-    down = (
-        np.bincount(long_row, sums[2], minlength=rows)
-        + (n - count) * path.flat_down
-        + np.bincount(t_row, exact_down - formula_down, minlength=rows)
-    )
+    # sums behind mean, volatility and downside, run by run: a run's first bar on its own (it
+    # may pay the cost), the rest of a long run from prefix sums, the rest of a flat run is
+    # zero returns
+    first = np.where(held, r[s], 0.0) - c  # the strategy's return on the run's first bar
+    rest = path.sums(s + 1, x) * held
+    run_down = np.minimum(first - rf, 0.0) ** 2 + rest[2]
+    run_down += np.where(held, 0.0, (x - s - 1) * path.flat_down)
+    total_sr = np.bincount(row, first + rest[0], minlength=rows)
+    total_sq = np.bincount(row, first * first + rest[1], minlength=rows)
+    down = np.bincount(row, run_down, minlength=rows)
+    count = np.bincount(row, np.where(held, x - s, 0), minlength=rows).astype(np.float64)
     mean = total_sr / n
     excess_mean = mean - rf
-    var = np.maximum(total_sq - n * mean * mean, 0.0) / (n - 1) if n > 1 else np.full(rows, np.nan)
-    std = np.sqrt(var)
+    # squared deviations from the mean, the first bars' taken one by one: a row whose returns
+    # are mostly costs would lose its variance in Σr² − n·mean²
+    m = mean[row]
+    deviation = (first - m) ** 2 + (x - s - 1) * m * m + (rest[1] - 2.0 * m * rest[0])
+    var = np.bincount(row, deviation, minlength=rows) / (n - 1) if n > 1 else np.full(rows, np.nan)
+    std = np.sqrt(np.maximum(var, 0.0))
+    std[std <= VOLATILITY_FLOOR * np.sqrt(total_sq / n)] = 0.0  # constant returns
     downside = np.sqrt(down / n)
 
-    # equity: a long run [s, x) grows by (1 + r_s − cost) · growth[x−1] / growth[s], a flat
-    # one by (1 − cost); `before` is each run's equity before its first bar
+    # equity: a long run [s, x) grows by f · g[x−1] / g[s], where f = 1 + r_s − c is its first
+    # bar net of the cost it paid (if it paid), and a flat run by 1 − c. Ratios of g are taken
+    # first, so a run whose price never falls never shows a fall: g[t] / g[s] ≥ 1 exactly.
+    # `before` is each run's equity before its first bar.
     g = path.growth
-    scale = np.where(held, (1.0 + r[s] - c) / g[s], 0.0)  # equity = scale · before · growth
-    grows = np.where(held, scale * g[x - 1], 1.0 - c)
+    f = 1.0 + r[s] - c
+    grows = np.where(held, f * (g[x - 1] / g[s]), 1.0 - c)
     compounded = np.multiply.accumulate(
         np.nan_to_num(_by_row(grows, rows, row, rank), nan=1.0), axis=1
     )
     before = np.ones(len(s))
     later = rank > 0
     before[later] = compounded[row[later], rank[later] - 1]
-    k = before * scale
-    level = np.where(held, k * path.highest(s, x), before * grows)  # each run's highest
+    # each run's highest and lowest equity
+    level = np.where(held, before * (f * (path.highest(s, x) / g[s])), before * grows)
+    low = before * (f * (path.lowest(s, x) / g[s]))
     peaks = np.fmax.accumulate(_by_row(level, rows, row, rank), axis=1)
     peak_before = np.ones(len(s))
     peak_before[later] = np.maximum(peaks[row[later], rank[later] - 1], 1.0)
     least = np.where(
         held,
-        np.minimum(k * path.lowest(s, x) / peak_before, path.least_ratio(s, x)),
+        np.minimum(low / peak_before, path.least_ratio(s, x)),
         level / peak_before,
     )
     max_dd = np.minimum(np.minimum.reduceat(least, first_run), 1.0) - 1.0
@@ -380,8 +382,10 @@ def segment_metrics(
     # time below the peak: a flat run is below it throughout or never; a long bar is below
     # it when under the peak before the run, or under the run's own high so far
     floor = (1.0 - DRAWDOWN_EPSILON) * peak_before
-    with np.errstate(divide="ignore"):
-        threshold = np.where(held, floor / k, np.where(level < floor, np.inf, -np.inf))
+    with np.errstate(divide="ignore"):  # equity = before · f / g[s] · g[t] on a long run
+        threshold = np.where(
+            held, floor / (before * (f / g[s])), np.where(level < floor, np.inf, -np.inf)
+        )
     since = np.where(held, s, n)
     lengths = x - s
     below = g < np.repeat(threshold, lengths).reshape(rows, n)
@@ -397,7 +401,7 @@ def segment_metrics(
     total = compounded[:, -1] - 1.0
     root = np.sqrt(PERIODS_PER_YEAR)
     with np.errstate(invalid="ignore", divide="ignore"):
-        cagr = (1.0 + total) ** (PERIODS_PER_YEAR / n) - 1.0
+        cagr = np.where(total > -1.0, (1.0 + total) ** (PERIODS_PER_YEAR / n) - 1.0, -1.0)
         return {
             "total_return": total,
             "cagr": cagr,
@@ -436,7 +440,14 @@ def evaluate_grid(
     positions may have been entered before it: an out-of-sample segment starts from what
     the strategy held, as it would have live. `progress(rows_done)` is called per chunk."""
     close = np.asarray(close, dtype=np.float64)
-    params = np.asarray(params, dtype=np.float64).reshape(len(params), -1)
+    if family not in PARAMETERS:
+        raise ValueError(f"unknown strategy family {family!r}")
+    params = np.asarray(params, dtype=np.float64)
+    params = (
+        params.reshape(len(params), -1)
+        if params.size
+        else params.reshape(0, len(PARAMETERS[family]))
+    )
     if params.shape[1] != len(PARAMETERS[family]):
         raise ValueError(f"{family} takes {', '.join(PARAMETERS[family])}")
     r = simple_returns(close)

@@ -136,3 +136,54 @@ def test_windows_as_long_as_the_series_or_longer_never_signal_in_either_path():
         r, position = strategy_returns(close, FAMILIES["donchian_breakout"](close, **values))
         assert_same(metrics(r, position).as_dict(), grid.metrics[0], i, values)
     assert grid.metrics[0]["exposure"][0] > 0 and (grid.metrics[0]["exposure"][2:] == 0).all()
+
+
+def test_an_empty_grid_has_no_rows_and_an_unknown_family_is_refused():
+    grid = evaluate_grid(closes("synthetic"), "ma_crossover", np.empty((0, 2)), [(0, 10), (10, 20)])
+    assert [len(m["sharpe"]) for m in grid.metrics] == [0, 0]
+    assert len(evaluate_grid(closes("synthetic"), "donchian_breakout", []).metrics[0]["cagr"]) == 0
+    with pytest.raises(ValueError, match="unknown strategy family"):
+        evaluate_grid(closes("synthetic"), "martingale", np.array([[1.0]]))
+
+
+def engine_and_grid(close: np.ndarray, held: list[bool], cost: float) -> tuple[dict, dict]:
+    r = np.diff(close) / close[:-1]
+    position = np.array([held])
+    got = segment_metrics(position, position[:, 0], Path(r, 0.0), cost)
+    returns, pos = strategy_returns(close, np.append(held, False).astype(np.float64), cost)
+    return metrics(returns, pos).as_dict(), got
+
+
+def test_a_run_whose_price_never_falls_shows_no_drawdown():
+    """(1/g)·g is not 1 in floating point: a long run's equity is taken as ratios of the
+    series' growth, or a flat price would show a fall of 1e-16 and a Calmar of 1e15."""
+    want, got = engine_and_grid(np.array([4988.0, 4987.0, 4987.0]), [False, True], 0.0)
+    assert want["max_drawdown"] == got["max_drawdown"][0] == 0.0
+    assert np.isnan(want["calmar"]) and np.isnan(got["calmar"][0])
+
+
+def test_a_row_whose_returns_are_mostly_its_cost_keeps_its_volatility():
+    """Flat but for its last bar, whose return is about the cost: its variance must not be
+    lost in Σr² − n·mean² over the whole segment's prefix sums."""
+    close = closes("synthetic")[:2500].copy()
+    close[-1] = close[-2] * (1 + 0.0005 + 1e-5)
+    held = [False] * (len(close) - 2) + [True]
+    want, got = engine_and_grid(close, held, 0.0005)
+    assert_same(want, got, 0, "cost-sized return")
+
+
+def test_constant_returns_have_no_volatility_in_either_path():
+    """Flipping every bar on a constant price pays the cost every bar: constant returns,
+    whose computed standard deviation is a residue, not a volatility."""
+    want, got = engine_and_grid(np.full(4, 100.0), [True, False, True], 0.05)
+    assert want["annual_volatility"] == got["annual_volatility"][0] == 0.0
+    assert np.isnan(want["sharpe"]) and np.isnan(got["sharpe"][0])
+
+
+def test_a_wiped_out_equity_has_a_cagr_of_minus_one_in_either_path():
+    """A 96 % fall with a 5 % cost takes equity below zero: CAGR is −100 %, not an error."""
+    want, got = engine_and_grid(
+        np.array([100.0, 100.0, 4.0, 4.0, 4.0, 4.0]), [False] + [True] * 4, 0.05
+    )
+    assert want["cagr"] == got["cagr"][0] == -1.0
+    assert want["total_return"] == pytest.approx(got["total_return"][0], abs=1e-12)
