@@ -1,7 +1,8 @@
 """MA-crossover grid throughput: fast 5–50 × slow 20–200 (fast < slow: 7,830 backtests) on
 2,500 daily bars, full metrics, one process: for one symbol, then for 100 symbols (783,000
 backtests), with the peak resident memory of the process; `--spark` adds a local Spark
-session against one process on 10 symbols.
+session against one process on 10 symbols. Then the other families on one symbol, each on
+a grid that spans its whole search space (indicator tables included in the time).
 
     python -m bench.grid [--symbols 100] [--spark]
 """
@@ -12,11 +13,12 @@ import argparse
 import json
 import resource
 import time
+from collections.abc import Sequence
 from datetime import date
 
 import numpy as np
 
-from compute.grid import evaluate_grid, ma_pairs
+from compute.grid import evaluate_grid, ma_pairs, product
 from compute.prices import SyntheticProvider
 
 BARS = 2500
@@ -41,8 +43,38 @@ def main() -> None:
     runs = sorted(seconds_for(series[:1], pairs) for _ in range(5))
     report("1 symbol, median of 5 runs", len(pairs), runs[2], fastest_per_s=len(pairs) / runs[0])
     report(f"{len(series)} symbols", len(pairs) * len(series), seconds_for(series, pairs))
+    other_families(series[0])
     if args.spark:
         spark_figures(series[:10], pairs)
+
+
+OTHER_GRIDS: dict[str, dict[str, Sequence[float]]] = {
+    "rsi_reversion": {"period": range(5, 30), "low": range(10, 45, 5), "high": range(55, 95, 5)},
+    "donchian_breakout": {"window": range(5, 300)},
+    "bollinger_reversion": {"window": range(5, 100, 2), "k": [1.0, 1.5, 2.0, 2.5, 3.0]},
+}
+
+
+def other_families(close: np.ndarray) -> None:
+    for family, values in OTHER_GRIDS.items():
+        params = product(family, values)
+        runs = []
+        for _ in range(3):
+            start = time.perf_counter()
+            evaluate_grid(close, family, params, cost=0.0005)
+            runs.append(time.perf_counter() - start)
+        seconds = sorted(runs)[1]
+        print(
+            json.dumps(
+                {
+                    "figure": f"{family} grid, full metrics, 1 process, 1 symbol, median of 3",
+                    "grid": {k: [min(v), max(v), len(v)] for k, v in values.items()},
+                    "backtests": len(params),
+                    "seconds": round(seconds, 3),
+                    "backtests_per_s": round(len(params) / seconds),
+                }
+            )
+        )
 
 
 def seconds_for(series: list[np.ndarray], pairs: np.ndarray) -> float:
