@@ -7,7 +7,7 @@ No numpy here: the API imports this module.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import timedelta
 
 import asyncpg
 
@@ -164,20 +164,20 @@ PRUNE_SNAPSHOTS = f"""
 DELETE FROM leaderboard_snapshot
 WHERE id IN (
     SELECT id FROM leaderboard_snapshot
-    WHERE created_at < $1 AND id <> (SELECT id FROM ({LATEST_SNAPSHOT}) AS latest)
+    WHERE created_at < now() - $1::interval AND id <> (SELECT id FROM ({LATEST_SNAPSHOT}) AS latest)
     ORDER BY id
     LIMIT $2
 )
 """
-"""Snapshots older than a cutoff, a bounded batch at a time, never the latest one (what
+"""Snapshots older than an age, a bounded batch at a time, never the latest one (what
 GET /v1/leaderboard serves); their entries go with them (ON DELETE CASCADE)."""
 
 
-async def prune_snapshots(db: asyncpg.Pool, cutoff: datetime, batch: int) -> int:
-    """Delete the leaderboard snapshots older than `cutoff` but the latest; how many."""
+async def prune_snapshots(db: asyncpg.Pool, older_than: timedelta, batch: int) -> int:
+    """Delete the leaderboard snapshots older than `older_than` but the latest; how many."""
     total = 0
     while True:
-        status = await db.execute(PRUNE_SNAPSHOTS, cutoff, batch)
+        status = await db.execute(PRUNE_SNAPSHOTS, older_than, batch)
         deleted = int(status.rsplit(" ", 1)[-1])
         total += deleted
         if deleted < batch:

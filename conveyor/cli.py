@@ -185,9 +185,8 @@ def prune(
         try:
             deleted = {state.value: n for state, n in (await store.prune(ages)).items()}
             if keep_snapshots is not None:
-                cutoff = await store.pool.fetchval("SELECT now()") - keep_snapshots
                 deleted["leaderboard snapshots"] = await prune_snapshots(
-                    store.pool, cutoff, store.settings.prune_batch
+                    store.pool, keep_snapshots, store.settings.prune_batch
                 )
             return deleted
         finally:
