@@ -41,8 +41,17 @@ def main() -> None:
     series = [closes(f"S{i:03d}") for i in range(args.symbols)]
     evaluate_grid(series[0], "ma_crossover", pairs[:512], cost=0.0005)  # warm up
     runs = sorted(seconds_for(series[:1], pairs) for _ in range(5))
-    report("1 symbol, median of 5 runs", len(pairs), runs[2], fastest_per_s=len(pairs) / runs[0])
-    report(f"{len(series)} symbols", len(pairs) * len(series), seconds_for(series, pairs))
+    report(
+        "MA grid, full metrics, 1 process, 1 symbol, median of 5 runs",
+        len(pairs),
+        runs[2],
+        fastest_backtests_per_s=round(len(pairs) / runs[0]),
+    )
+    report(
+        f"MA grid, full metrics, 1 process, {len(series)} symbols",
+        len(pairs) * len(series),
+        seconds_for(series, pairs),
+    )
     other_families(series[0])
     if args.spark:
         spark_figures(series[:10], pairs)
@@ -63,17 +72,11 @@ def other_families(close: np.ndarray) -> None:
             start = time.perf_counter()
             evaluate_grid(close, family, params, cost=0.0005)
             runs.append(time.perf_counter() - start)
-        seconds = sorted(runs)[1]
-        print(
-            json.dumps(
-                {
-                    "figure": f"{family} grid, full metrics, 1 process, 1 symbol, median of 3",
-                    "grid": {k: [min(v), max(v), len(v)] for k, v in values.items()},
-                    "backtests": len(params),
-                    "seconds": round(seconds, 3),
-                    "backtests_per_s": round(len(params) / seconds),
-                }
-            )
+        report(
+            f"{family} grid, full metrics, 1 process, 1 symbol, median of 3",
+            len(params),
+            sorted(runs)[1],
+            grid={k: [min(v), max(v), len(v)] for k, v in values.items()},
         )
 
 
@@ -85,18 +88,18 @@ def seconds_for(series: list[np.ndarray], pairs: np.ndarray) -> float:
     return time.perf_counter() - start
 
 
-def report(label: str, backtests: int, seconds: float, fastest_per_s: float | None = None) -> None:
-    figure = {
-        "figure": f"MA grid, full metrics, 1 process, {label}",
+def report(figure: str, backtests: int, seconds: float, **more: object) -> None:
+    """One figure as a JSON line, with the process's peak memory so far."""
+    line = {
+        "figure": figure,
         "backtests": backtests,
         "bars": BARS,
         "seconds": round(seconds, 3),
         "backtests_per_s": round(backtests / seconds),
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        **more,
     }
-    if fastest_per_s is not None:
-        figure["fastest_backtests_per_s"] = round(fastest_per_s)
-    print(json.dumps(figure))
+    print(json.dumps(line))
 
 
 def spark_figures(series: list[np.ndarray], pairs: np.ndarray) -> None:

@@ -115,8 +115,6 @@ class _Signals:
     table, broadcast, or a slice of it, and cost no copy."""
 
     def __init__(self, family: str, close: Array, params: Array) -> None:
-        if family not in INDICATORS:
-            raise ValueError(f"unknown strategy family {family!r}")
         self.family = family
         self.close = close
         self._tables: dict[str, tuple[Array, NDArray[np.intp]]] = {}
@@ -221,10 +219,10 @@ class Path:
         self.n = n
         self.r = r
         self.rf = risk_free / PERIODS_PER_YEAR
-        self.held_down = np.minimum(r - self.rf, 0.0) ** 2
+        held_down = np.minimum(r - self.rf, 0.0) ** 2
         self.flat_down = min(-self.rf, 0.0) ** 2
         self.prefix = np.zeros((3, n + 1))
-        np.cumsum(np.stack([r, r * r, self.held_down]), axis=1, out=self.prefix[:, 1:])
+        np.cumsum(np.stack([r, r * r, held_down]), axis=1, out=self.prefix[:, 1:])
         growth: Array = np.cumprod(
             1.0 + r, dtype=np.float64
         )  # equity after each return, from 1 before the first
