@@ -53,8 +53,10 @@ lint: $(STAMP) ## ruff, mypy (strict on jobs/), import-linter contracts
 	$(BIN)/mypy jobs worker api compute conveyor migrations bench
 	$(BIN)/lint-imports
 
-bench: $(STAMP) postgres-binaries ## print store, worker and HTTP figures, and pgbench's on the same server
+bench: $(STAMP) postgres-binaries ## print store, worker and HTTP figures, beside pgbench's and PgQueuer's
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python -m bench.store
+	$(BIN)/python -m bench.peers
 	$(BIN)/python -m bench.worker
 	$(BIN)/python -m bench.http
 	$(BIN)/python -m bench.grid

@@ -60,52 +60,75 @@ def parse_duration(text: str) -> float:
 
 @app.command()
 def worker(
-    queues: Annotated[str, typer.Option(help="Comma-separated queues to claim from.")] = "default",
-    concurrency: Annotated[int, typer.Option(min=1, help="Jobs run at once.")] = 16,
-    processes: Annotated[int, typer.Option(min=0, help="Child processes for CPU-bound kinds.")] = 2,
-    lease: Annotated[str, typer.Option(help="Lease length, e.g. 30s.")] = "30s",
-    grace: Annotated[str, typer.Option(help="On SIGTERM, time to let jobs finish.")] = "30s",
-    poll: Annotated[str, typer.Option(help="Claim at least this often without NOTIFY.")] = "1s",
-    reap_every: Annotated[str, typer.Option(help="Reaper period.")] = "5s",
+    queues: Annotated[
+        str | None, typer.Option(help="Comma-separated queues to claim from. [default: default]")
+    ] = None,
+    concurrency: Annotated[
+        int | None, typer.Option(min=1, help="Jobs run at once. [default: 16]")
+    ] = None,
+    processes: Annotated[
+        int | None, typer.Option(min=0, help="Child processes for CPU-bound kinds. [default: 2]")
+    ] = None,
+    lease: Annotated[
+        str | None, typer.Option(help="Lease length, e.g. 30s. [default: 30s]")
+    ] = None,
+    grace: Annotated[
+        str | None, typer.Option(help="On SIGTERM, time to let jobs finish. [default: 30s]")
+    ] = None,
+    poll: Annotated[
+        str | None, typer.Option(help="Claim at least this often without NOTIFY. [default: 1s]")
+    ] = None,
+    reap_every: Annotated[str | None, typer.Option(help="Reaper period. [default: 5s]")] = None,
     cron: Annotated[
-        bool, typer.Option(help="Run the cron scheduler (every worker may; none duplicates).")
-    ] = True,
+        bool | None,
+        typer.Option(
+            help="Run the cron scheduler (every worker may; none duplicates). [default: cron]"
+        ),
+    ] = None,
+    log_level: Annotated[
+        str | None,
+        typer.Option(
+            envvar="CONVEYOR_LOG_LEVEL",
+            help="DEBUG, INFO, WARNING or ERROR; WARNING drops the per-job lines. [default: INFO]",
+        ),
+    ] = None,
 ) -> None:
-    """Claim and run jobs until SIGTERM/SIGINT (a second signal exits at once)."""
+    """Claim and run jobs until SIGTERM/SIGINT (a second signal exits at once).
+
+    Every option can also be set as CONVEYOR_WORKER_<OPTION> (e.g.
+    CONVEYOR_WORKER_CONCURRENCY=64, CONVEYOR_WORKER_QUEUES=default,research, with durations
+    in seconds: CONVEYOR_WORKER_LEASE_S=30); an option given on the command line wins."""
     import asyncio
 
-    from jobs.store import Store
+    from pydantic import ValidationError
+
     from worker.registry import default_registry
-    from worker.runtime import Worker
+    from worker.runtime import serve
     from worker.settings import WorkerSettings
 
-    configure_logging()
+    if log_level is not None and log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise typer.BadParameter(
+            f"{log_level!r} is not a log level: use DEBUG, INFO, WARNING or ERROR",
+            param_hint="--log-level",
+        )
+    configure_logging(level=log_level)
     url = _database_url()
-    settings = WorkerSettings(
-        queues=[q.strip() for q in queues.split(",") if q.strip()],
-        concurrency=concurrency,
-        processes=processes,
-        lease_s=parse_duration(lease),
-        grace_s=parse_duration(grace),
-        poll_interval_s=parse_duration(poll),
-        reap_interval_s=parse_duration(reap_every),
-        cron=cron,
-    )
-
-    async def main() -> None:
-        db = DatabaseSettings()
-        db = db.model_copy(update={"db_pool_max": max(db.db_pool_max, 4)})
-        store = await Store.connect(url, db=db)
-        try:
-            w = Worker(store, url, default_registry(), settings)
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(sig, w.request_stop)
-            await w.run()
-        finally:
-            await store.close()
-
-    asyncio.run(main())
+    given: dict[str, Any] = {
+        "queues": queues and [q.strip() for q in queues.split(",") if q.strip()],
+        "concurrency": concurrency,
+        "processes": processes,
+        "lease_s": lease and parse_duration(lease),
+        "grace_s": grace and parse_duration(grace),
+        "poll_interval_s": poll and parse_duration(poll),
+        "reap_interval_s": reap_every and parse_duration(reap_every),
+        "cron": cron,
+    }
+    try:
+        settings = WorkerSettings(**{k: v for k, v in given.items() if v is not None})
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise typer.BadParameter(f"worker settings: {problems}") from None
+    asyncio.run(serve(url, default_registry(), settings))
 
 
 @app.command()

@@ -11,7 +11,7 @@ from multiprocessing.sharedctypes import Synchronized
 import structlog
 
 
-@dataclass
+@dataclass(slots=True)
 class LoopContext:
     """For async handlers: progress goes to the worker's reporter, cancel is an event.
 
@@ -25,12 +25,16 @@ class LoopContext:
     attempt: int
     report: Callable[[int, str | None], None]
     cancel_event: asyncio.Event
-    log: structlog.typing.FilteringBoundLogger = field(init=False)
+    _log: structlog.typing.FilteringBoundLogger | None = None
 
-    def __post_init__(self) -> None:
-        self.log = structlog.get_logger("job").bind(
-            job_id=self.job_id, kind=self.kind, attempt=self.attempt
-        )
+    @property
+    def log(self) -> structlog.typing.FilteringBoundLogger:
+        """A logger bound to the job (made on first use: most handlers never log)."""
+        if self._log is None:
+            self._log = structlog.get_logger("job").bind(
+                job_id=self.job_id, kind=self.kind, attempt=self.attempt
+            )
+        return self._log
 
     def progress(self, percent: int, message: str | None = None) -> None:
         self.report(max(0, min(100, int(percent))), _text(message))

@@ -16,25 +16,24 @@ import multiprocessing as mp
 import signal
 import sys
 import threading
-import traceback
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
 from jobs.logging import get_logger
-from jobs.transitions import Cancel, Failure, Outcome, Snooze, Success, Timeout
+from jobs.transitions import Cancel, Outcome, Success, Timeout
+from worker.outcomes import CHILD_DIED
 
 log = get_logger(__name__)
 _MP = mp.get_context("spawn")
 
 
 def _child_main(conn: Connection, cancel_flag: Any, registry_factory: str) -> None:
-    # Imported here: the child builds its own registry from the same code.
-    import importlib
-
-    from jobs.handler import Cancel as CancelJob
-    from jobs.handler import Permanent, Retry
+    # Imported here: the child builds its own registry from the same code, and imports a
+    # kind's module when it first runs a job of that kind.
+    from worker import outcomes
     from worker.context import ChildContext
+    from worker.registry import resolve
 
     # The parent decides when a job stops: a terminal's Ctrl-C or a service manager's
     # group-wide SIGTERM must not turn running jobs into failures. And a child must not
@@ -43,8 +42,7 @@ def _child_main(conn: Connection, cancel_flag: Any, registry_factory: str) -> No
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     _die_with_parent()
 
-    module, _, name = registry_factory.partition(":")
-    registry = getattr(importlib.import_module(module), name)()
+    registry = resolve(registry_factory)()
     while True:
         try:
             task = conn.recv()
@@ -57,25 +55,17 @@ def _child_main(conn: Connection, cancel_flag: Any, registry_factory: str) -> No
         ctx = ChildContext(job_id, kind_name, attempt, conn, cancel_flag)
         try:
             assert kind is not None, f"unknown kind {kind_name}"
-            if kind.load is None:
+            if not kind.has_load:
                 result = kind.handler(ctx, kind.payload.model_validate(payload))
             else:  # (payload, what the kind's load read for it)
                 result = kind.handler(ctx, kind.payload.model_validate(payload[0]), payload[1])
-            conn.send(("ok", result))
-        except Retry as exc:
-            conn.send(("retry", exc.after_s))
-        except CancelJob as exc:
-            conn.send(("cancel", exc.reason))
+            outcome: Outcome = Success(result)
         except BaseException as exc:
-            conn.send(
-                (
-                    "error",
-                    type(exc).__name__,
-                    str(exc),
-                    traceback.format_exc(),
-                    not isinstance(exc, Permanent),
-                )
-            )
+            outcome = outcomes.raised(exc)
+        try:
+            conn.send(("done", outcome))
+        except Exception as exc:  # e.g. a result that does not pickle
+            conn.send(("done", outcomes.raised(exc)))
 
 
 def _die_with_parent() -> None:
@@ -103,18 +93,28 @@ class ProcessPool:
         cancel_grace_s: float = 2.0,
         registry_factory: str = "worker.registry:default_registry",
     ) -> None:
-        """`registry_factory` ("module:function") builds the kinds in each child."""
+        """`registry_factory` ("module:function") builds the kinds in each child. Children
+        are started when a job needs one and none is idle (or all at once by `start`)."""
         self.size = size
         self.cancel_grace_s = cancel_grace_s
         self.registry_factory = registry_factory
         self._idle: asyncio.Queue[_Slot] = asyncio.Queue()
         self._slots: list[_Slot] = []
+        self._spawning = 0
 
     async def start(self) -> None:
-        for _ in range(self.size):
+        """Start every child now, rather than as jobs come to need them."""
+        while len(self._slots) < self.size:
+            await self._add_child()
+
+    async def _add_child(self) -> None:
+        self._spawning += 1
+        try:
             slot = await asyncio.to_thread(self._spawn, asyncio.get_running_loop())
-            self._slots.append(slot)
-            self._idle.put_nowait(slot)
+        finally:
+            self._spawning -= 1
+        self._slots.append(slot)
+        self._idle.put_nowait(slot)
 
     def _spawn(self, loop: asyncio.AbstractEventLoop) -> _Slot:
         parent, child = _MP.Pipe()
@@ -175,9 +175,10 @@ class ProcessPool:
                         continue
                     if msg[0] == "died":
                         await self._replace(slot)
-                    else:
-                        self._idle.put_nowait(slot)
-                    return _outcome(msg)
+                        return CHILD_DIED
+                    self._idle.put_nowait(slot)
+                    outcome: Outcome = msg[1]
+                    return outcome
                 get.cancel()
                 stopped: Outcome = (
                     Cancel("cancel requested") if cancel.is_set() else Timeout(timeout_s or 0)
@@ -196,6 +197,8 @@ class ProcessPool:
         """An idle child with the job sent to it; None if a cancel came first. A child that
         died while idle is replaced and the job sent to its successor."""
         while True:
+            if self._idle.empty() and len(self._slots) + self._spawning < self.size:
+                await self._add_child()
             get = asyncio.ensure_future(self._idle.get())
             cancel_wait = asyncio.ensure_future(cancel.wait())
             done, _ = await asyncio.wait({get, cancel_wait}, return_when=asyncio.FIRST_COMPLETED)
@@ -262,17 +265,3 @@ class ProcessPool:
             if slot.process.is_alive():
                 slot.process.kill()
         self._slots.clear()
-
-
-def _outcome(msg: tuple[Any, ...]) -> Outcome:
-    match msg[0]:
-        case "ok":
-            return Success(msg[1])
-        case "retry":
-            return Snooze(float(msg[1]))
-        case "cancel":
-            return Cancel(str(msg[1]))
-        case "error":
-            return Failure(msg[1], msg[2], msg[3], retryable=bool(msg[4]))
-        case _:
-            return Failure("WorkerProcessDied", "the pool child running this job exited")

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class WorkerSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CONVEYOR_WORKER_", extra="ignore")
 
-    queues: list[str] = Field(default=["default"], description="queues to claim from")
+    queues: Annotated[list[str], NoDecode] = Field(
+        default=["default"],
+        min_length=1,
+        description="queues to claim from (CONVEYOR_WORKER_QUEUES: comma-separated)",
+    )
     concurrency: int = Field(default=16, ge=1, description="jobs run at once (count)")
     processes: int = Field(
         default=2, ge=0, description="child processes for CPU-bound kinds (count)"
@@ -25,14 +31,41 @@ class WorkerSettings(BaseSettings):
     cancel_grace_s: float = Field(
         default=2.0, ge=0, description="a child process that ignores a cancel is killed (s)"
     )
+    prefetch: int | None = Field(
+        default=None,
+        ge=0,
+        description="at most this many jobs claimed ahead of free slots (count; default: the "
+        "concurrency). Only as many as the slots use up during one claim's round trip are "
+        "taken, so long jobs are never held back behind each other",
+    )
     completer_batch: int = Field(default=256, ge=1, description="outcomes per write (count)")
     completer_flush_ms: float = Field(
-        default=5.0, ge=0, description="longest an outcome waits to be written (ms)"
+        default=0.0,
+        ge=0,
+        description="wait this long for a batch to gather before a write (ms); 0: write at "
+        "once, and outcomes that finish meanwhile go in the next batch",
+    )
+    outbox: int = Field(
+        default=1024,
+        ge=1,
+        description="outcomes waiting to be written at most (count): when the database falls "
+        "this far behind, finished handlers wait and the worker stops claiming",
     )
     cron: bool = Field(default=True, description="run the cron scheduler in this worker")
     progress_flush_ms: float = Field(
         default=200.0, ge=10, description="progress reports are written this often (ms)"
     )
+
+    @field_validator("queues", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [q.strip() for q in value.split(",") if q.strip()]
+        return value
+
+    @property
+    def prefetch_max(self) -> int:
+        return self.concurrency if self.prefetch is None else self.prefetch
 
     @property
     def heartbeat_s(self) -> float:

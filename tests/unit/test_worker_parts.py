@@ -6,7 +6,8 @@ import typer
 from compute.specs import DemoSleep
 from conveyor.cli import parse_duration
 from jobs.transitions import Cancel, Failure, Snooze, Success
-from worker.pool import _outcome
+from worker import outcomes
+from worker.fetcher import claim_ahead
 from worker.registry import Registry, default_registry
 
 
@@ -63,26 +64,72 @@ def test_a_kind_cannot_be_registered_twice():
         registry.register("x.y", handler, DemoSleep)
 
 
-def test_pool_messages_map_to_outcomes():
-    assert _outcome(("ok", {"a": 1})) == Success({"a": 1})
-    assert _outcome(("retry", 3)) == Snooze(3.0)
-    assert _outcome(("cancel", "why")) == Cancel("why")
-    assert _outcome(("error", "ValueError", "m", "tb", False)) == Failure(
-        "ValueError", "m", "tb", retryable=False
-    )
-    died = _outcome(("died",))
-    assert isinstance(died, Failure) and died.type == "WorkerProcessDied"
+def test_what_a_handler_raises_maps_to_one_outcome():
+    from jobs.handler import Cancel as CancelJob
+    from jobs.handler import Permanent, Retry
+
+    def outcome_of(exc: Exception):
+        try:
+            raise exc
+        except Exception as caught:
+            return outcomes.raised(caught)
+
+    assert outcome_of(Retry(3)) == Snooze(3.0)
+    assert outcome_of(CancelJob("why")) == Cancel("why")
+    failed = outcome_of(ValueError("m"))
+    assert isinstance(failed, Failure) and (failed.type, failed.message) == ("ValueError", "m")
+    assert failed.retryable and "ValueError: m" in (failed.traceback or "")
+    permanent = outcome_of(Permanent("no"))
+    assert isinstance(permanent, Failure) and not permanent.retryable
 
 
 def test_results_postgres_cannot_store_become_permanent_failures():
-    from worker.runtime import _checked
-
     for bad in (float("nan"), {"when": object()}, {"text": "a\x00b"}):
-        outcome = _checked(Success(bad))
+        outcome = outcomes.checked(Success(bad))
         assert isinstance(outcome, Failure)
         assert outcome.type == "UnserializableResult" and not outcome.retryable
-    assert _checked(Success({"ok": [1, 2.5, "x"]})) == Success({"ok": [1, 2.5, "x"]})
-    assert _checked(Cancel("c")) == Cancel("c")
+    assert outcomes.checked(Success({"ok": [1, 2.5, "x"]})) == Success({"ok": [1, 2.5, "x"]})
+    assert outcomes.checked(Cancel("c")) == Cancel("c")
+
+
+@pytest.mark.parametrize(
+    ("job_s", "claim_s", "ahead"),
+    [
+        (None, 0.001, 0),  # nothing finished yet: only the free slots
+        (0.0, 0.001, 16),  # instant jobs: the whole prefetch
+        (0.00001, 0.001, 16),  # 10 µs jobs, 1 ms claims: 1,600 would go, capped at 16
+        (0.001, 0.001, 16),  # as long as a claim: each slot one more
+        (0.004, 0.001, 4),  # a quarter of the slots free up during a claim
+        (2.0, 0.001, 0),  # long jobs: nothing held back behind them
+    ],
+)
+def test_claim_ahead_is_what_the_slots_use_up_in_one_round_trip(job_s, claim_s, ahead):
+    assert claim_ahead(16, 16, job_s, claim_s) == ahead
+
+
+def test_claim_ahead_never_exceeds_prefetch_and_zero_turns_it_off():
+    assert claim_ahead(5, 100, 0.00001, 0.01) == 5
+    assert claim_ahead(0, 100, 0.00001, 0.01) == 0
+
+
+def test_kinds_are_imported_when_first_used():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from worker.registry import default_registry; r = default_registry(); "
+        "assert 'pandas' not in sys.modules and 'compute.kinds' not in sys.modules, 'eager'; "
+        "r.get('strategy.optimize').handler; assert 'compute.kinds' in sys.modules; print('ok')"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.stdout.strip() == "ok", done.stderr
+
+
+def test_a_bad_reference_says_what_is_expected():
+    registry = Registry()
+    kind = registry.register("x.y", "no_colon_here", DemoSleep)
+    with pytest.raises(ValueError, match="module:function"):
+        _ = kind.handler
 
 
 def test_the_api_and_the_worker_know_the_same_kinds():

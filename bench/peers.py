@@ -1,0 +1,313 @@
+"""Conveyor beside PgQueuer on the same server, in the same run, interleaved.
+
+    make bench                             # (part of it) embedded durable cluster
+    python -m bench.peers                  # this benchmark alone
+    BENCH_REPEATS=5 python -m bench.peers  # repetitions of each figure (default 3)
+    BENCH_ONLY=drain,enqueue python -m bench.peers   # some parts (drain, enqueue, latency)
+
+Every figure is measured as a user or an operator meets the system, A B A B:
+
+- **drain**: 20,000 no-op jobs already queued; the clock runs from spawning the worker
+  processes (start-up included, as an autoscaler sees it) until the last job is done.
+  Conveyor: `conveyor worker --concurrency C --processes 0` with CONVEYOR_LOG_LEVEL=WARNING;
+  PgQueuer: `QueueManager.run(batch_size=C)` on its asyncpg driver (`bench.peer_pgqueuer`).
+- **enqueue**: one job per call from one client (`Store.enqueue` / `Queries.enqueue`), and
+  20,000 in one call (`Store.enqueue_many` / `Queries.enqueue` with lists).
+- **latency**: one worker, jobs enqueued at a steady rate; each handler records the time
+  from the enqueue call to its own start on the machine's monotonic clock (one clock for
+  both processes). Conveyor's worker is `conveyor worker`'s runtime with one more kind
+  (`bench.peer_conveyor`).
+
+Each Conveyor figure is reported as a ratio to PgQueuer's from the same run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import asyncpg
+from pgqueuer import AsyncpgDriver, Queries
+
+from bench.store import make_template, run_on_server, with_database
+from jobs.model import NewJob
+from jobs.store import Store
+
+REPEATS = int(os.environ.get("BENCH_REPEATS", "3"))
+SCALE = float(os.environ.get("BENCH_SCALE", "1"))
+ONLY = set(filter(None, os.environ.get("BENCH_ONLY", "drain,enqueue,latency").split(",")))
+DRAIN_JOBS = max(1000, int(20_000 * SCALE))
+SETTINGS = [(10, 1), (10, 2), (100, 1), (100, 2)]  # (C, worker processes)
+SYSTEMS = ("conveyor", "pgqueuer")
+CONVEYOR = str(Path(sys.executable).with_name("conveyor"))
+
+
+def _env(url: str, **extra: str) -> dict[str, str]:
+    return {**os.environ, "DATABASE_URL": url, "CONVEYOR_LOG_LEVEL": "WARNING", **extra}
+
+
+def spawn(system: str, url: str, c: int, log: Path, **env: str) -> subprocess.Popen[bytes]:
+    if system == "conveyor":
+        if "STAMP_FILE" in env:
+            args = [sys.executable, "-m", "bench.peer_conveyor", "--concurrency", str(c)]
+        else:
+            args = [CONVEYOR, "worker", "--concurrency", str(c), "--processes", "0"]
+    else:
+        args = [sys.executable, "-m", "bench.peer_pgqueuer", "--batch", str(c)]
+    return subprocess.Popen(
+        args, env=_env(url, **env), stdout=subprocess.DEVNULL, stderr=log.open("ab")
+    )
+
+
+def stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        try:
+            p.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
+async def fresh(server_url: str, system: str) -> str:
+    name = f"peer_{system}"
+    admin = await asyncpg.connect(server_url)
+    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{system}_template"')
+    await admin.close()
+    return with_database(server_url, name)
+
+
+async def make_templates(server_url: str) -> None:
+    await make_template(server_url)  # bench_template: Conveyor's migrated schema
+    admin = await asyncpg.connect(server_url)
+    for system in SYSTEMS:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{system}_template" WITH (FORCE)')
+    await admin.execute('CREATE DATABASE "conveyor_template" TEMPLATE bench_template')
+    await admin.execute('CREATE DATABASE "pgqueuer_template"')
+    await admin.close()
+    conn = await asyncpg.connect(with_database(server_url, "pgqueuer_template"))
+    await Queries(AsyncpgDriver(conn)).install()
+    await conn.close()
+
+
+async def enqueue_bulk(system: str, url: str, n: int) -> float:
+    """Seconds to put `n` no-op jobs in with one call."""
+    if system == "conveyor":
+        store = await Store.connect(url)
+        try:
+            jobs = [NewJob(kind="demo.noop") for _ in range(n)]
+            t = time.perf_counter()
+            await store.enqueue_many(jobs)
+            return time.perf_counter() - t
+        finally:
+            await store.close()
+    conn = await asyncpg.connect(url)
+    try:
+        queries = Queries(AsyncpgDriver(conn))
+        t = time.perf_counter()
+        await queries.enqueue(["noop"] * n, [None] * n, [0] * n)
+        return time.perf_counter() - t
+    finally:
+        await conn.close()
+
+
+async def enqueue_single(system: str, url: str, n: int) -> float:
+    """Seconds to put `n` no-op jobs in one call at a time, from one client."""
+    if system == "conveyor":
+        store = await Store.connect(url)
+        try:
+            t = time.perf_counter()
+            for _ in range(n):
+                await store.enqueue(NewJob(kind="demo.noop"))
+            return time.perf_counter() - t
+        finally:
+            await store.close()
+    conn = await asyncpg.connect(url)
+    try:
+        queries = Queries(AsyncpgDriver(conn))
+        t = time.perf_counter()
+        for _ in range(n):
+            await queries.enqueue("noop", None)
+        return time.perf_counter() - t
+    finally:
+        await conn.close()
+
+
+async def left(system: str, conn: asyncpg.Connection) -> int:
+    if system == "conveyor":
+        return int(await conn.fetchval("SELECT count(*) FROM job WHERE finished_at IS NULL"))
+    return int(await conn.fetchval("SELECT count(*) FROM pgqueuer"))
+
+
+async def drain(server_url: str, system: str, c: int, processes: int, log_dir: Path) -> float:
+    url = await fresh(server_url, system)
+    await enqueue_bulk(system, url, DRAIN_JOBS)
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute("VACUUM ANALYZE")
+        await conn.execute("CHECKPOINT")
+        log = log_dir / f"{system}-drain.log"
+        t = time.perf_counter()
+        procs = [spawn(system, url, c, log) for _ in range(processes)]
+        try:
+            while await left(system, conn):
+                if any(p.poll() is not None for p in procs):
+                    raise RuntimeError(f"a {system} worker exited: {log.read_text()[-2000:]}")
+                await asyncio.sleep(0.01)
+            return DRAIN_JOBS / (time.perf_counter() - t)
+        finally:
+            stop(procs)
+    finally:
+        await conn.close()
+
+
+async def latency(
+    server_url: str, system: str, rate: float, seconds: float, log_dir: Path
+) -> list[float]:
+    """Milliseconds from each enqueue call to its handler's start, at a steady `rate`."""
+    url = await fresh(server_url, system)
+    stamps = log_dir / f"{system}-stamps.json"
+    proc = spawn(system, url, 10, log_dir / f"{system}-latency.log", STAMP_FILE=str(stamps))
+    senders = max(1, int(rate // 500))  # one client cannot send much more than this
+    try:
+        await asyncio.sleep(3.0)  # started and idle, listening
+        if system == "conveyor":
+            store = await Store.connect(url)
+
+            async def send() -> None:
+                await store.enqueue(NewJob(kind="bench.stamp", payload={"t": time.monotonic()}))
+
+            close: Callable[[], Awaitable[None]] = store.close
+        else:
+            conns = [await asyncpg.connect(url) for _ in range(senders)]
+            idle = [Queries(AsyncpgDriver(c)) for c in conns]
+
+            async def send() -> None:
+                queries = idle.pop()
+                try:
+                    await queries.enqueue("stamp", str(time.monotonic()).encode())
+                finally:
+                    idle.append(queries)
+
+            async def close() -> None:
+                for c in conns:
+                    await c.close()
+
+        async def sender(offset: int) -> None:
+            interval = senders / rate
+            start = time.perf_counter() + offset / rate
+            k = 0
+            while (due := start + k * interval) < t0 + seconds:
+                await asyncio.sleep(max(0.0, due - time.perf_counter()))
+                await send()
+                k += 1
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(sender(i) for i in range(senders)))
+        await asyncio.sleep(1.0)
+        await close()
+    finally:
+        stop([proc])
+    return [s * 1000 for s in json.loads(stamps.read_text())]
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
+
+
+def summary(rates: dict[str, list[float]]) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for system, values in rates.items():
+        out[system] = {
+            "median": round(statistics.median(values)),
+            "range": [round(min(values)), round(max(values))],
+        }
+    out["ratio"] = round(
+        statistics.median(rates["conveyor"]) / statistics.median(rates["pgqueuer"]), 2
+    )
+    return out
+
+
+def row(name: str, s: dict[str, object], unit: str) -> str:
+    def cell(system: str) -> str:
+        v = s[system]
+        assert isinstance(v, dict)
+        lo, hi = v["range"]
+        return f"{v['median']:,} ({lo:,}–{hi:,})"
+
+    return f"| {name} | {cell('conveyor')} | {cell('pgqueuer')} | {s['ratio']:.2f}× |"
+
+
+async def main(server_url: str) -> None:
+    await make_templates(server_url)
+    table: list[str] = []
+    with tempfile.TemporaryDirectory() as logs:
+        log_dir = Path(logs)
+        if "enqueue" in ONLY:
+            singles: dict[str, list[float]] = {s: [] for s in SYSTEMS}
+            bulks: dict[str, list[float]] = {s: [] for s in SYSTEMS}
+            n = max(500, int(5000 * SCALE))
+            for _ in range(REPEATS):
+                for system in SYSTEMS:
+                    url = await fresh(server_url, system)
+                    singles[system].append(n / await enqueue_single(system, url, n))
+                    url = await fresh(server_url, system)
+                    bulks[system].append(DRAIN_JOBS / await enqueue_bulk(system, url, DRAIN_JOBS))
+            for name, rates in (
+                (f"single enqueue, 1 client ({n:,} jobs), jobs/s", singles),
+                (f"bulk enqueue, {DRAIN_JOBS:,} jobs in one call, jobs/s", bulks),
+            ):
+                s = summary(rates)
+                print(json.dumps({"figure": name, **s}), flush=True)
+                table.append(row(name, s, "jobs/s"))
+        if "drain" in ONLY:
+            for c, processes in SETTINGS:
+                rates = {s: [] for s in SYSTEMS}
+                for _ in range(REPEATS):
+                    for system in SYSTEMS:
+                        rates[system].append(await drain(server_url, system, c, processes, log_dir))
+                name = (
+                    f"drain {DRAIN_JOBS:,}, C = {c}, {processes} worker(s), "
+                    "start-up included, jobs/s"
+                )
+                s = summary(rates)
+                print(json.dumps({"figure": name, **s}), flush=True)
+                table.append(row(name, s, "jobs/s"))
+        if "latency" in ONLY:
+            for rate, seconds in ((200.0, 15.0 * SCALE), (2000.0, 15.0 * SCALE)):
+                ms = {
+                    s: await latency(server_url, s, rate, max(3.0, seconds), log_dir)
+                    for s in SYSTEMS
+                }
+                for p in (50, 99):
+                    name = f"pickup latency p{p}, {rate:,.0f} jobs/s, 1 worker, ms"
+                    s = {
+                        system: {"median": round(pct(v, p), 2), "range": [len(v), len(v)]}
+                        for system, v in ms.items()
+                    }
+                    ratio = pct(ms["conveyor"], p) / max(pct(ms["pgqueuer"], p), 1e-9)
+                    print(json.dumps({"figure": name, **s, "ratio": round(ratio, 2)}), flush=True)
+                    table.append(
+                        f"| {name} | {pct(ms['conveyor'], p):.2f} | {pct(ms['pgqueuer'], p):.2f} "
+                        f"| {ratio:.2f}× |"
+                    )
+    print("\n| figure | Conveyor, median (range) | PgQueuer, median (range) | ratio |")
+    print("|---|---:|---:|---:|")
+    print("\n".join(table))
+
+
+if __name__ == "__main__":
+    if shutil.which(CONVEYOR) is None:
+        sys.exit(f"{CONVEYOR} not found: install the project first (make bench does)")
+    run_on_server(main)

@@ -1,0 +1,76 @@
+"""The heartbeat: every lease/3 seconds, one statement extends every lease this worker holds
+(buffered, running and finished-but-unwritten jobs alike) and says which were lost and which
+have a cancel request; it also keeps the worker's own row fresh and flushes its tally.
+
+A lost job is stopped and its outcome dropped (another worker may be running it). A
+cancelled one is stopped and ends `cancelled`. A buffered job that is either never starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from collections.abc import Awaitable, Callable
+
+from jobs.db import TRANSIENT_ERRORS
+from jobs.logging import get_logger
+from jobs.store import Store
+from jobs.transitions import Cancel
+from worker.executor import Executor
+from worker.held import Held
+from worker.settings import WorkerSettings
+
+log = get_logger("worker")
+
+
+class Heartbeat:
+    def __init__(
+        self,
+        store: Store,
+        worker_id: str,
+        settings: WorkerSettings,
+        held: Held,
+        executor: Executor,
+        flush_stats: Callable[[], Awaitable[None]],
+    ) -> None:
+        self.store = store
+        self.worker_id = worker_id
+        self.settings = settings
+        self.held = held
+        self.executor = executor
+        self._flush_stats = flush_stats
+
+    async def run(self) -> None:
+        s = self.settings
+        while True:
+            await asyncio.sleep(s.heartbeat_s)
+            leases = self.held.leases()
+            try:
+                status = await self.store.extend_leases(self.worker_id, leases, s.lease_s)
+                if not await self.store.worker_heartbeat(self.worker_id):
+                    await self.store.register_worker(
+                        self.worker_id, socket.gethostname(), os.getpid(), s.queues, s.concurrency
+                    )
+            except TRANSIENT_ERRORS as exc:
+                log.warning("worker.db_unavailable", service="heartbeat", error=repr(exc))
+                continue
+            await self._flush_stats()
+            for lease in status.lost(leases):
+                if (job := self.held.take_buffered(lease)) is not None:
+                    log.warning("job.lease_lost", job_id=job.id, attempt=job.attempt, kind=job.kind)
+                    continue
+                entry = self.held.running.get(lease)
+                if entry and not entry.lost:
+                    entry.lost = True
+                    self.executor.stop(entry)
+            for lease in status.cancel_requested:
+                if (job := self.held.take_buffered(lease)) is not None:
+                    log.info("job.cancel_requested", job_id=lease.job_id)
+                    self.executor.put(job, Cancel("cancel requested"))
+                    continue
+                entry = self.held.running.get(lease)
+                if entry and not entry.cancel_requested:
+                    entry.cancel_requested = True
+                    log.info("job.cancel_requested", job_id=lease.job_id)
+                    self.executor.stop(entry)

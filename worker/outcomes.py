@@ -1,0 +1,68 @@
+"""What a handler's return or raise means for its job: the one place that maps them.
+
+The executor (on the loop or in a thread) and the pool's children (in another process) all
+call `raised`, so a handler's `Retry`, `Cancel` or `Permanent` means the same wherever it
+ran; returning is `Success(result)`, and `checked` makes sure the job's final result can be
+stored. `decide` then turns the outcome into a state change.
+"""
+
+from __future__ import annotations
+
+import json
+import traceback
+
+from jobs.handler import Cancel as CancelJob
+from jobs.handler import Permanent, Retry
+from jobs.transitions import Cancel, Failure, Outcome, Snooze, Success
+
+
+def checked(outcome: Outcome) -> Outcome:
+    """A job's final outcome, fit to store. A result PostgreSQL's jsonb cannot hold (NaN, a
+    NUL character, a datetime) would make the whole batch's write fail: it becomes a
+    permanent failure of this job instead. (A kind with a `save` checks what `save`
+    returned, not its handler's output, which only `save` sees.)"""
+    if not isinstance(outcome, Success) or outcome.result is None:
+        return outcome
+    try:
+        text = json.dumps(outcome.result, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        return Failure(
+            "UnserializableResult", f"the handler's result is not JSON: {exc}", retryable=False
+        )
+    if "\\u0000" in text:
+        return Failure(
+            "UnserializableResult",
+            "the handler's result contains a NUL character, which PostgreSQL's jsonb cannot store",
+            retryable=False,
+        )
+    return outcome
+
+
+def raised(exc: BaseException) -> Outcome:
+    """The handler (or a kind's load or save) raised `exc`; call it in the `except` block,
+    where the traceback is still at hand."""
+    if isinstance(exc, Retry):
+        return Snooze(exc.after_s)
+    if isinstance(exc, CancelJob):
+        return Cancel(exc.reason)
+    return Failure(
+        type(exc).__name__,
+        str(exc),
+        traceback.format_exc(),
+        retryable=not isinstance(exc, Permanent),
+    )
+
+
+def unknown_kind(kind: str, known: list[str]) -> Outcome:
+    return Failure(
+        "UnknownKind",
+        f"no handler is registered for kind {kind!r} (known: {', '.join(known)})",
+        retryable=False,
+    )
+
+
+def invalid_payload(message: str) -> Outcome:
+    return Failure("InvalidPayload", message, retryable=False)
+
+
+CHILD_DIED: Outcome = Failure("WorkerProcessDied", "the pool child running this job exited")
