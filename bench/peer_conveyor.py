@@ -9,7 +9,6 @@ records (now − the enqueue call's time in the payload) and the list is written
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import time
@@ -18,7 +17,7 @@ from pydantic import BaseModel
 
 from jobs.logging import configure_logging
 from worker.registry import default_registry
-from worker.runtime import serve
+from worker.runtime import run_worker
 from worker.settings import WorkerSettings
 
 STAMPS: list[float] = []
@@ -40,7 +39,7 @@ if __name__ == "__main__":
     registry.register("bench.stamp", stamp, Stamp)
     settings = WorkerSettings(concurrency=parser.parse_args().concurrency, processes=0)
     try:
-        asyncio.run(serve(os.environ["DATABASE_URL"], registry, settings))
+        run_worker(os.environ["DATABASE_URL"], registry, settings)
     finally:
         with open(os.environ["STAMP_FILE"], "w") as f:
             json.dump(STAMPS, f)

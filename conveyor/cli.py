@@ -13,10 +13,8 @@ from typing import Annotated, Any
 import typer
 
 from conveyor import remote
-from jobs.embedded import EmbeddedPostgres
 from jobs.errors import ConveyorError
 from jobs.logging import configure_logging, get_logger
-from jobs.migrate import upgrade
 from jobs.settings import DatabaseSettings
 
 app = typer.Typer(
@@ -98,12 +96,11 @@ def worker(
     Every option can also be set as CONVEYOR_WORKER_<OPTION> (e.g.
     CONVEYOR_WORKER_CONCURRENCY=64, CONVEYOR_WORKER_QUEUES=default,research, with durations
     in seconds: CONVEYOR_WORKER_LEASE_S=30); an option given on the command line wins."""
-    import asyncio
 
     from pydantic import ValidationError
 
     from worker.registry import default_registry
-    from worker.runtime import serve
+    from worker.runtime import run_worker
     from worker.settings import WorkerSettings
 
     if log_level is not None and log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
@@ -128,7 +125,7 @@ def worker(
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise typer.BadParameter(f"worker settings: {problems}") from None
-    asyncio.run(serve(url, default_registry(), settings))
+    run_worker(url, default_registry(), settings)
 
 
 @app.command()
@@ -303,6 +300,8 @@ def keys_revoke(name: Annotated[str, typer.Argument(help="The key's name.")]) ->
 @app.command()
 def migrate() -> None:
     """Apply the database migrations (alembic upgrade head) to DATABASE_URL."""
+    from jobs.migrate import upgrade
+
     configure_logging()
     url = _database_url()
     upgrade(url)
@@ -347,6 +346,9 @@ def dev(
 ) -> None:
     """Everything on one machine: embedded Postgres when DATABASE_URL is unset, migrations,
     and every process Conveyor has, until Ctrl-C."""
+    from jobs.embedded import EmbeddedPostgres
+    from jobs.migrate import upgrade
+
     configure_logging()
     url = DatabaseSettings().database_url
     embedded: EmbeddedPostgres | None = None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
@@ -98,6 +98,15 @@ class Job:
 
 
 @dataclass(frozen=True, slots=True)
+class Lease:
+    """What a worker holds after a claim: enough to fence every later write."""
+
+    job_id: int
+    owner: str
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
 class Claimed:
     """A job as a worker receives it from `claim`: what running it needs, nothing more.
 
@@ -119,23 +128,15 @@ class Claimed:
     run_at: datetime
     created_at: datetime
     started_at: datetime
+    lease: Lease = field(init=False, repr=False, compare=False)
+    """Made once: a worker keys everything it holds by it."""
 
-    @property
-    def lease(self) -> Lease:
-        return Lease(self.id, self.lease_owner, self.attempt)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "lease", Lease(self.id, self.lease_owner, self.attempt))
 
 
-CLAIMED_COLUMNS = ", ".join(Claimed.__slots__)
+CLAIMED_COLUMNS = ", ".join(f.name for f in fields(Claimed) if f.init)
 """The claim's RETURNING list, in field order, so a row maps onto `Claimed(*row)`."""
-
-
-@dataclass(frozen=True, slots=True)
-class Lease:
-    """What a worker holds after a claim: enough to fence every later write."""
-
-    job_id: int
-    owner: str
-    attempt: int
 
 
 @dataclass(frozen=True, slots=True)

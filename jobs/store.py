@@ -7,6 +7,7 @@ writes — a rollback leaves no job and sends no notification.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -125,6 +126,10 @@ class RetryFilter:
 class Store:
     pool: asyncpg.Pool
     settings: QueueSettings = field(default_factory=QueueSettings)
+    _own: asyncpg.Connection | None = field(default=None, repr=False)
+    """One pool connection kept out for single enqueues, while nobody else is using it:
+    borrowing from asyncpg's pool costs about 70 µs a call (a quarter of an enqueue)."""
+    _own_busy: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
 
     @classmethod
     async def connect(
@@ -137,15 +142,29 @@ class Store:
         return cls(await create_pool(url, db), settings or QueueSettings())
 
     async def close(self) -> None:
+        async with self._own_busy:
+            if self._own is not None:
+                await self.pool.release(self._own)
+                self._own = None
         await self.pool.close()
 
     # -- enqueue ---------------------------------------------------------------------------
 
     async def enqueue(self, job: NewJob, *, conn: asyncpg.Connection | None = None) -> Enqueued:
         """Insert one job, or report the existing one when its idempotency key is taken."""
-        row, duplicate = await self._enqueue_one(
-            conn or self.pool, job, sql.ENQUEUE, sql.FIND_BY_KEY
-        )
+        if conn is None and not self._own_busy.locked():
+            async with self._own_busy:
+                if self._own is None or self._own.is_closed():
+                    if self._own is not None:
+                        await self.pool.release(self._own)  # the pool replaces it
+                    self._own = await self.pool.acquire()
+                row, duplicate = await self._enqueue_one(
+                    self._own, job, sql.ENQUEUE, sql.FIND_BY_KEY
+                )
+        else:  # inside the caller's transaction, or concurrent enqueues: the pool's share
+            row, duplicate = await self._enqueue_one(
+                conn or self.pool, job, sql.ENQUEUE, sql.FIND_BY_KEY
+            )
         return Enqueued(id=row["id"], duplicate=duplicate)
 
     async def submit(self, job: NewJob, *, notify: bool = True) -> tuple[Job, bool]:

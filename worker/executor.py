@@ -62,7 +62,7 @@ class Executor:
         """Fill free slots from the buffer."""
         held, concurrency = self.held, self.settings.concurrency
         while held.buffer and len(held.running) < concurrency:
-            job = held.buffer.popleft()
+            job = held.next_buffered()
             entry = Running(job, self.registry.get(job.kind))
             held.running[job.lease] = entry
             entry.task = asyncio.create_task(self._run(entry))
@@ -124,7 +124,7 @@ class Executor:
         """Shutdown: buffered jobs go back at once; running ones get `grace_s` to finish,
         then are stopped and released. No attempt is used up by a release."""
         while self.held.buffer:
-            self.put(self.held.buffer.popleft(), Release())
+            self.put(self.held.next_buffered(), Release())
         tasks = [r.task for r in self.held.running.values() if r.task]
         if tasks:
             await asyncio.wait(tasks, timeout=grace_s)

@@ -3,7 +3,9 @@
 have a cancel request; it also keeps the worker's own row fresh and flushes its tally.
 
 A lost job is stopped and its outcome dropped (another worker may be running it). A
-cancelled one is stopped and ends `cancelled`. A buffered job that is either never starts.
+cancelled one is stopped and ends `cancelled`. A buffered job that is either never starts, and
+one that has waited in the buffer for a whole heartbeat is handed back (`Release`: no attempt
+used) so that an idle worker can run it.
 """
 
 from __future__ import annotations
@@ -11,12 +13,13 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import time
 from collections.abc import Awaitable, Callable
 
 from jobs.db import TRANSIENT_ERRORS
 from jobs.logging import get_logger
 from jobs.store import Store
-from jobs.transitions import Cancel
+from jobs.transitions import Cancel, Release
 from worker.executor import Executor
 from worker.held import Held
 from worker.settings import WorkerSettings
@@ -56,6 +59,14 @@ class Heartbeat:
                 log.warning("worker.db_unavailable", service="heartbeat", error=repr(exc))
                 continue
             await self._flush_stats()
+            stale = self.held.stale(time.monotonic() - s.heartbeat_s)
+            if stale:
+                # The slots were busier than the claim-ahead guessed: let another worker run
+                # these, and tell the guess, so this worker does not claim them straight back.
+                self.executor.on_job_took(s.heartbeat_s)
+            for old in stale:
+                log.info("job.handed_back", job_id=old.id, kind=old.kind)
+                self.executor.put(old, Release("not started within a heartbeat of its claim"))
             for lease in status.lost(leases):
                 if (job := self.held.take_buffered(lease)) is not None:
                     log.warning("job.lease_lost", job_id=job.id, attempt=job.attempt, kind=job.kind)

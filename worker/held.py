@@ -11,6 +11,7 @@ running jobs get their grace period, and the outbox is written.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -41,19 +42,42 @@ class Finished:
 class Held:
     def __init__(self) -> None:
         self.buffer: deque[Claimed] = deque()
+        self.buffered_at: dict[Lease, float] = {}
+        """When each buffered job was claimed (time.monotonic)."""
         self.running: dict[Lease, Running] = {}
         self.outbox: dict[Lease, Finished] = {}
 
     def leases(self) -> list[Lease]:
         return [*(job.lease for job in self.buffer), *self.running, *self.outbox]
 
+    def buffer_jobs(self, jobs: list[Claimed]) -> None:
+        at = time.monotonic()
+        self.buffer.extend(jobs)
+        for job in jobs:
+            self.buffered_at[job.lease] = at
+
+    def next_buffered(self) -> Claimed:
+        job = self.buffer.popleft()
+        del self.buffered_at[job.lease]
+        return job
+
     def take_buffered(self, lease: Lease) -> Claimed | None:
         """Remove a buffered job (its lease was lost, or it was cancelled before it ran)."""
+        if lease not in self.buffered_at:
+            return None
         for job in self.buffer:
             if job.lease == lease:
                 self.buffer.remove(job)
+                del self.buffered_at[lease]
                 return job
         return None
+
+    def stale(self, claimed_before: float) -> list[Claimed]:
+        """Remove and return the buffered jobs claimed before `claimed_before` (monotonic)."""
+        old: list[Claimed] = []
+        while self.buffer and self.buffered_at[self.buffer[0].lease] < claimed_before:
+            old.append(self.next_buffered())
+        return old
 
     def __len__(self) -> int:
         return len(self.buffer) + len(self.running) + len(self.outbox)

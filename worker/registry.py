@@ -39,6 +39,10 @@ def _imported(ref: str) -> Any:
     return getattr(importlib.import_module(module), name)
 
 
+_is_async = cache(inspect.iscoroutinefunction)
+"""Asked once per job: cached, it costs a dict lookup instead of inspecting the function."""
+
+
 def resolve(ref: Any) -> Any:
     """The callable a reference names (imported once), or the callable itself."""
     return _imported(ref) if isinstance(ref, str) else ref
@@ -91,7 +95,7 @@ class Kind:
     def cpu_bound(self) -> bool:
         """A plain function (run in the pool), not a coroutine function. Imports the
         handler's module when it is a reference."""
-        return not inspect.iscoroutinefunction(self.handler)
+        return not _is_async(self.handler)
 
 
 class Registry:

@@ -31,12 +31,12 @@ class WorkerSettings(BaseSettings):
     cancel_grace_s: float = Field(
         default=2.0, ge=0, description="a child process that ignores a cancel is killed (s)"
     )
-    prefetch: int | None = Field(
-        default=None,
+    prefetch: int = Field(
+        default=256,
         ge=0,
-        description="at most this many jobs claimed ahead of free slots (count; default: the "
-        "concurrency). Only as many as the slots use up during one claim's round trip are "
-        "taken, so long jobs are never held back behind each other",
+        description="at most this many jobs claimed ahead of free slots (count). Only as many "
+        "as the slots use up during one claim's round trip are taken (none for jobs much "
+        "longer than that), and any not started within a heartbeat are handed back",
     )
     completer_batch: int = Field(default=256, ge=1, description="outcomes per write (count)")
     completer_flush_ms: float = Field(
@@ -62,10 +62,6 @@ class WorkerSettings(BaseSettings):
         if isinstance(value, str):
             return [q.strip() for q in value.split(",") if q.strip()]
         return value
-
-    @property
-    def prefetch_max(self) -> int:
-        return self.concurrency if self.prefetch is None else self.prefetch
 
     @property
     def heartbeat_s(self) -> float:

@@ -251,3 +251,60 @@ async def test_postgres_restart_loses_and_duplicates_nothing(tmp_path):
             await store.close()
     finally:
         pg.destroy()
+
+
+async def test_jobs_claimed_ahead_behind_a_long_one_are_handed_to_an_idle_worker(store, workers):
+    # One slot, a 3 s lease (a heartbeat a second). Instant jobs teach the worker that its
+    # slot frees up faster than a claim's round trip, so it claims ahead of it.
+    busy = workers.start_worker("--concurrency", "1", "--lease", "3s", "--processes", "0")
+    await store.enqueue_many([NewJob(kind="demo.noop") for _ in range(50)])
+
+    async def trained() -> bool:
+        return (await states(store)).get("succeeded", 0) == 50
+
+    await eventually(trained, 30)
+    long, *quick = [
+        e.id
+        for e in await store.enqueue_many(
+            [NewJob(kind="demo.sleep", payload={"seconds": 12})]
+            + [NewJob(kind="demo.noop") for _ in range(5)]
+        )
+    ]
+    await wait_running(store, 6)  # the long one in the slot, the quick ones in its buffer
+    workers.start_worker("--concurrency", "4", "--lease", "3s", "--processes", "0")
+
+    async def quick_done() -> bool:
+        return all([(await store.get(i)).state is JobState.SUCCEEDED for i in quick])
+
+    await eventually(quick_done, 8)
+    assert (await store.get(long)).state is JobState.RUNNING  # they did not wait for it
+    for job_id in quick:
+        job = await store.get(job_id)
+        assert job.errors == [] and job.max_attempts == 6  # handed back, no attempt used
+        [released] = [e for e in await store.events(job_id) if e.type == "released"]
+        assert released.data["reason"] == "not started within a heartbeat of its claim"
+    assert busy.poll() is None
+
+
+async def test_worker_options_come_from_the_environment_and_the_command_line_wins(store, workers):
+    from_env = workers.start_worker(
+        CONVEYOR_WORKER_CONCURRENCY="7", CONVEYOR_WORKER_QUEUES="a, b", CONVEYOR_LOG_LEVEL="WARNING"
+    )
+    from_flag = workers.start_worker("--concurrency", "3", CONVEYOR_WORKER_CONCURRENCY="7")
+
+    async def registered() -> bool:
+        return await store.pool.fetchval("SELECT count(*) FROM worker") == 2
+
+    await eventually(registered, 30)
+    rows = await store.pool.fetch("SELECT pid, queues, concurrency FROM worker")
+    seen = {r["pid"]: (r["queues"], r["concurrency"]) for r in rows}
+    assert seen[from_env.pid] == (["a", "b"], 7)
+    assert seen[from_flag.pid] == (["default"], 3)
+    job_id = (await store.enqueue(NewJob(kind="demo.noop", queue="b"))).id
+
+    async def done() -> bool:
+        return (await store.get(job_id)).state is JobState.SUCCEEDED
+
+    await eventually(done, 30)
+    assert '"job.claimed"' not in workers.log(from_env)  # WARNING: no per-job lines
+    assert '"worker.started"' not in workers.log(from_env)

@@ -1,4 +1,5 @@
 import asyncio
+import dataclasses
 import random
 from datetime import UTC, datetime, timedelta
 
@@ -65,7 +66,7 @@ async def test_fencing_an_old_owner_can_change_nothing_after_a_rescue(store):
     # the same worker id with the old attempt is fenced too
     assert (
         await store.complete(
-            new.__class__(**{**{f: getattr(new, f) for f in new.__slots__}, "attempt": 1}),
+            dataclasses.replace(new, attempt=1),
             Success(),
         )
         is False
