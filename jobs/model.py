@@ -6,7 +6,7 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 JSON = Any
 """A value that survives json.dumps/json.loads unchanged."""
@@ -97,9 +97,11 @@ class Job:
         return cls(**values)
 
 
-@dataclass(frozen=True, slots=True)
-class Lease:
-    """What a worker holds after a claim: enough to fence every later write."""
+class Lease(NamedTuple):
+    """What a worker holds after a claim: enough to fence every later write.
+
+    A tuple, not a dataclass: a worker keys everything it holds by lease, and a tuple's hash
+    and construction run in C (a frozen dataclass's were 4 % of a worker's CPU)."""
 
     job_id: int
     owner: str

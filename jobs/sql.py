@@ -229,6 +229,34 @@ WITH outcome AS (
 SELECT id, attempt, lease_owner, state FROM applied WHERE {_SENT}
 """
 
+# 3. finish_many's common case, a batch of successes of one worker: the same fence, three
+# arrays instead of ten, and none of the rest (the cancel rule concerns requeues only, and
+# the happy path writes no event row). Measured on two workers draining no-op jobs, the
+# general statement's arguments alone were a tenth of a worker's CPU.
+SUCCEED_MANY = f"""
+WITH outcome AS (
+    SELECT * FROM unnest($1::bigint[], $2::integer[], $3::text[]) AS o(id, attempt, result)
+), target AS MATERIALIZED (
+    SELECT o.id, o.result
+    FROM job j JOIN outcome o ON j.id = o.id AND j.attempt = o.attempt
+    WHERE j.state = 'running' AND j.lease_owner = $4
+    ORDER BY j.id
+    FOR NO KEY UPDATE OF j
+), applied AS (
+    UPDATE job j
+    SET state = 'succeeded',
+        result = t.result::jsonb,
+        progress = 100,
+        lease_owner = NULL,
+        lease_expires_at = NULL,
+        finished_at = coalesce($5, now())
+    FROM target t
+    WHERE j.id = t.id
+    RETURNING j.id, j.attempt
+), {_notify_changes("applied")}
+SELECT id, attempt FROM applied WHERE {_SENT}
+"""
+
 # 4. reap, step one (inside a transaction with FINISH_MANY as step two): lock expired leases.
 # SKIP LOCKED keeps concurrent reapers (every worker runs one) from queueing on each other;
 # job_lease_idx keeps the scan to running rows only. The decision per row is the same pure

@@ -358,6 +358,26 @@ class Store:
             log.warning("job.duplicate_outcome", leases=len(changes) - len(unique))
             changes = list(unique.items())
         db: Executor = conn or self.pool
+        owner = changes[0][0].owner
+        if all(
+            c.state is JobState.SUCCEEDED
+            and c.event is None
+            and c.error is None
+            and c.extra_attempts == 0
+            and lease.owner == owner
+            for lease, c in changes
+        ):
+            done = await db.fetch(
+                sql.SUCCEED_MANY,
+                [lease.job_id for lease, _ in changes],
+                [lease.attempt for lease, _ in changes],
+                [_json(change.result) for _, change in changes],
+                owner,
+                now,
+            )
+            held = {Lease(r["id"], owner, r["attempt"]): JobState.SUCCEEDED for r in done}
+            self._log_lost(changes, held)
+            return held
         rows = await db.fetch(
             sql.FINISH_MANY,
             [lease.job_id for lease, _ in changes],
@@ -375,12 +395,16 @@ class Store:
         applied = {
             Lease(r["id"], r["lease_owner"], r["attempt"]): JobState(r["state"]) for r in rows
         }
+        self._log_lost(changes, applied)
+        return applied
+
+    @staticmethod
+    def _log_lost(changes: Sequence[tuple[Lease, Change]], applied: Mapping[Lease, Any]) -> None:
         for lease, _ in changes:
             if lease not in applied:
                 log.warning(
                     "job.lease_lost", job_id=lease.job_id, owner=lease.owner, attempt=lease.attempt
                 )
-        return applied
 
     async def complete(
         self, job: Claimed, outcome: Outcome, *, now: datetime | None = None

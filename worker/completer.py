@@ -18,6 +18,7 @@ from collections.abc import Callable
 import asyncpg
 
 from jobs.db import TRANSIENT_ERRORS
+from jobs.logging import enabled as logging_enabled
 from jobs.logging import get_logger
 from jobs.metrics import Tally, outcome_label
 from jobs.model import JobState, Lease
@@ -61,6 +62,7 @@ class Completer:
         """Until stopping and nothing is left to write (the runner cancels it after the
         shutdown's time is up)."""
         s, outbox = self.settings, self.held.outbox
+        per_job_lines = logging_enabled("info")
         while True:
             if not outbox:
                 if self._stopping.is_set() and not self.held.running and not self.held.buffer:
@@ -89,13 +91,14 @@ class Completer:
                 self.tally.record(
                     f.job.queue, f.job.kind, outcome_label(state, f.change.event), f.ran_s
                 )
-                log.info(
-                    OUTCOME_EVENTS[state],
-                    job_id=f.job.id,
-                    kind=f.job.kind,
-                    attempt=f.job.attempt,
-                    **({"error": f.change.error["type"]} if f.change.error else {}),
-                )
+                if per_job_lines:
+                    log.info(
+                        OUTCOME_EVENTS[state],
+                        job_id=f.job.id,
+                        kind=f.job.kind,
+                        attempt=f.job.attempt,
+                        **({"error": f.change.error["type"]} if f.change.error else {}),
+                    )
             if len(outbox) < s.outbox:
                 self._room.set()
             self.on_written()

@@ -55,6 +55,7 @@ class Executor:
         self.on_room: Any = lambda: None  # the fetcher's `room`
         self.on_job_took: Any = lambda seconds: None  # the fetcher's `job_took`
         self.releasing = False
+        self._handlers: dict[str, tuple[Any, bool]] = {}
 
     # -- slots -----------------------------------------------------------------------------
 
@@ -184,6 +185,14 @@ class Executor:
             return outcomes.raised(exc)
         return Success(result)
 
+    def _callable(self, kind: Kind) -> tuple[Any, bool]:
+        """The kind's handler (its module imported on first use) and whether it is
+        CPU-bound, looked up once per kind rather than once per job."""
+        found = self._handlers.get(kind.name)
+        if found is None:
+            found = self._handlers[kind.name] = (kind.handler, kind.cpu_bound)
+        return found
+
     async def _handle(
         self,
         entry: Running,
@@ -196,13 +205,13 @@ class Executor:
         """Run the handler within `budget` seconds (what is left of the job's `timeout`):
         in the pool, in a thread, or on the loop."""
         job = entry.job
-        handler = kind.handler
+        handler, cpu_bound = self._callable(kind)
         args = (payload, inputs) if kind.has_load else (payload,)
 
         def report(percent: int, message: str | None) -> None:
             self.progress[job.lease] = (percent, message)
 
-        if kind.cpu_bound and self.pool is not None:
+        if cpu_bound and self.pool is not None:
             outcome = await self.pool.run(
                 job.id,
                 job.kind,
@@ -216,7 +225,7 @@ class Executor:
         ctx = LoopContext(job.id, job.kind, job.attempt, report, entry.cancel)
         thread: asyncio.Future[Any] | None = None
         try:
-            if kind.cpu_bound:
+            if cpu_bound:
                 # No pool (--processes 0): a thread, not the loop. A thread cannot be killed,
                 # so stopping it is cooperative (ctx.cancelled()), and its slot stays taken
                 # until it has returned: the job never runs twice at once on this worker.

@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable
 
 from jobs.db import TRANSIENT_ERRORS
+from jobs.logging import enabled as logging_enabled
 from jobs.logging import get_logger
 from jobs.model import Claimed
 from jobs.store import Store
@@ -69,6 +70,7 @@ class Fetcher:
         self._more = True  # look at once on start
         self.job_s: float | None = None
         self.claim_s = 0.001
+        self._per_job_lines = logging_enabled("info")
 
     # -- signals from the other services ---------------------------------------------------
 
@@ -131,8 +133,9 @@ class Fetcher:
 
     def _take(self, jobs: list[Claimed]) -> None:
         self.held.buffer_jobs(jobs)
-        for job in jobs:
-            log.info("job.claimed", job_id=job.id, kind=job.kind, attempt=job.attempt)
+        if self._per_job_lines:
+            for job in jobs:
+                log.info("job.claimed", job_id=job.id, kind=job.kind, attempt=job.attempt)
         self._started()
 
     async def _pause(self, seconds: float) -> None:
