@@ -13,6 +13,7 @@ Every figure is measured as a user or an operator meets the system, A B A B:
   PgQueuer: `QueueManager.run(batch_size=C)` on its asyncpg driver (`bench.peer_pgqueuer`).
 - **enqueue**: one job per call from one client (`Store.enqueue` / `Queries.enqueue`), and
   20,000 in one call (`Store.enqueue_many` / `Queries.enqueue` with lists).
+- **startup**: one job already queued; from spawning one worker (C = 10) until it is done.
 - **latency**: one worker, jobs enqueued at a steady rate; each handler records the time
   from the enqueue call to its own start on the machine's monotonic clock (one clock for
   both processes). Conveyor's worker is `conveyor worker`'s runtime with one more kind
@@ -44,7 +45,7 @@ from jobs.store import Store
 
 REPEATS = int(os.environ.get("BENCH_REPEATS", "3"))
 SCALE = float(os.environ.get("BENCH_SCALE", "1"))
-ONLY = set(filter(None, os.environ.get("BENCH_ONLY", "drain,enqueue,latency").split(",")))
+ONLY = set(filter(None, os.environ.get("BENCH_ONLY", "startup,drain,enqueue,latency").split(",")))
 DRAIN_JOBS = max(1000, int(20_000 * SCALE))
 SETTINGS = [(10, 1), (10, 2), (100, 1), (100, 2)]  # (C, worker processes)
 SYSTEMS = ("conveyor", "pgqueuer")
@@ -171,6 +172,24 @@ async def drain(server_url: str, system: str, c: int, processes: int, log_dir: P
         await conn.close()
 
 
+async def startup(server_url: str, system: str, log_dir: Path) -> float:
+    """Seconds from spawning a worker to its first job done (one job already queued)."""
+    url = await fresh(server_url, system)
+    await enqueue_bulk(system, url, 1)
+    conn = await asyncpg.connect(url)
+    try:
+        t = time.perf_counter()
+        proc = spawn(system, url, 10, log_dir / f"{system}-startup.log")
+        try:
+            while await left(system, conn):
+                await asyncio.sleep(0.002)
+            return time.perf_counter() - t
+        finally:
+            stop([proc])
+    finally:
+        await conn.close()
+
+
 async def latency(
     server_url: str, system: str, rate: float, seconds: float, log_dir: Path
 ) -> list[float]:
@@ -226,12 +245,12 @@ def pct(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
 
 
-def summary(rates: dict[str, list[float]]) -> dict[str, object]:
+def summary(rates: dict[str, list[float]], digits: int | None = None) -> dict[str, object]:
     out: dict[str, object] = {}
     for system, values in rates.items():
         out[system] = {
-            "median": round(statistics.median(values)),
-            "range": [round(min(values)), round(max(values))],
+            "median": round(statistics.median(values), digits),
+            "range": [round(min(values), digits), round(max(values), digits)],
         }
     out["ratio"] = round(
         statistics.median(rates["conveyor"]) / statistics.median(rates["pgqueuer"]), 2
@@ -239,7 +258,7 @@ def summary(rates: dict[str, list[float]]) -> dict[str, object]:
     return out
 
 
-def row(name: str, s: dict[str, object], unit: str) -> str:
+def row(name: str, s: dict[str, object]) -> str:
     def cell(system: str) -> str:
         v = s[system]
         assert isinstance(v, dict)
@@ -254,6 +273,15 @@ async def main(server_url: str) -> None:
     table: list[str] = []
     with tempfile.TemporaryDirectory() as logs:
         log_dir = Path(logs)
+        if "startup" in ONLY:
+            took: dict[str, list[float]] = {s: [] for s in SYSTEMS}
+            for _ in range(max(REPEATS, 5)):
+                for system in SYSTEMS:
+                    took[system].append(1000 * await startup(server_url, system, log_dir))
+            name = "start-up: spawn one worker → its first job done, ms"
+            s = summary(took)
+            print(json.dumps({"figure": name, **s}), flush=True)
+            table.append(row(name, s))
         if "enqueue" in ONLY:
             singles: dict[str, list[float]] = {s: [] for s in SYSTEMS}
             bulks: dict[str, list[float]] = {s: [] for s in SYSTEMS}
@@ -270,7 +298,7 @@ async def main(server_url: str) -> None:
             ):
                 s = summary(rates)
                 print(json.dumps({"figure": name, **s}), flush=True)
-                table.append(row(name, s, "jobs/s"))
+                table.append(row(name, s))
         if "drain" in ONLY:
             for c, processes in SETTINGS:
                 rates = {s: [] for s in SYSTEMS}
@@ -283,25 +311,20 @@ async def main(server_url: str) -> None:
                 )
                 s = summary(rates)
                 print(json.dumps({"figure": name, **s}), flush=True)
-                table.append(row(name, s, "jobs/s"))
+                table.append(row(name, s))
         if "latency" in ONLY:
-            for rate, seconds in ((200.0, 15.0 * SCALE), (2000.0, 15.0 * SCALE)):
-                ms = {
-                    s: await latency(server_url, s, rate, max(3.0, seconds), log_dir)
-                    for s in SYSTEMS
-                }
-                for p in (50, 99):
-                    name = f"pickup latency p{p}, {rate:,.0f} jobs/s, 1 worker, ms"
-                    s = {
-                        system: {"median": round(pct(v, p), 2), "range": [len(v), len(v)]}
-                        for system, v in ms.items()
-                    }
-                    ratio = pct(ms["conveyor"], p) / max(pct(ms["pgqueuer"], p), 1e-9)
-                    print(json.dumps({"figure": name, **s, "ratio": round(ratio, 2)}), flush=True)
-                    table.append(
-                        f"| {name} | {pct(ms['conveyor'], p):.2f} | {pct(ms['pgqueuer'], p):.2f} "
-                        f"| {ratio:.2f}× |"
-                    )
+            for rate, length in ((200.0, 15.0 * SCALE), (2000.0, 15.0 * SCALE)):
+                runs: dict[int, dict[str, list[float]]] = {50: {}, 99: {}}
+                for _ in range(REPEATS):
+                    for system in SYSTEMS:
+                        ms = await latency(server_url, system, rate, max(3.0, length), log_dir)
+                        for p in runs:
+                            runs[p].setdefault(system, []).append(pct(ms, p))
+                for p, by_system in runs.items():
+                    name = f"pickup latency p{p}, {rate:,.0f} jobs/s for {length:g} s, ms"
+                    s = summary(by_system, digits=2)
+                    print(json.dumps({"figure": name, **s}), flush=True)
+                    table.append(row(name, s))
     print("\n| figure | Conveyor, median (range) | PgQueuer, median (range) | ratio |")
     print("|---|---:|---:|---:|")
     print("\n".join(table))
