@@ -57,7 +57,6 @@ bench: $(STAMP) postgres-binaries ## print store, worker and HTTP figures, besid
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python -m bench.store
 	$(BIN)/python -m bench.peers
-	$(BIN)/python -m bench.worker
 	$(BIN)/python -m bench.http
 	$(BIN)/python -m bench.grid
 

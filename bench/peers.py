@@ -3,7 +3,8 @@
     make bench                             # (part of it) embedded durable cluster
     python -m bench.peers                  # this benchmark alone
     BENCH_REPEATS=5 python -m bench.peers  # repetitions of each figure (default 3)
-    BENCH_ONLY=drain,enqueue python -m bench.peers   # some parts (drain, enqueue, latency)
+    BENCH_ONLY=drain,enqueue python -m bench.peers   # some of: pgbench, startup, drain,
+                                                     # enqueue, latency
 
 Every figure is measured as a user or an operator meets the system, A B A B:
 
@@ -39,13 +40,15 @@ from pathlib import Path
 import asyncpg
 from pgqueuer import AsyncpgDriver, Queries
 
-from bench.store import make_template, run_on_server, with_database
+from bench.store import make_template, run_on_server, run_pgbench, server_facts, with_database
 from jobs.model import NewJob
 from jobs.store import Store
 
 REPEATS = int(os.environ.get("BENCH_REPEATS", "3"))
 SCALE = float(os.environ.get("BENCH_SCALE", "1"))
-ONLY = set(filter(None, os.environ.get("BENCH_ONLY", "startup,drain,enqueue,latency").split(",")))
+ONLY = set(
+    filter(None, os.environ.get("BENCH_ONLY", "pgbench,startup,drain,enqueue,latency").split(","))
+)
 DRAIN_JOBS = max(1000, int(20_000 * SCALE))
 SETTINGS = [(10, 1), (10, 2), (100, 1), (100, 2)]  # (C, worker processes)
 SYSTEMS = ("conveyor", "pgqueuer")
@@ -270,7 +273,13 @@ def row(name: str, s: dict[str, object]) -> str:
 
 async def main(server_url: str) -> None:
     await make_templates(server_url)
+    print(json.dumps({"postgres": await server_facts(server_url)}), flush=True)
     table: list[str] = []
+    if "pgbench" in ONLY:
+        # What PostgreSQL itself allows for queue-shaped work here, same server, same run.
+        for r in run_pgbench(server_url, seconds=max(5, int(10 * SCALE)), clients=(1, 2)):
+            name = f"pgbench {r['script']}, {r['clients']} client(s), jobs/s"
+            table.append(f"| {name} | {r['jobs_per_s']:,} (PostgreSQL alone) | | |")
     with tempfile.TemporaryDirectory() as logs:
         log_dir = Path(logs)
         if "startup" in ONLY:
