@@ -104,47 +104,40 @@ async def make_templates(server_url: str) -> None:
     await conn.close()
 
 
-async def enqueue_bulk(system: str, url: str, n: int) -> float:
-    """Seconds to put `n` no-op jobs in with one call."""
+async def enqueue(system: str, url: str, n: int, *, one_at_a_time: bool = False) -> float:
+    """Seconds to put `n` no-op jobs in: one call each from one client, or one call."""
     if system == "conveyor":
         store = await Store.connect(url)
-        try:
-            jobs = [NewJob(kind="demo.noop") for _ in range(n)]
-            t = time.perf_counter()
-            await store.enqueue_many(jobs)
-            return time.perf_counter() - t
-        finally:
-            await store.close()
-    conn = await asyncpg.connect(url)
-    try:
+        jobs = [NewJob(kind="demo.noop") for _ in range(n)]
+
+        async def one() -> object:
+            return await store.enqueue(NewJob(kind="demo.noop"))
+
+        async def many() -> object:
+            return await store.enqueue_many(jobs)
+
+        close: Callable[[], Awaitable[None]] = store.close
+    else:
+        conn = await asyncpg.connect(url)
         queries = Queries(AsyncpgDriver(conn))
+
+        async def one() -> object:
+            return await queries.enqueue("noop", None)
+
+        async def many() -> object:
+            return await queries.enqueue(["noop"] * n, [None] * n, [0] * n)
+
+        close = conn.close
+    try:
         t = time.perf_counter()
-        await queries.enqueue(["noop"] * n, [None] * n, [0] * n)
-        return time.perf_counter() - t
-    finally:
-        await conn.close()
-
-
-async def enqueue_single(system: str, url: str, n: int) -> float:
-    """Seconds to put `n` no-op jobs in one call at a time, from one client."""
-    if system == "conveyor":
-        store = await Store.connect(url)
-        try:
-            t = time.perf_counter()
+        if one_at_a_time:
             for _ in range(n):
-                await store.enqueue(NewJob(kind="demo.noop"))
-            return time.perf_counter() - t
-        finally:
-            await store.close()
-    conn = await asyncpg.connect(url)
-    try:
-        queries = Queries(AsyncpgDriver(conn))
-        t = time.perf_counter()
-        for _ in range(n):
-            await queries.enqueue("noop", None)
+                await one()
+        else:
+            await many()
         return time.perf_counter() - t
     finally:
-        await conn.close()
+        await close()
 
 
 async def left(system: str, conn: asyncpg.Connection) -> int:
@@ -155,7 +148,7 @@ async def left(system: str, conn: asyncpg.Connection) -> int:
 
 async def drain(server_url: str, system: str, c: int, processes: int, log_dir: Path) -> float:
     url = await fresh(server_url, system)
-    await enqueue_bulk(system, url, DRAIN_JOBS)
+    await enqueue(system, url, DRAIN_JOBS)
     conn = await asyncpg.connect(url)
     try:
         await conn.execute("VACUUM ANALYZE")
@@ -178,7 +171,7 @@ async def drain(server_url: str, system: str, c: int, processes: int, log_dir: P
 async def startup(server_url: str, system: str, log_dir: Path) -> float:
     """Seconds from spawning a worker to its first job done (one job already queued)."""
     url = await fresh(server_url, system)
-    await enqueue_bulk(system, url, 1)
+    await enqueue(system, url, 1)
     conn = await asyncpg.connect(url)
     try:
         t = time.perf_counter()
@@ -298,9 +291,9 @@ async def main(server_url: str) -> None:
             for _ in range(REPEATS):
                 for system in SYSTEMS:
                     url = await fresh(server_url, system)
-                    singles[system].append(n / await enqueue_single(system, url, n))
+                    singles[system].append(n / await enqueue(system, url, n, one_at_a_time=True))
                     url = await fresh(server_url, system)
-                    bulks[system].append(DRAIN_JOBS / await enqueue_bulk(system, url, DRAIN_JOBS))
+                    bulks[system].append(DRAIN_JOBS / await enqueue(system, url, DRAIN_JOBS))
             for name, rates in (
                 (f"single enqueue, 1 client ({n:,} jobs), jobs/s", singles),
                 (f"bulk enqueue, {DRAIN_JOBS:,} jobs in one call, jobs/s", bulks),
