@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Conveyor needs Python 3.11 or newer: set PYTHON=python3.11")'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,dev]'
+	$(BIN)/python -m pip install --quiet -e '.[test,dev,bench]'
 	@rm -f $(VENV)/.installed-* && touch $@
 
 # The embedded cluster needs initdb/pg_ctl. On a Debian machine where we are root and they are
@@ -54,7 +54,6 @@ lint: $(STAMP) ## ruff, mypy (strict on jobs/), import-linter contracts
 	$(BIN)/lint-imports
 
 bench: $(STAMP) postgres-binaries ## print store, worker and HTTP figures, beside pgbench's and PgQueuer's
-	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python -m bench.store
 	$(BIN)/python -m bench.peers
 	$(BIN)/python -m bench.http

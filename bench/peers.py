@@ -140,10 +140,22 @@ async def enqueue(system: str, url: str, n: int, *, one_at_a_time: bool = False)
         await close()
 
 
-async def left(system: str, conn: asyncpg.Connection) -> int:
+async def left(system: str, conn: asyncpg.Connection) -> bool:
+    """Whether any job is still queued or running. Asked every few milliseconds while the
+    workers drain, so it reads the partial indexes of live jobs and stops at the first: a
+    count over the table took 2.5 ms (PgQueuer's) and 5.8 ms (Conveyor's) at 20,000 rows, a
+    quarter and half a core of the machine being measured."""
     if system == "conveyor":
-        return int(await conn.fetchval("SELECT count(*) FROM job WHERE finished_at IS NULL"))
-    return int(await conn.fetchval("SELECT count(*) FROM pgqueuer"))
+        query = (
+            "SELECT EXISTS (SELECT 1 FROM job WHERE state = 'queued')"
+            " OR EXISTS (SELECT 1 FROM job WHERE state = 'running')"
+        )
+    else:
+        query = (
+            "SELECT EXISTS (SELECT 1 FROM pgqueuer WHERE status = 'queued')"
+            " OR EXISTS (SELECT 1 FROM pgqueuer WHERE status = 'picked')"
+        )
+    return bool(await conn.fetchval(query))
 
 
 async def drain(server_url: str, system: str, c: int, processes: int, log_dir: Path) -> float:
