@@ -147,9 +147,31 @@ class Store:
             if self._own is not None:
                 with contextlib.suppress(*TRANSIENT_ERRORS):
                     await self._own.execute("RESET plan_cache_mode")
-                await self.pool.release(self._own)
-                self._own = None
+            await self._drop_own()
         await self.pool.close()
+
+    async def _own_connection(self) -> asyncpg.Connection:
+        if self._own is None:
+            own = await self.pool.acquire()
+            try:
+                # An insert has one plan: planning it again on every call (the pool's
+                # force_custom_plan, there for the claim and finish) cost about 60 µs of
+                # 330. Only this connection, which goes back to the pool only to close.
+                await own.execute("SET plan_cache_mode = auto")
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    await self.pool.release(own)
+                raise
+            self._own = own
+        return self._own
+
+    async def _drop_own(self) -> None:
+        own, self._own = self._own, None
+        if own is not None:
+            # A connection that died was already taken back by the pool: releasing it again
+            # raises, and there is nothing left to do.
+            with contextlib.suppress(Exception):
+                await self.pool.release(own)
 
     # -- enqueue ---------------------------------------------------------------------------
 
@@ -157,17 +179,13 @@ class Store:
         """Insert one job, or report the existing one when its idempotency key is taken."""
         if conn is None and not self._own_busy.locked():
             async with self._own_busy:
-                if self._own is None or self._own.is_closed():
-                    if self._own is not None:
-                        await self.pool.release(self._own)  # the pool replaces it
-                    self._own = await self.pool.acquire()
-                    # An insert has one plan: planning it again on every call (the pool's
-                    # force_custom_plan, there for the claim and finish) cost about 60 µs of
-                    # 330. Only this connection, which goes back to the pool only to close.
-                    await self._own.execute("SET plan_cache_mode = auto")
-                row, duplicate = await self._enqueue_one(
-                    self._own, job, sql.ENQUEUE, sql.FIND_BY_KEY
-                )
+                own = await self._own_connection()
+                try:
+                    row, duplicate = await self._enqueue_one(own, job, sql.ENQUEUE, sql.FIND_BY_KEY)
+                except BaseException as exc:
+                    if isinstance(exc, (*TRANSIENT_ERRORS, asyncio.CancelledError)):
+                        await self._drop_own()  # broken, or left mid-statement: a fresh one
+                    raise
         else:  # inside the caller's transaction, or concurrent enqueues: the pool's share
             row, duplicate = await self._enqueue_one(
                 conn or self.pool, job, sql.ENQUEUE, sql.FIND_BY_KEY

@@ -45,7 +45,7 @@ class Completer:
         tally: Tally,
         finished: asyncio.Event,
         room: asyncio.Event,
-        stopping: asyncio.Event,
+        drained: asyncio.Event,
     ) -> None:
         self.store = store
         self.settings = settings
@@ -53,29 +53,38 @@ class Completer:
         self.tally = tally
         self._finished = finished  # set by the executor when it adds to the outbox
         self._room = room  # set here when the outbox has room again
-        self._stopping = stopping
+        self._drained = drained  # set by the shutdown once nothing more can be put
         self.on_written: Callable[[], None] = lambda: None
         """Called after each write (the fetcher's `room`: it stops claiming while the outbox
         is full)."""
 
     async def run(self) -> None:
-        """Until stopping and nothing is left to write (the runner cancels it after the
-        shutdown's time is up)."""
+        """Until the shutdown has drained the worker and nothing is left to write (the
+        runner cancels it after the shutdown's time is up)."""
         s, outbox = self.settings, self.held.outbox
         per_job_lines = logging_enabled("info")
         while True:
             if not outbox:
-                if self._stopping.is_set() and not self.held.running and not self.held.buffer:
+                if self._drained.is_set():
                     return
                 self._finished.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._finished.wait(), 1.0)
                 continue
-            if s.completer_flush_ms and len(outbox) < s.completer_batch:
+            if (
+                s.completer_flush_ms
+                and len(outbox) < s.completer_batch
+                and not self._drained.is_set()
+            ):
                 await asyncio.sleep(s.completer_flush_ms / 1000)  # let a batch gather
             batch = list(itertools.islice(outbox.items(), s.completer_batch))
             try:
                 applied = await self.store.finish_many([(lease, f.change) for lease, f in batch])
+            except asyncpg.exceptions.DataError as exc:
+                # asyncpg could not encode an argument (an InterfaceError, so it would pass for
+                # transient): retrying the batch would fail forever and fill the outbox.
+                log.error("worker.batch_refused", error=repr(exc), outcomes=len(batch))
+                applied = await self._one_by_one(batch)
             except TRANSIENT_ERRORS as exc:
                 log.warning("worker.db_unavailable", service="completer", error=repr(exc))
                 await asyncio.sleep(0.5)
@@ -108,7 +117,7 @@ class Completer:
         for lease, f in batch:
             try:
                 applied.update(await self.store.finish_many([(lease, f.change)]))
-            except asyncpg.PostgresError as exc:
+            except (asyncpg.PostgresError, asyncpg.exceptions.DataError) as exc:
                 # Left running: its lease expires and the reaper records the failed attempt.
                 log.error("job.outcome_refused", job_id=f.job.id, kind=f.job.kind, error=repr(exc))
         return applied

@@ -17,10 +17,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from jobs.backoff import Backoff
 from jobs.logging import get_logger
 from jobs.model import Claimed, Lease
 from jobs.store import Store
-from jobs.transitions import Cancel, Outcome, Release, Success, Timeout, decide
+from jobs.transitions import Cancel, Change, Failure, Outcome, Release, Success, Timeout, decide
 from worker import outcomes
 from worker.context import LoopContext
 from worker.held import Finished, Held, Running
@@ -29,6 +30,32 @@ from worker.registry import Kind, Registry
 from worker.settings import WorkerSettings
 
 log = get_logger("worker")
+
+
+def decided(job: Claimed, outcome: Outcome, now: datetime, backoff: Backoff) -> Change:
+    """`decide`, and a permanent failure instead should the outcome itself be impossible to
+    apply (a handler's `Retry(after_s=inf)` has no run time): a job is never left running
+    because its outcome could not be turned into a change."""
+    try:
+        return decide(
+            attempt=job.attempt,
+            max_attempts=job.max_attempts,
+            outcome=outcome,
+            now=now,
+            backoff=backoff,
+        )
+    except (ArithmeticError, ValueError, TypeError) as exc:
+        return decide(
+            attempt=job.attempt,
+            max_attempts=job.max_attempts,
+            outcome=Failure(
+                "UndecidableOutcome",
+                f"the job's outcome {outcome!r} could not be applied: {exc}",
+                retryable=False,
+            ),
+            now=now,
+            backoff=backoff,
+        )
 
 
 class Executor:
@@ -70,40 +97,40 @@ class Executor:
         self.on_room()
 
     async def _run(self, entry: Running) -> None:
+        entry.started = True
         job = entry.job
         started = time.perf_counter()
         outcome: Outcome | None
         try:
-            outcome = outcomes.checked(await self._attempt(entry))
+            if entry.lost or entry.cancel_requested or self.releasing:
+                outcome = self._interrupted(entry)  # stopped before it began
+            else:
+                outcome = outcomes.checked(await self._attempt(entry))
         except asyncio.CancelledError:
             outcome = self._interrupted(entry)
         except Exception as exc:  # the runtime's own failure around this job: record it
             outcome = outcomes.raised(exc)
-        ran_s = time.perf_counter() - started
-        self.on_job_took(ran_s)
-        if entry.lost or outcome is None:
-            log.warning("job.lease_lost", job_id=job.id, attempt=job.attempt, kind=job.kind)
-        else:
-            if len(self.held.outbox) >= self.settings.outbox:
-                # The database is behind: this slot waits, which is the backpressure.
-                self.outbox_room.clear()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self.outbox_room.wait()
-            self.put(job, outcome, ran_s)
-        self.held.running.pop(job.lease, None)
-        self.progress.pop(job.lease, None)
-        if not self.releasing:
-            self.start_more()
+        try:
+            ran_s = time.perf_counter() - started
+            self.on_job_took(ran_s)
+            if entry.lost or outcome is None:
+                log.warning("job.lease_lost", job_id=job.id, attempt=job.attempt, kind=job.kind)
+            else:
+                if len(self.held.outbox) >= self.settings.outbox:
+                    # The database is behind: this slot waits, which is the backpressure.
+                    self.outbox_room.clear()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await self.outbox_room.wait()
+                self.put(job, outcome, ran_s)
+        finally:
+            self.held.running.pop(job.lease, None)
+            self.progress.pop(job.lease, None)
+            if not self.releasing:
+                self.start_more()
 
     def put(self, job: Claimed, outcome: Outcome, ran_s: float = 0.0) -> None:
         """Decide the change for `outcome` and leave it in the outbox."""
-        change = decide(
-            attempt=job.attempt,
-            max_attempts=job.max_attempts,
-            outcome=outcome,
-            now=datetime.now(UTC),
-            backoff=self.backoff,
-        )
+        change = decided(job, outcome, datetime.now(UTC), self.backoff)
         self.held.outbox[job.lease] = Finished(change, job, ran_s)
         self.finished.set()
 
@@ -116,10 +143,11 @@ class Executor:
         return Release()
 
     def stop(self, entry: Running) -> None:
-        """Stop a running job (its cancel was requested, or its lease lost)."""
+        """Stop a running job (its cancel was requested, or its lease lost: the caller has
+        set which)."""
         entry.cancel.set()  # seen by the pool and by handlers polling ctx.cancelled()
-        if entry.task and not (entry.kind and entry.kind.cpu_bound):
-            entry.task.cancel()  # CPU-bound: the event stops it
+        if entry.task and entry.started and not entry.in_thread_or_child:
+            entry.task.cancel()  # in the pool or a thread the event stops it
 
     async def release_all(self, grace_s: float) -> None:
         """Shutdown: buffered jobs go back at once; running ones get `grace_s` to finish,
@@ -129,10 +157,10 @@ class Executor:
         tasks = [r.task for r in self.held.running.values() if r.task]
         if tasks:
             await asyncio.wait(tasks, timeout=grace_s)
-        self.releasing = True
+        self.releasing = True  # a task that has not begun yet releases its job at once
         for entry in list(self.held.running.values()):
             entry.cancel.set()
-            if entry.task:
+            if entry.task and entry.started:
                 entry.task.cancel()
         left = [r.task for r in self.held.running.values() if r.task]
         if left:
@@ -206,6 +234,7 @@ class Executor:
         in the pool, in a thread, or on the loop."""
         job = entry.job
         handler, cpu_bound = self._callable(kind)
+        entry.in_thread_or_child = cpu_bound
         args = (payload, inputs) if kind.has_load else (payload,)
 
         def report(percent: int, message: str | None) -> None:

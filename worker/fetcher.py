@@ -80,8 +80,9 @@ class Fetcher:
         self._changed.set()
 
     def room(self) -> None:
-        """A slot or buffer place freed up; only worth a claim while there may be more."""
-        if self._more:
+        """A slot or buffer place freed up: worth a claim while there may be more, or when a
+        NOTIFY came while every slot was busy."""
+        if self._more or self._notified:
             self._changed.set()
 
     def stop(self) -> None:
@@ -133,6 +134,8 @@ class Fetcher:
 
     def _take(self, jobs: list[Claimed]) -> None:
         self.held.buffer_jobs(jobs)
+        if self._stopping.is_set():
+            return  # claimed as the stop came: the shutdown releases the buffer unstarted
         if self._per_job_lines:
             for job in jobs:
                 log.info("job.claimed", job_id=job.id, kind=job.kind, attempt=job.attempt)

@@ -28,6 +28,11 @@ class Running:
     cancel: asyncio.Event = field(default_factory=asyncio.Event)
     cancel_requested: bool = False
     lost: bool = False
+    started: bool = False
+    """Its task has begun: cancelling it now runs the task's own clean-up. (A task cancelled
+    before its first step never enters its body, so `stop` only flags an unstarted one.)"""
+    in_thread_or_child: bool = False
+    """Its handler runs in the pool or a thread: stopped by the cancel event, not the task."""
 
 
 @dataclass(slots=True)

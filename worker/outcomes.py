@@ -24,8 +24,10 @@ def checked(outcome: Outcome) -> Outcome:
     if not isinstance(outcome, Success) or outcome.result is None:
         return outcome
     try:
-        text = json.dumps(outcome.result, allow_nan=False)
-    except (TypeError, ValueError) as exc:
+        # As the store will send it: UTF-8 text (a lone surrogate cannot be encoded).
+        text = json.dumps(outcome.result, allow_nan=False, ensure_ascii=False)
+        text.encode()
+    except (TypeError, ValueError) as exc:  # UnicodeEncodeError is a ValueError
         return Failure(
             "UnserializableResult", f"the handler's result is not JSON: {exc}", retryable=False
         )

@@ -238,11 +238,15 @@ class ProcessPool:
         log.warning("pool.child_replaced", pid=slot.process.pid)
         with contextlib.suppress(Exception):
             slot.process.kill()
-        await asyncio.to_thread(slot.process.join, 5)
-        with contextlib.suppress(Exception):
-            slot.conn.close()
         self._slots.remove(slot)
-        fresh = await asyncio.to_thread(self._spawn, asyncio.get_running_loop())
+        self._spawning += 1  # the successor counts from now: `_acquire` must not add one too
+        try:
+            await asyncio.to_thread(slot.process.join, 5)
+            with contextlib.suppress(Exception):
+                slot.conn.close()
+            fresh = await asyncio.to_thread(self._spawn, asyncio.get_running_loop())
+        finally:
+            self._spawning -= 1
         self._slots.append(fresh)
         self._idle.put_nowait(fresh)
 

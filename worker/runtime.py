@@ -57,6 +57,8 @@ class Worker:
         self.held = Held()
         self._tally = Tally()
         self._stopping = asyncio.Event()
+        self._drained = asyncio.Event()
+        """Set once nothing can reach the outbox any more: the completer may then finish."""
         # Children start when the first CPU-bound job needs one, not before.
         self._pool = (
             ProcessPool(settings.processes, settings.cancel_grace_s) if settings.processes else None
@@ -74,7 +76,7 @@ class Worker:
             self._tally,
             self.executor.finished,
             self.executor.outbox_room,
-            self._stopping,
+            self._drained,
         )
         self.completer.on_written = self.fetcher.room
         self._signals = 0
@@ -141,7 +143,11 @@ class Worker:
         # From here on, only wait on tasks: whatever they raised was logged above, and the
         # shutdown steps below must all run (release, flush, unregister).
         await asyncio.wait({fetcher}, timeout=10.0)
+        if not fetcher.done():  # a claim hung on the database: its jobs' leases will expire
+            fetcher.cancel()
+            await asyncio.gather(fetcher, return_exceptions=True)
         await self.executor.release_all(s.grace_s)
+        self._drained.set()
         self.executor.finished.set()
         await asyncio.wait({completer}, timeout=max(s.grace_s, 10.0))
         completer.cancel()

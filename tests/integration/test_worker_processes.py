@@ -308,3 +308,21 @@ async def test_worker_options_come_from_the_environment_and_the_command_line_win
     await eventually(done, 30)
     assert '"job.claimed"' not in workers.log(from_env)  # WARNING: no per-job lines
     assert '"worker.started"' not in workers.log(from_env)
+
+
+async def test_a_job_announced_while_every_slot_is_busy_starts_when_one_frees(store, workers):
+    # A 5 s poll, so only the NOTIFY (or the fetcher knowing there may be more) can start it
+    # soon after the slot frees.
+    workers.start_worker("--concurrency", "1", "--processes", "0", "--poll", "5s")
+    busy = (await store.enqueue(NewJob(kind="demo.sleep", payload={"seconds": 1}))).id
+    await wait_running(store, 1)
+    waiting = (await store.enqueue(NewJob(kind="demo.noop"))).id
+
+    async def done() -> bool:
+        return (await store.get(waiting)).state is JobState.SUCCEEDED
+
+    await eventually(done, 15)
+    freed = (await store.get(busy)).finished_at
+    started = (await store.get(waiting)).started_at
+    assert freed is not None and started is not None
+    assert (started - freed).total_seconds() < 0.5  # not the next poll, seconds later

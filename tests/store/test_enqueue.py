@@ -169,3 +169,16 @@ async def test_run_at_in_the_past_is_allowed_and_claimable(store):
     enq = await store.enqueue(NewJob(kind="k", run_at=past))
     claimed = await store.claim(["default"], 10, "w", 30)
     assert [j.id for j in claimed] == [enq.id]
+
+
+async def test_single_enqueues_recover_when_their_kept_connection_dies(store):
+    first = await store.enqueue(NewJob(kind="k"))
+    assert store._own is not None  # single enqueues keep a connection aside
+    pid = store._own.get_server_pid()
+    async with store.pool.acquire() as other:
+        assert await other.fetchval("SELECT pg_terminate_backend($1)", pid)
+    with pytest.raises(Exception):  # noqa: B017 - whatever asyncpg says of a dead connection
+        await store.enqueue(NewJob(kind="k"))
+    again = await store.enqueue(NewJob(kind="k"))  # on a fresh connection
+    assert again.id > first.id
+    assert await store.pool.fetchval("SELECT count(*) FROM job") == 2

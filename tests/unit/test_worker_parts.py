@@ -84,7 +84,7 @@ def test_what_a_handler_raises_maps_to_one_outcome():
 
 
 def test_results_postgres_cannot_store_become_permanent_failures():
-    for bad in (float("nan"), {"when": object()}, {"text": "a\x00b"}):
+    for bad in (float("nan"), {"when": object()}, {"text": "a\x00b"}, {"text": "\ud800"}):
         outcome = outcomes.checked(Success(bad))
         assert isinstance(outcome, Failure)
         assert outcome.type == "UnserializableResult" and not outcome.retryable
@@ -138,3 +138,36 @@ def test_the_api_and_the_worker_know_the_same_kinds():
     registry = default_registry()
     assert sorted(SPECS) == [k.name for k in registry]
     assert all(registry.get(name).payload is model for name, model in SPECS.items())
+
+
+def test_an_outcome_that_cannot_be_applied_kills_the_job_instead_of_wedging_it():
+    from datetime import UTC, datetime
+
+    from jobs.backoff import Backoff
+    from jobs.model import Claimed, JobState
+    from jobs.transitions import Snooze
+    from worker.executor import decided
+
+    now = datetime(2030, 1, 1, tzinfo=UTC)
+    job = Claimed(1, "q", "k", {}, 0, 1, 5, None, "o", "w", now, now, now, now)
+    change = decided(job, Snooze(float("inf")), now, Backoff())
+    assert change.state is JobState.DEAD
+    assert change.error is not None and change.error["type"] == "UndecidableOutcome"
+    assert decided(job, Snooze(5), now, Backoff()).state is JobState.QUEUED
+
+
+def test_a_notify_heard_while_no_claim_was_wanted_is_acted_on_when_room_frees():
+    import asyncio
+
+    from worker.fetcher import Fetcher
+    from worker.held import Held
+    from worker.settings import WorkerSettings
+
+    fetcher = Fetcher(None, "w", WorkerSettings(), Held(), lambda: None, asyncio.Event())  # type: ignore[arg-type]
+    fetcher._more = False  # the last claim came back short: the queue looked empty
+    fetcher.room()
+    assert not fetcher._changed.is_set()  # a freed slot alone is not worth a claim
+    fetcher.notified()  # a NOTIFY while every slot was busy (nothing claimed for it)
+    fetcher._changed.clear()  # the fetcher looked, wanted nothing, and went back to waiting
+    fetcher.room()
+    assert fetcher._changed.is_set()  # the freed slot now claims the announced job
