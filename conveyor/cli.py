@@ -59,43 +59,43 @@ def parse_duration(text: str) -> float:
 @app.command()
 def worker(
     queues: Annotated[
-        str | None, typer.Option(help="Comma-separated queues to claim from. [default: default]")
+        str | None, typer.Option(help="Comma-separated queues to claim from. (default: default)")
     ] = None,
     concurrency: Annotated[
-        int | None, typer.Option(min=1, help="Jobs run at once. [default: 16]")
+        int | None, typer.Option(min=1, help="Jobs run at once. (default: 16)")
     ] = None,
     processes: Annotated[
-        int | None, typer.Option(min=0, help="Child processes for CPU-bound kinds. [default: 2]")
+        int | None, typer.Option(min=0, help="Child processes for CPU-bound kinds. (default: 2)")
     ] = None,
     lease: Annotated[
-        str | None, typer.Option(help="Lease length, e.g. 30s. [default: 30s]")
+        str | None, typer.Option(help="Lease length, e.g. 30s. (default: 30s)")
     ] = None,
     grace: Annotated[
-        str | None, typer.Option(help="On SIGTERM, time to let jobs finish. [default: 30s]")
+        str | None, typer.Option(help="On SIGTERM, time to let jobs finish. (default: 30s)")
     ] = None,
     poll: Annotated[
-        str | None, typer.Option(help="Claim at least this often without NOTIFY. [default: 1s]")
+        str | None, typer.Option(help="Claim at least this often without NOTIFY. (default: 1s)")
     ] = None,
-    reap_every: Annotated[str | None, typer.Option(help="Reaper period. [default: 5s]")] = None,
+    reap_every: Annotated[str | None, typer.Option(help="Reaper period. (default: 5s)")] = None,
     cron: Annotated[
         bool | None,
         typer.Option(
-            help="Run the cron scheduler (every worker may; none duplicates). [default: cron]"
+            help="Run the cron scheduler (every worker may; none duplicates). (default: cron)"
         ),
     ] = None,
     log_level: Annotated[
         str | None,
         typer.Option(
             envvar="CONVEYOR_LOG_LEVEL",
-            help="DEBUG, INFO, WARNING or ERROR; WARNING drops the per-job lines. [default: INFO]",
+            help="DEBUG, INFO, WARNING or ERROR; WARNING drops the per-job lines. (default: INFO)",
         ),
     ] = None,
 ) -> None:
     """Claim and run jobs until SIGTERM/SIGINT (a second signal exits at once).
 
-    Every option can also be set as CONVEYOR_WORKER_<OPTION> (e.g.
-    CONVEYOR_WORKER_CONCURRENCY=64, CONVEYOR_WORKER_QUEUES=default,research, with durations
-    in seconds: CONVEYOR_WORKER_LEASE_S=30); an option given on the command line wins."""
+    Every option can also be set as CONVEYOR_WORKER_<OPTION>, durations in seconds:
+    CONVEYOR_WORKER_CONCURRENCY=64, CONVEYOR_WORKER_QUEUES=default,research,
+    CONVEYOR_WORKER_LEASE_S=30. An option given on the command line wins."""
 
     from pydantic import ValidationError
 
