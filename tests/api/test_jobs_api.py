@@ -185,3 +185,16 @@ async def test_a_submit_through_the_api_wakes_its_queue(api, conn):
     r = await api.post("/v1/jobs", json={"kind": "demo.noop", "queue": "prices"})
     assert r.status_code == 201
     assert await asyncio.wait_for(heard.get(), 5) == "prices"
+
+
+@pytest.mark.parametrize("suffix", ["", "/events", "/stream", "/cancel", "/retry"])
+async def test_an_id_no_bigint_can_hold_is_refused_in_the_error_shape_not_a_500(api, suffix):
+    for job_id in ("9" * 5000, "9" * 19, "18446744073709551616"):
+        path = f"/v1/jobs/{job_id}{suffix}"
+        for client_call in (
+            api.client.get(path),  # no credential at all
+            api.client.post(path, headers=api.auth("alice")),
+        ):
+            r = await client_call
+            assert r.status_code in (401, 404, 405, 422), (path[:40], r.status_code, r.text[:200])
+            assert r.json()["error"]["code"], r.text[:200]
