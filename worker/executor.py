@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -79,8 +80,8 @@ class Executor:
         self.outbox_room.set()
         self.finished = asyncio.Event()
         """Set whenever an outcome goes into the outbox (the completer waits on it)."""
-        self.on_room: Any = lambda: None  # the fetcher's `room`
-        self.on_job_took: Any = lambda seconds: None  # the fetcher's `job_took`
+        self.on_room: Callable[[], None] = lambda: None  # the fetcher's `room`
+        self.on_job_took: Callable[[float], None] = lambda seconds: None  # its `job_took`
         self.releasing = False
         self._handlers: dict[str, tuple[Any, bool]] = {}
 

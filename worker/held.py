@@ -83,6 +83,3 @@ class Held:
         while self.buffer and self.buffered_at[self.buffer[0].lease] < claimed_before:
             old.append(self.next_buffered())
         return old
-
-    def __len__(self) -> int:
-        return len(self.buffer) + len(self.running) + len(self.outbox)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import socket
 import uuid
 from collections.abc import Coroutine
@@ -29,6 +30,7 @@ import asyncpg
 from jobs.db import TRANSIENT_ERRORS, asyncpg_dsn
 from jobs.logging import get_logger
 from jobs.metrics import Tally
+from jobs.settings import DatabaseSettings
 from jobs.store import Store
 from worker.completer import Completer
 from worker.executor import Executor
@@ -203,10 +205,6 @@ def run_worker(database_url: str, registry: Registry, settings: WorkerSettings) 
 
 async def serve(database_url: str, registry: Registry, settings: WorkerSettings) -> None:
     """Run one worker until SIGTERM/SIGINT: `conveyor worker`'s whole process."""
-    import signal
-
-    from jobs.settings import DatabaseSettings
-
     db = DatabaseSettings()
     db = db.model_copy(update={"db_pool_max": max(db.db_pool_max, 4)})
     store = await Store.connect(database_url, db=db)
