@@ -7,19 +7,21 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import FastAPI, Header, Path, Query, Response
+import structlog
+from fastapi import FastAPI, Header, Path, Query, Request, Response
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import StreamingResponse
 from starlette.convertors import Convertor, register_url_convertor
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api import dashboard, errors, operators, research, schedules
-from api.auth import Admin, Authenticator, Caller
+from api import dashboard, docs, errors, operators, research, schedules
+from api.auth import Admin, Authenticator, Caller, Lapse
 from api.errors import ERRORS, ApiError, ErrorBody
+from api.headers import StandardHeaders
 from api.keys import Principal
 from api.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from api.metrics import render as render_metrics
 from api.payloads import authorized, validated_payload
+from api.routing import GuardedRoute
 from api.schemas import (
     NAME,
     ONE_START_TIME,
@@ -43,7 +45,15 @@ from api.schemas import (
     document_kinds,
 )
 from api.settings import ApiSettings, JwtSettings
-from api.stream import JobWatch, event_id, event_stream, snapshot, sse_response, stream_body
+from api.stream import (
+    JobWatch,
+    event_id,
+    event_stream,
+    snapshot,
+    sse_response,
+    stream_body,
+    while_credential_holds,
+)
 from api.tokens import TokenVerifier
 from compute.specs import SPECS
 from jobs.migrate import head_revision
@@ -52,11 +62,12 @@ from jobs.settings import DatabaseSettings
 from jobs.store import Store
 from jobs.wake import Waker
 
-MAX_BODY_BYTES = 1024 * 1024
 IdempotencyKeyHeader = Annotated[
     str | None, Header(min_length=1, max_length=512, pattern=TEXT, description="or in the body")
 ]
 JobId = Annotated[int, Path(ge=1, le=2**63 - 1, description="the job's id")]
+
+log = structlog.get_logger("conveyor.api")
 
 
 class JobIdConvertor(Convertor[int]):
@@ -77,50 +88,6 @@ class JobIdConvertor(Convertor[int]):
 register_url_convertor("job_id", JobIdConvertor())
 
 
-class BodyLimit:
-    """413 for bodies over `limit` bytes, whether or not Content-Length says so."""
-
-    def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
-        self.app, self.limit = app, limit
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        declared = dict(scope.get("headers", [])).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            await self._reject(send)
-            return
-        seen = 0
-
-        async def limited() -> Message:
-            nonlocal seen
-            message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > self.limit:
-                raise _TooLarge
-            return message
-
-        try:
-            await self.app(scope, limited, send)
-        except _TooLarge:
-            await self._reject(send)
-
-    async def _reject(self, send: Send) -> None:
-        response = errors.error_response(
-            413, "payload_too_large", f"the request body is over {self.limit:,} bytes"
-        )
-        await response({"type": "http"}, _empty_receive, send)
-
-
-class _TooLarge(Exception):
-    pass
-
-
-async def _empty_receive() -> Message:
-    return {"type": "http.request", "body": b"", "more_body": False}
-
-
 def new_job(body: SubmitJob, who: Principal, header_key: str | None = None) -> NewJob:
     """Validate a submission against its kind's payload model; 422 names what is wrong."""
     payload = validated_payload(body.kind, body.payload)
@@ -137,7 +104,7 @@ def new_job(body: SubmitJob, who: Principal, header_key: str | None = None) -> N
         max_attempts=body.max_attempts,
         timeout_s=body.timeout_s,
         idempotency_key=body.idempotency_key or header_key,
-        owner=who.name,
+        owner=who.owner,
     )
 
 
@@ -168,12 +135,17 @@ def create_app(
         version="0.1.0",
         description="Postgres-native background jobs: submit, follow, cancel, retry.",
         lifespan=lifespan,
+        docs_url=None,  # api.docs serves /docs from this package, under a CSP
+        redoc_url=None,
     )
+    app.state.settings = settings
+    app.router.route_class = GuardedRoute
     errors.install(app)
     app.include_router(schedules.router)
     app.include_router(research.router)
     app.include_router(operators.router(settings))
     app.include_router(dashboard.router)
+    app.include_router(docs.router)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -189,7 +161,7 @@ def create_app(
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
-    app.add_middleware(BodyLimit)
+    app.add_middleware(StandardHeaders)
 
     @app.get("/health", tags=["ops"], response_model=HealthOut)
     async def health() -> HealthOut:
@@ -215,7 +187,10 @@ def create_app(
         try:
             revision = await store.pool.fetchval("SELECT version_num FROM alembic_version")
         except Exception as exc:
-            raise ApiError(503, "not_ready", f"the database is unreachable: {exc}") from exc
+            log.warning("api.not_ready", error_type=type(exc).__name__, error=str(exc))
+            raise ApiError(
+                503, "not_ready", "the database is unreachable; the log says why"
+            ) from exc
         if revision != head_revision():
             raise ApiError(
                 503,
@@ -293,7 +268,7 @@ def create_app(
         """Admin only: replay every dead (or cancelled) job the filter matches."""
         ids = await app.state.store.retry_many(
             body.filter.as_filter(),
-            by=who.name,
+            by=who.owner,
         )
         return BulkRetryOut(retried=len(ids), ids=sorted(ids))
 
@@ -356,13 +331,16 @@ def create_app(
         tags=["jobs"],
     )
     async def stream(
+        request: Request,
         job_id: JobId,
         who: Caller,
         last_event_id: Annotated[str | None, Header(max_length=64)] = None,
     ) -> Response:
         """Server-Sent Events: the job at once, then each state change and progress report
         as it happens; keep-alive comments while idle; ends after a terminal state. Send
-        `Last-Event-ID` to resume: nothing is repeated that the client already has."""
+        `Last-Event-ID` to resume: nothing is repeated that the client already has. A stream
+        whose credential stops holding (a revoked key, an expired token) ends with an `end`
+        event saying why."""
         store: Store = app.state.store
         job = await store.get(job_id, owner=who.owner_filter)  # 404 before the stream starts
         if job.state.is_terminal and last_event_id == event_id(snapshot(job)):
@@ -377,7 +355,9 @@ def create_app(
             keepalive_s=settings.stream_keepalive_s,
             retry_ms=settings.stream_retry_ms,
         )
-        return event_stream(body)
+        return event_stream(
+            while_credential_holds(body, Lapse(request, who), settings.stream_recheck_s)
+        )
 
     @app.post(
         "/v1/jobs/{job_id:job_id}/retry", response_model=RetryOut, responses=ERRORS, tags=["jobs"]
@@ -386,7 +366,7 @@ def create_app(
         """A dead or cancelled job back to the queue with a fresh budget of attempts;
         409 for a job in any other state. The answer's state is the one the retry left it
         in (queued): a worker may have claimed it since."""
-        await app.state.store.retry(job_id, owner=who.owner_filter, by=who.name)
+        await app.state.store.retry(job_id, owner=who.owner_filter, by=who.owner)
         return RetryOut(id=job_id, state=JobState.QUEUED)
 
     @app.get("/v1/queues", response_model=list[QueueOut], responses=ERRORS, tags=["ops"])
@@ -397,8 +377,9 @@ def create_app(
         return [QueueOut(**r) for r in rows]
 
     @app.get("/v1/workers", response_model=list[WorkerOut], responses=ERRORS, tags=["ops"])
-    async def workers(who: Caller) -> list[WorkerOut]:
-        """Live worker processes with their last heartbeat and how many jobs each runs."""
+    async def workers(who: Admin) -> list[WorkerOut]:
+        """Admin only (hosts and pids are the deployment's): live worker processes with
+        their last heartbeat and how many jobs each runs."""
         return [WorkerOut(**r) for r in await app.state.store.live_workers()]
 
     @app.get("/v1/kinds", response_model=list[KindOut], responses=ERRORS, tags=["jobs"])
@@ -420,7 +401,7 @@ def create_app(
     async def cancel(job_id: JobId, who: Caller) -> CancelOut:
         """Queued: cancelled now. Running: its worker is asked and stops it within two
         heartbeats. Finished: left as it is (the answer says its state)."""
-        result = await app.state.store.cancel(job_id, owner=who.owner_filter, by=who.name)
+        result = await app.state.store.cancel(job_id, owner=who.owner_filter, by=who.owner)
         return CancelOut(
             id=job_id,
             previous_state=result.previous,

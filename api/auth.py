@@ -57,11 +57,19 @@ def _unauthorized(message: str, invalid_token: bool = False) -> ApiError:
     return ApiError(401, "unauthorized", message, headers={"WWW-Authenticate": challenge})
 
 
-async def principal(request: Request) -> Principal:
-    header = request.headers.get("authorization", "")
-    scheme, _, credential = header.partition(" ")
-    credential = credential.strip()
-    if scheme.lower() != "bearer" or not credential:
+async def authenticated(request: Request) -> Principal:
+    """The caller, authenticated once per request (`GuardedRoute` does it before the body is
+    read; the route's dependency then finds it here)."""
+    known: Principal | None = getattr(request.state, "principal", None)
+    if known is not None:
+        return known
+    request.state.principal = who = await _authenticate(request)
+    return who
+
+
+async def _authenticate(request: Request) -> Principal:
+    credential = bearer_credential(request)
+    if credential is None:
         raise ApiError(
             401,
             "unauthorized",
@@ -73,7 +81,38 @@ async def principal(request: Request) -> Principal:
     return await authenticator(credential)
 
 
-Caller = Annotated[Principal, Depends(principal)]
+def bearer_credential(request: Request) -> str | None:
+    scheme, _, credential = request.headers.get("authorization", "").partition(" ")
+    credential = credential.strip()
+    return credential if scheme.lower() == "bearer" and credential else None
+
+
+class Lapse:
+    """A request's credential, checked again for as long as a stream it opened lasts: an API
+    key revoked since (seen within the key cache's interval), a JWT past `exp` and leeway."""
+
+    def __init__(self, request: Request, who: Principal) -> None:
+        self._authenticator: Authenticator = request.app.state.auth
+        self._credential = bearer_credential(request) or ""
+        self.who = who
+
+    def seconds_to_expiry(self) -> float | None:
+        if self.who.expires_at is None:
+            return None
+        return max(0.0, self.who.expires_at - time.time())
+
+    async def reason(self) -> str | None:
+        """Why the credential no longer holds, or None while it does."""
+        if self.seconds_to_expiry() == 0.0:
+            return "the token has expired: sign in again"
+        try:
+            await self._authenticator(self._credential)
+        except ApiError as exc:
+            return exc.message
+        return None
+
+
+Caller = Annotated[Principal, Depends(authenticated)]
 """A route parameter: the authenticated principal."""
 
 

@@ -30,7 +30,7 @@ class ErrorBody(BaseModel):
 
 
 ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorBody} for code in (401, 403, 404, 409, 413, 422)
+    code: {"model": ErrorBody} for code in (401, 403, 404, 408, 409, 413, 422, 503)
 }
 """The error responses every authenticated route documents."""
 
@@ -114,22 +114,47 @@ def install(app: FastAPI) -> None:
     async def _refused(_: Request, exc: asyncpg.IntegrityConstraintViolationError) -> JSONResponse:
         # A safety net: validation should have caught this before the database did. Logged,
         # because it means a rule is missing from the API's models.
+        # The driver's text stays in the log: it names columns and quotes statements.
         constraint = getattr(exc, "constraint_name", None)
         log.warning("api.constraint_refused", constraint=constraint, error=str(exc))
         return error_response(
             422,
             "invalid_request",
-            f"the database refused the request ({constraint or type(exc).__name__}): {exc}",
-            {"constraint": constraint},
+            "the request breaks a rule of the stored data; check its values against the "
+            "API's documentation (/docs)",
+            {"rule": constraint},
         )
 
     @app.exception_handler(asyncpg.DataError)
-    async def _unstorable(_: Request, exc: asyncpg.DataError) -> JSONResponse:
+    @app.exception_handler(asyncpg.exceptions._base.DataError)
+    async def _unstorable(_: Request, exc: Exception) -> JSONResponse:
         # Another safety net: a value Postgres cannot hold (a NUL character in text or
-        # jsonb, a date out of its range) is the client's input, not our failure.
-        log.warning("api.data_refused", sqlstate=exc.sqlstate, error=str(exc))
+        # jsonb, a date out of its range) is the client's input, not our failure. The
+        # server's DataError and asyncpg's own ("invalid input for query argument") alike.
+        log.warning("api.data_refused", sqlstate=getattr(exc, "sqlstate", None), error=str(exc))
         return error_response(
-            422, "invalid_request", f"the database cannot store a value in the request: {exc}"
+            422,
+            "invalid_request",
+            "a value in the request is outside what can be stored (a date past year 9999, "
+            "a NUL character, a number too large); check it against the API's documentation",
+        )
+
+    @app.exception_handler(asyncpg.PostgresConnectionError)
+    @app.exception_handler(asyncpg.exceptions.OperatorInterventionError)
+    @app.exception_handler(asyncpg.exceptions.TooManyConnectionsError)
+    @app.exception_handler(asyncpg.InterfaceError)
+    @app.exception_handler(asyncpg.exceptions.InternalClientError)
+    @app.exception_handler(OSError)
+    @app.exception_handler(TimeoutError)
+    async def _unavailable(_: Request, exc: Exception) -> JSONResponse:
+        # The database is restarting, unreachable or full: the request may succeed in a
+        # moment (a write that did land is found again by its idempotency key).
+        log.warning("api.database_unavailable", error_type=type(exc).__name__, error=str(exc))
+        return error_response(
+            503,
+            "database_unavailable",
+            "the database is unavailable right now; try again in a few seconds",
+            headers={"Retry-After": "2"},
         )
 
     @app.exception_handler(StarletteHTTPException)

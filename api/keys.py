@@ -6,6 +6,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 
 import asyncpg
 
@@ -15,10 +16,33 @@ ROLES = ("admin", "user")
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is calling: the key's name is the principal that owns the jobs it submits."""
+    """Who is calling, and the owner of what it submits.
 
+    API keys and JWT subjects are two namespaces, kept apart in `owner`: `key:NAME` for the
+    key named NAME, `jwt:ISSUER:SUB` for a token's subject. A token whose `sub` is a key's
+    name is another principal, and so is a key created later with a user's name. The cron
+    scheduler's jobs belong to `system` (`jobs.model.SYSTEM_OWNER`), which no caller is.
+    """
+
+    source: Literal["key", "jwt"]
     name: str
+    """The key's name, or the token's `sub`."""
     role: str
+    issuer: str | None = None
+    """The token's `iss` (JWTs only)."""
+    expires_at: float | None = None
+    """When the credential stops being valid (epoch seconds, leeway included): a JWT's
+    `exp`; None for keys, which last until revoked."""
+
+    @classmethod
+    def key(cls, name: str, role: str) -> Principal:
+        return cls("key", name, role)
+
+    @property
+    def owner(self) -> str:
+        if self.source == "key":
+            return f"key:{self.name}"
+        return f"jwt:{self.issuer}:{self.name}"
 
     @property
     def is_admin(self) -> bool:
@@ -27,7 +51,7 @@ class Principal:
     @property
     def owner_filter(self) -> str | None:
         """The owner to scope job queries to: None (everything) for admins."""
-        return None if self.is_admin else self.name
+        return None if self.is_admin else self.owner
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,4 +94,4 @@ async def authenticate(db: asyncpg.Pool, key_hash: str) -> Principal | None:
     row = await db.fetchrow(
         "SELECT name, role FROM api_key WHERE key_hash = $1 AND revoked_at IS NULL", key_hash
     )
-    return Principal(row["name"], row["role"]) if row else None
+    return Principal.key(row["name"], row["role"]) if row else None

@@ -13,11 +13,20 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
-from api.auth import Admin, Caller
+from api.auth import Admin, Caller, Lapse
 from api.errors import ERRORS
+from api.routing import GuardedRoute
 from api.schemas import BulkRetryIn, MeOut, RetryCountOut, ThroughputOut, ThroughputPoint
 from api.settings import ApiSettings
-from api.stream import KEEPALIVE, JobWatch, event_stream, quiet_for, snapshot, sse_response
+from api.stream import (
+    KEEPALIVE,
+    JobWatch,
+    event_stream,
+    quiet_for,
+    snapshot,
+    sse_response,
+    while_credential_holds,
+)
 from jobs.model import Job
 from jobs.store import Store
 
@@ -91,13 +100,21 @@ async def active_stream_body(
 
 
 def router(settings: ApiSettings) -> APIRouter:
-    r = APIRouter(responses=ERRORS)
+    r = APIRouter(route_class=GuardedRoute, responses=ERRORS)
 
     @r.get("/v1/me", response_model=MeOut, tags=["ops"])
     async def me(who: Caller) -> MeOut:
-        """The caller's name and role, so a client can show or hide admin-only actions (the
-        routes still decide: an admin-only route answers 403 to a user)."""
-        return MeOut(name=who.name, role=who.role, is_admin=who.is_admin)
+        """Who the caller is: the owner its jobs carry, how it signed in, its role, so a client
+        can show or hide admin-only actions (the routes still decide: an admin-only route
+        answers 403 to a user)."""
+        return MeOut(
+            owner=who.owner,
+            source=who.source,
+            name=who.name,
+            issuer=who.issuer,
+            role=who.role,
+            is_admin=who.is_admin,
+        )
 
     @r.get("/v1/throughput", response_model=ThroughputOut, tags=["ops"])
     async def throughput(
@@ -133,7 +150,8 @@ def router(settings: ApiSettings) -> APIRouter:
     ) -> StreamingResponse:
         """Server-Sent Events over what `GET /v1/jobs/active` lists: the caller's queued and
         running jobs with progress and those finished in the last `recent_s` seconds. One
-        connection follows every active job, however many there are."""
+        connection follows every active job, however many there are. It ends with an `end`
+        event when its credential stops holding (a revoked key, an expired token)."""
         body = active_stream_body(
             request.app.state.store,
             request.app.state.watch,
@@ -143,6 +161,8 @@ def router(settings: ApiSettings) -> APIRouter:
             keepalive_s=settings.stream_keepalive_s,
             retry_ms=settings.stream_retry_ms,
         )
-        return event_stream(body)
+        return event_stream(
+            while_credential_holds(body, Lapse(request, who), settings.stream_recheck_s)
+        )
 
     return r

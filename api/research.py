@@ -20,11 +20,12 @@ from pydantic import BaseModel, Field
 
 from api.auth import Caller
 from api.errors import ERRORS, ApiError
+from api.routing import GuardedRoute
 from api.schemas import Timestamp
 from compute import results as sql
 from compute.specs import METRIC_NAMES, SYMBOL, AnyMetric, Family, PatternName
 
-router = APIRouter(prefix="/v1", responses=ERRORS)
+router = APIRouter(route_class=GuardedRoute, prefix="/v1", responses=ERRORS)
 
 SymbolPath = Annotated[str, Path(pattern=SYMBOL, description="e.g. AAPL")]
 SymbolQuery = Annotated[str | None, Query(pattern=SYMBOL)]

@@ -11,12 +11,15 @@ from fastapi import APIRouter, Path, Request, Response
 from api.auth import Admin
 from api.errors import ERRORS, ApiError
 from api.payloads import validated_payload
+from api.routing import GuardedRoute
 from api.schemas import SCHEDULE_NAME, JobOut, ScheduleIn, ScheduleOut, SchedulePatch
 from jobs.store import Store
 from scheduler import schedules as sql
 from scheduler.cron import Cron, CronError
 
-router = APIRouter(prefix="/v1/schedules", tags=["schedules"], responses=ERRORS)
+router = APIRouter(
+    route_class=GuardedRoute, prefix="/v1/schedules", tags=["schedules"], responses=ERRORS
+)
 Name = Annotated[str, Path(min_length=1, max_length=128, pattern=SCHEDULE_NAME)]
 
 

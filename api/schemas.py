@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     BeforeValidator,
@@ -15,7 +16,7 @@ from pydantic import (
     Field,
     model_validator,
 )
-from pydantic.json_schema import models_json_schema
+from pydantic.json_schema import WithJsonSchema, models_json_schema
 
 from compute.specs import JsonInput
 from jobs.model import Job, JobState
@@ -35,8 +36,28 @@ def _iso_8601_only(value: object) -> object:
     return value
 
 
-Timestamp = Annotated[AwareDatetime, BeforeValidator(_iso_8601_only)]
-"""An ISO 8601 date-time with a timezone, in a request."""
+YEARS = range(1000, 9999)
+"""Years a request's date-time may name: four digits, and not 9999, where a zone offset
+could move it past the last date Python and asyncpg hold (and year 1 before the first)."""
+YEAR_PATTERN = r"^(1[0-9]{3}|[2-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9])-"
+
+
+def _in_range(value: datetime) -> datetime:
+    if value.year not in YEARS:
+        raise ValueError(
+            f"give a date-time with a year from {YEARS[0]} to {YEARS[-1]}, not {value.year}"
+        )
+    return value.astimezone(UTC)
+
+
+Timestamp = Annotated[
+    AwareDatetime,
+    BeforeValidator(_iso_8601_only),
+    AfterValidator(_in_range),
+    WithJsonSchema({"type": "string", "format": "date-time", "pattern": YEAR_PATTERN}),
+]
+"""An ISO 8601 date-time with a timezone and a year from 1000 to 9998, in a request; read
+as UTC."""
 
 
 class SubmitJob(JsonInput):
@@ -73,7 +94,10 @@ class JobOut(BaseModel):
     result: Any
     errors: list[dict[str, Any]]
     idempotency_key: str | None
-    owner: str
+    owner: str = Field(
+        description="who submitted it: `key:NAME` (an API key), `jwt:ISSUER:SUB` (a signed-in "
+        "user) or `system` (the scheduler, operators' scripts)"
+    )
     cancel_requested_at: datetime | None
     created_at: datetime
     started_at: datetime | None
@@ -130,7 +154,13 @@ class RetryFilterIn(BaseModel):
     )
     kind: str | None = Field(default=None, max_length=128, pattern=NAME)
     queue: str | None = Field(default=None, max_length=128, pattern=NAME)
-    owner: str | None = Field(default=None, min_length=1, max_length=256, pattern=TEXT)
+    owner: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=1024,
+        pattern=TEXT,
+        description="`key:NAME`, `jwt:ISSUER:SUB` or `system`",
+    )
     finished_after: Timestamp | None = None
     finished_before: Timestamp | None = None
 
@@ -162,7 +192,13 @@ class RetryCountOut(BaseModel):
 
 
 class MeOut(BaseModel):
-    name: str = Field(description="the principal: the owner of the jobs this caller submits")
+    owner: str = Field(
+        description="the principal: the owner of the jobs this caller submits, "
+        "`key:NAME` for an API key, `jwt:ISSUER:SUB` for a signed-in user"
+    )
+    source: Literal["key", "jwt"] = Field(description="how the caller authenticated")
+    name: str = Field(description="the key's name, or the token's `sub`")
+    issuer: str | None = Field(description="the token's `iss` (JWTs only)")
     role: str
     is_admin: bool
 

@@ -26,6 +26,35 @@ class ApiSettings(BaseSettings):
     stream_retry_ms: int = Field(
         default=2000, ge=0, description="how long a browser waits before reconnecting (ms)"
     )
+    stream_recheck_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="an open stream checks its credential this often and ends when it no "
+        "longer holds (a revoked key, an expired token) (s)",
+    )
+    header_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="a connection that has not sent a request's headers this long after "
+        "opening (or after its first byte) is closed (s)",
+    )
+    keepalive_timeout_s: int = Field(
+        default=5, ge=1, description="an idle kept-alive connection is closed after (s)"
+    )
+    max_connections: int | None = Field(
+        default=None,
+        ge=16,
+        description="open connections per server process; unset: the open-file limit less "
+        "64. At the cap, a new connection closes the longest-waiting idle one",
+    )
+    max_body_bytes: int = Field(
+        default=1024 * 1024, ge=1024, description="a larger request body answers 413 (bytes)"
+    )
+    body_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="a body still arriving this long after its headers answers 408 (s)",
+    )
 
 
 class JwtSettings(BaseSettings):
@@ -36,7 +65,13 @@ class JwtSettings(BaseSettings):
 
     secret: str | None = Field(default=None, min_length=32, description="HS256 shared secret")
     jwks_url: str | None = Field(default=None, description="RS256 public keys (a JWKS URL)")
-    issuer: str | None = Field(default=None, description="the `iss` every token must carry")
+    issuer: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=512,
+        pattern=r"^[^\x00-\x1f\x7f]+$",
+        description="the `iss` every token must carry; a user's jobs are owned by `jwt:ISSUER:SUB`",
+    )
     audience: str | None = Field(default=None, description="the `aud` every token must name")
     leeway_s: float = Field(default=30.0, ge=0, description="clock skew allowed on exp/nbf (s)")
     jwks_cache_s: float = Field(default=300.0, gt=0, description="JWKS keys kept this long (s)")

@@ -31,6 +31,7 @@ import asyncpg
 import structlog
 from fastapi.responses import StreamingResponse
 
+from api.auth import Lapse
 from jobs.db import TRANSIENT_ERRORS, asyncpg_dsn
 from jobs.errors import JobNotFound
 from jobs.model import Job
@@ -81,6 +82,54 @@ def sse(event: str, id_: str, data: Snapshot) -> bytes:
 
 
 KEEPALIVE = b": keep-alive\n\n"
+
+
+def end_event(code: str, message: str) -> bytes:
+    """The last event of a stream the server ends for a reason other than the job's end."""
+    body = json.dumps({"code": code, "message": message}, separators=(",", ":"))
+    return f"event: end\ndata: {body}\n\n".encode()
+
+
+async def while_credential_holds(
+    body: AsyncIterator[bytes], lapse: Lapse, recheck_s: float
+) -> AsyncIterator[bytes]:
+    """`body`, until the credential that opened the stream stops holding: checked every
+    `recheck_s` and at a token's expiry, whatever the stream is doing. Then an `end` event
+    saying why, and the stream closes; a reconnect with the same credential gets a 401."""
+    chunks = aiter(body)
+    pending: asyncio.Future[bytes] | None = None
+    check_at = time.monotonic() + recheck_s
+    try:
+        while True:
+            if pending is None:
+                pending = asyncio.ensure_future(anext(chunks))
+            wait = check_at - time.monotonic()
+            expiry = lapse.seconds_to_expiry()
+            if expiry is not None:
+                wait = min(wait, expiry)
+            done, _ = await asyncio.wait({pending}, timeout=max(0.0, wait))
+            if done:
+                try:
+                    chunk = pending.result()
+                except StopAsyncIteration:
+                    return
+                pending = None
+                yield chunk
+                continue
+            reason = await lapse.reason()
+            if reason is not None:
+                log.info("stream.credential_lapsed", owner=lapse.who.owner, reason=reason)
+                yield end_event("credential_lapsed", reason)
+                return
+            check_at = time.monotonic() + recheck_s
+    finally:
+        if pending is not None and not pending.done():
+            pending.cancel()
+            with suppress(asyncio.CancelledError, StopAsyncIteration):
+                await pending
+        aclose = getattr(chunks, "aclose", None)
+        if aclose is not None:
+            await aclose()
 
 
 class JobWatch:
@@ -188,7 +237,8 @@ def sse_response(description: str) -> dict[str, Any]:
     """The OpenAPI entry of a 200 that is a Server-Sent Events stream."""
     return {
         "content": {"text/event-stream": {"schema": {"type": "string"}}},
-        "description": description,
+        "description": f"{description}; last, an `end` event (`code`, `message`) if the "
+        "credential that opened the stream stops holding",
     }
 
 

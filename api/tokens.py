@@ -61,6 +61,24 @@ class TokenVerifier:
         except jwt.PyJWTError as exc:
             raise InvalidToken(f"the token is invalid: {exc}") from None
         sub = claims["sub"]
-        if not isinstance(sub, str) or not 1 <= len(sub) <= 256:
-            raise InvalidToken("the token's `sub` must be a string of 1 to 256 characters")
-        return Principal(sub, "admin" if claims.get("role") == "admin" else "user")
+        if not isinstance(sub, str) or not 1 <= len(sub) <= 256 or not printable(sub):
+            raise InvalidToken(
+                "the token's `sub` must be 1 to 256 printable characters of valid Unicode"
+            )
+        return Principal(
+            "jwt",
+            sub,
+            "admin" if claims.get("role") == "admin" else "user",
+            issuer=s.issuer,
+            expires_at=float(claims["exp"]) + s.leeway_s,
+        )
+
+
+def printable(text: str) -> bool:
+    """Text that can be stored, logged and sent back: valid UTF-8 (no lone surrogates, which
+    JSON's `\\ud800` escapes can smuggle in) and no control characters (NUL among them)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return text.isprintable()

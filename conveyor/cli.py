@@ -146,9 +146,9 @@ def api(
     ] = 1,
 ) -> None:
     """Serve the REST API (uvicorn)."""
-    import uvicorn
     from pydantic import ValidationError
 
+    from api.server import serve
     from api.settings import ApiSettings, JwtSettings
 
     configure_logging()
@@ -158,14 +158,7 @@ def api(
     except ValidationError as exc:
         problems = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
         raise typer.BadParameter(f"API settings: {problems}") from None
-    uvicorn.run(
-        "api.app:from_environment",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level="warning",
-    )
+    serve(host, port, workers)
 
 
 @app.command()

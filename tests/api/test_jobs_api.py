@@ -20,7 +20,7 @@ async def test_submit_then_read_a_job(api):
     r = await api.post("/v1/jobs", json={"kind": "demo.sleep", "payload": {"seconds": 2}})
     assert r.status_code == 201, r.text
     job = r.json()
-    assert job["state"] == "queued" and job["owner"] == "alice"
+    assert job["state"] == "queued" and job["owner"] == "key:alice"
     assert job["payload"] == {"seconds": 2.0}
     got = await api.get(f"/v1/jobs/{job['id']}")
     assert got.status_code == 200 and got.json()["id"] == job["id"]

@@ -19,7 +19,7 @@ async def test_batch_returns_ids_in_input_order_and_reports_duplicates(api, stor
     assert out["ids"][3] == first.json()["id"]
     for i, job_id in enumerate(out["ids"][:3]):
         job = await store.get(job_id)
-        assert job.payload == {"seconds": float(i)} and job.owner == "alice"
+        assert job.payload == {"seconds": float(i)} and job.owner == "key:alice"
 
 
 async def test_an_invalid_job_in_a_batch_names_its_index_and_enqueues_nothing(api, store):
@@ -74,7 +74,7 @@ async def test_events_and_retry_of_a_dead_job(api, store):
     assert again.status_code == 409 and again.json()["error"]["code"] == "invalid_state"
     assert (await store.get(job_id)).state is JobState.QUEUED
     events = (await api.get(f"/v1/jobs/{job_id}/events")).json()
-    assert events[-1]["type"] == "retried" and events[-1]["data"]["by"] == "alice"
+    assert events[-1]["type"] == "retried" and events[-1]["data"]["by"] == "key:alice"
 
 
 async def test_kinds_come_with_their_payload_schema(api):
@@ -98,11 +98,13 @@ async def test_queue_figures_are_scoped_to_the_caller(api, store):
     assert everyone["default"]["queued"] == 4
 
 
-async def test_workers_list_live_workers_with_their_running_jobs(api, store):
+async def test_workers_list_live_workers_with_their_running_jobs_to_admins_only(api, store):
     await store.register_worker("host:1:abc", "host", 1, ["default"], 4)
     await api.post("/v1/jobs", json={"kind": "demo.noop"})
     await store.claim(["default"], 1, "host:1:abc", 30)
-    [w] = (await api.get("/v1/workers")).json()
+    refused = await api.get("/v1/workers")  # hosts and pids are the deployment's
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "forbidden"
+    [w] = (await api.get("/v1/workers", who="root")).json()
     assert (w["id"], w["queues"], w["concurrency"], w["running"]) == (
         "host:1:abc",
         ["default"],

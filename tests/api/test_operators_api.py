@@ -12,7 +12,14 @@ from tests.api.test_jobs_more_api import _dead
 
 
 async def test_me_names_the_caller_and_its_role(api):
-    assert (await api.get("/v1/me")).json() == {"name": "alice", "role": "user", "is_admin": False}
+    assert (await api.get("/v1/me")).json() == {
+        "owner": "key:alice",
+        "source": "key",
+        "name": "alice",
+        "issuer": None,
+        "role": "user",
+        "is_admin": False,
+    }
     assert (await api.get("/v1/me", who="root")).json()["is_admin"] is True
     anonymous = await api.client.get("/v1/me")
     assert anonymous.status_code == 401 and anonymous.json()["error"]["code"] == "unauthorized"

@@ -22,9 +22,11 @@ async def research(api, store):
         "slow": {"start": 30, "stop": 90, "step": 30},
     }
     mine = await run_inline(
-        store, "strategy.optimize", {"symbols": ["IBM"], "grid": grid}, owner="alice"
+        store, "strategy.optimize", {"symbols": ["IBM"], "grid": grid}, owner="key:alice"
     )
-    await run_inline(store, "strategy.optimize", {"symbols": ["IBM"], "grid": grid}, owner="bob")
+    await run_inline(
+        store, "strategy.optimize", {"symbols": ["IBM"], "grid": grid}, owner="key:bob"
+    )
     # the platform's own research (its schedules' jobs) is published
     shared = await run_inline(
         store, "strategy.optimize", {"symbols": ["MSFT"], "grid": grid}, owner="system"
@@ -66,7 +68,7 @@ async def test_strategies_are_their_owners_or_published_and_sort_by_a_metric(api
     r = await api.get("/v1/strategies?symbol=IBM&sample=out&sort=sharpe&limit=3")
     assert r.status_code == 200, r.text
     body = r.json()
-    assert {s["owner"] for s in body["strategies"]} == {"alice"}  # not bob's IBM runs
+    assert {s["owner"] for s in body["strategies"]} == {"key:alice"}  # not bob's IBM runs
     assert not any(s["published"] for s in body["strategies"])
     sharpes = []
     cursor = None
@@ -83,11 +85,11 @@ async def test_strategies_are_their_owners_or_published_and_sort_by_a_metric(api
     defined = [s for s in sharpes if s is not None]
     assert defined == sorted(defined, reverse=True) and sharpes[: len(defined)] == defined
     everyone = (await api.get("/v1/strategies?limit=500", who="root")).json()["strategies"]
-    assert {s["owner"] for s in everyone} == {"alice", "bob", "system"}
-    bobs = next(s for s in everyone if s["owner"] == "bob")
+    assert {s["owner"] for s in everyone} == {"key:alice", "key:bob", "system"}
+    bobs = next(s for s in everyone if s["owner"] == "key:bob")
     assert (await api.get(f"/v1/strategies/{bobs['id']}")).status_code == 404
     visible = (await api.get("/v1/strategies?limit=500")).json()["strategies"]
-    assert {s["owner"] for s in visible} == {"alice", "system"}  # own, and the published
+    assert {s["owner"] for s in visible} == {"key:alice", "system"}  # own, and the published
     assert all(s["published"] for s in visible if s["owner"] == "system")
     shared = research["shared"]["symbols"]["MSFT"]["best"]["strategy_id"]
     assert (await api.get(f"/v1/strategies/{shared}", who="bob")).status_code == 200

@@ -68,7 +68,7 @@ async def test_a_valid_token_submits_as_its_subject_and_sees_only_its_jobs(hs256
     carol = bearer(jwt.encode(claims(), SECRET, algorithm="HS256"))
     dave = bearer(jwt.encode(claims(sub="dave"), SECRET, algorithm="HS256"))
     r = await hs256.post("/v1/jobs", json={"kind": "demo.noop"}, headers=carol)
-    assert r.status_code == 201 and r.json()["owner"] == "carol"
+    assert r.status_code == 201 and r.json()["owner"] == f"jwt:{ISSUER}:carol"
     job_id = r.json()["id"]
     assert (await hs256.get(f"/v1/jobs/{job_id}", headers=carol)).status_code == 200
     assert (await hs256.get(f"/v1/jobs/{job_id}", headers=dave)).status_code == 404
@@ -186,3 +186,52 @@ async def test_a_revoked_key_stops_working_within_the_cache_interval(db_url, con
             return (await c.get("/v1/jobs", headers=bearer(key))).status_code == 401
 
         await eventually(refused, timeout=5)
+
+
+async def test_token_subjects_and_key_names_are_different_owners(db_url, conn):
+    """A token whose `sub` is a key's name is not that key: it reads none of the key's jobs,
+    nor does a key created later with a user's name read that user's jobs; a token naming
+    the admin key is a user like any other."""
+    carol_key = await create_key(conn, "carol", "user")
+    await create_key(conn, "root", "admin")
+    settings = JwtSettings(secret=SECRET, issuer=ISSUER, audience=AUDIENCE)
+    async with client_for(db_url, settings) as c:
+        by_key = await c.post("/v1/jobs", json={"kind": "demo.noop"}, headers=bearer(carol_key))
+        carol_token = bearer(jwt.encode(claims(sub="carol"), SECRET, algorithm="HS256"))
+        by_token = await c.post("/v1/jobs", json={"kind": "demo.noop"}, headers=carol_token)
+        assert by_key.json()["owner"] == "key:carol"
+        assert by_token.json()["owner"] == f"jwt:{ISSUER}:carol"
+        key_job, token_job = by_key.json()["id"], by_token.json()["id"]
+        assert (await c.get(f"/v1/jobs/{key_job}", headers=carol_token)).status_code == 404
+        r = await c.post(f"/v1/jobs/{key_job}/cancel", headers=carol_token)
+        assert r.status_code == 404
+        assert (await c.get(f"/v1/jobs/{token_job}", headers=bearer(carol_key))).status_code == 404
+        listed = (await c.get("/v1/jobs", headers=carol_token)).json()["jobs"]
+        assert [j["id"] for j in listed] == [token_job]
+
+        root_token = bearer(jwt.encode(claims(sub="root"), SECRET, algorithm="HS256"))
+        me = (await c.get("/v1/me", headers=root_token)).json()
+        assert (me["owner"], me["source"], me["is_admin"]) == (f"jwt:{ISSUER}:root", "jwt", False)
+        assert (await c.get(f"/v1/jobs/{key_job}", headers=root_token)).status_code == 404
+
+        dave_token = bearer(jwt.encode(claims(sub="dave"), SECRET, algorithm="HS256"))
+        daves = (await c.post("/v1/jobs", json={"kind": "demo.noop"}, headers=dave_token)).json()
+        dave_key = await create_key(conn, "dave", "user")  # a key made later, a user's name
+        assert (await c.get(f"/v1/jobs/{daves['id']}", headers=bearer(dave_key))).status_code == 404
+
+
+@pytest.mark.parametrize("sub", ["\ud800", "a\udfffb", "nul\x00", "tab\there"])
+async def test_a_signed_token_whose_sub_is_not_printable_text_answers_401_not_500(hs256, sub):
+    # json.dumps writes a lone surrogate as the escape \ud800: valid JSON, invalid Unicode.
+    token = jwt.encode(claims(sub=sub), SECRET, algorithm="HS256")
+    for path in ("/v1/me", "/v1/jobs"):
+        r = await hs256.get(path, headers=bearer(token))
+        assert r.status_code == 401, r.text
+        assert "printable" in r.json()["error"]["message"]
+
+
+def test_the_issuer_must_be_printable_and_bounded():
+    with pytest.raises(ValidationError):
+        JwtSettings(secret=SECRET, issuer="a\nb", audience=AUDIENCE)
+    with pytest.raises(ValidationError):
+        JwtSettings(secret=SECRET, issuer="i" * 513, audience=AUDIENCE)

@@ -23,7 +23,7 @@ def api_get(system: System, path: str, who: str = "root") -> dict:
 
 
 async def test_a_progress_bar_advances_to_done_without_a_reload(page: Page, system: System):
-    await sign_in(page, system.base_url, system.keys["alice"], "alice (user)")
+    await sign_in(page, system.base_url, system.keys["alice"], "key:alice (user)")
     await expect(page.get_by_role("heading", name="Queues")).to_be_visible()
     await page.get_by_role("link", name="Active jobs").click()
     await expect(page.get_by_text("No active jobs")).to_be_visible()
@@ -52,7 +52,7 @@ async def test_a_progress_bar_advances_to_done_without_a_reload(page: Page, syst
 
 
 async def test_cancel_a_running_job_from_its_page(page: Page, system: System):
-    await sign_in(page, system.base_url, system.keys["alice"], "alice (user)")
+    await sign_in(page, system.base_url, system.keys["alice"], "key:alice (user)")
     job_id = submit(
         system.base_url, system.keys["alice"], kind="demo.sleep", payload={"seconds": 60}
     )
@@ -71,7 +71,7 @@ async def test_retry_dead_jobs_one_and_all_matching(page: Page, system: System):
     alice = system.keys["alice"]
     first = submit(system.base_url, alice, kind="demo.fail", payload={"times": 1}, max_attempts=1)
     second = submit(system.base_url, alice, kind="demo.fail", payload={"times": 1}, max_attempts=1)
-    await sign_in(page, system.base_url, system.keys["root"], "root (admin)")
+    await sign_in(page, system.base_url, system.keys["root"], "key:root (admin)")
     await page.goto(f"{system.base_url}/#/jobs/{second}")
     await expect(page.locator(".title-row .badge")).to_have_text("dead", timeout=15_000)
     await expect(page.locator("ol.errors")).to_contain_text("Attempt 1")
@@ -99,7 +99,7 @@ async def test_toggle_a_schedule_and_see_the_servers_cron_message(page: Page, sy
     body = {"name": "nightly", "cron": "0 3 * * *", "kind": "demo.noop"}
     r = httpx.post(system.base_url + "/v1/schedules", json=body, headers=system.auth("root"))
     assert r.status_code == 201, r.text
-    await sign_in(page, system.base_url, system.keys["root"], "root (admin)")
+    await sign_in(page, system.base_url, system.keys["root"], "key:root (admin)")
     await page.get_by_role("link", name="Schedules").click()
     row = page.locator('tr[data-schedule="nightly"]')
     await expect(row.locator(".enabled-cell")).to_have_text("yes")
@@ -124,7 +124,7 @@ async def test_toggle_a_schedule_and_see_the_servers_cron_message(page: Page, sy
 
 async def test_a_phone_sized_window_scrolls_no_page_sideways(page: Page, system: System):
     await page.set_viewport_size({"width": 390, "height": 844})
-    await sign_in(page, system.base_url, system.keys["root"], "root (admin)")
+    await sign_in(page, system.base_url, system.keys["root"], "key:root (admin)")
     submit(system.base_url, system.keys["alice"], kind="demo.sleep", payload={"seconds": 30})
     for section, ready in (
         ("#/", "Workers"),
@@ -167,7 +167,7 @@ async def test_results_show_the_leaderboard_and_a_price_chart_with_patterns(
     board = await finish("leaderboard.refresh", {"limit": 10})
     assert board["entries"] >= 1
 
-    await sign_in(page, system.base_url, system.keys["bob"], "bob (user)")  # shared results
+    await sign_in(page, system.base_url, system.keys["bob"], "key:bob (user)")  # shared results
     await page.get_by_role("link", name="Results").click()
     table = page.get_by_role("table", name="Leaderboard")
     await expect(table.locator("tbody tr")).to_have_count(board["entries"])

@@ -99,3 +99,40 @@ async def test_migrations_go_down_to_nothing_and_up_again(db_url, conn):
     await asyncio.to_thread(upgrade, db_url)
     assert await conn.fetchval(TABLES) == SCHEMA_TABLES
     assert await conn.fetchval("SELECT version_num FROM alembic_version") == head_revision()
+
+
+async def test_owners_move_into_their_namespace_keys_by_name_tokens_under_the_issuer(
+    db_url, conn, monkeypatch
+):
+    """0006: a bare owner that names an API key becomes `key:NAME`, any other (a token
+    user's) `jwt:ISSUER:SUB` with the issuer the migration runs under; `system` stays."""
+    await asyncio.to_thread(downgrade, db_url, "0005")
+    await conn.execute("INSERT INTO api_key (name, role, key_hash) VALUES ('alice', 'user', 'h1')")
+    for owner in ("alice", "carol", "system"):
+        await conn.execute(insert(owner=f"'{owner}'"))
+    await conn.execute(
+        "INSERT INTO strategy_run (job_id, owner, kind, symbol, interval, family, cost,"
+        " risk_free, conventions, published, params, sample, selected, start_ts, end_ts, bars)"
+        " VALUES (1, 'carol', 'strategy.optimize', 'IBM', '1d', 'sma_cross', 0, 0, '{}', false,"
+        " '{}', 'in', true, now(), now(), 10)"
+    )
+    monkeypatch.setenv("JWT_ISSUER", "https://login.example.test")
+    await asyncio.to_thread(upgrade, db_url)
+    owners = await conn.fetch("SELECT owner FROM job ORDER BY id")
+    assert [r["owner"] for r in owners] == [
+        "key:alice",
+        "jwt:https://login.example.test:carol",
+        "system",
+    ]
+    assert await conn.fetchval("SELECT owner FROM strategy_run") == (
+        "jwt:https://login.example.test:carol"
+    )
+    await conn.execute(insert(owner=f"'jwt:{'i' * 512}:{'s' * 256}'"))  # fits now
+
+    await asyncio.to_thread(downgrade, db_url, "0005")
+    owners = await conn.fetch("SELECT owner FROM job ORDER BY id")
+    assert [r["owner"] for r in owners][:3] == ["alice", "carol", "system"]
+    monkeypatch.delenv("JWT_ISSUER")
+    await asyncio.to_thread(upgrade, db_url)
+    owners = await conn.fetch("SELECT owner FROM job ORDER BY id")
+    assert [r["owner"] for r in owners][:3] == ["key:alice", "legacy:carol", "system"]

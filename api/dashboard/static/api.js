@@ -67,7 +67,8 @@ export function query(params) {
 }
 
 // Reads an SSE stream until `signal` aborts or the server ends it for good (a job's terminal
-// state); reconnects after a drop, resuming with Last-Event-ID. `onStatus` hears
+// state, or an `end` event when the credential stops holding); reconnects after a drop,
+// resuming with Last-Event-ID. `onStatus` hears
 // "live" / "reconnecting" so the page can say whether what it shows is current.
 export async function follow(path, { onEvent, onStatus = () => {}, signal, ends = () => false }) {
   let lastId = null;
@@ -78,6 +79,7 @@ export async function follow(path, { onEvent, onStatus = () => {}, signal, ends 
       if (lastId) h["Last-Event-ID"] = lastId;
       const res = await fetch(path, { headers: h, signal });
       if (res.status === 204) return;
+      if (res.status === 401) window.dispatchEvent(new CustomEvent("conveyor:unauthorized"));
       if (!res.ok) throw await failure(res);
       onStatus("live");
       const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
@@ -99,6 +101,10 @@ export async function follow(path, { onEvent, onStatus = () => {}, signal, ends 
           if (!ev.data) continue;
           if (ev.id) lastId = ev.id;
           const data = JSON.parse(ev.data);
+          if (ev.event === "end") {  // the server ended it: the key was revoked, the token expired
+            window.dispatchEvent(new CustomEvent("conveyor:unauthorized"));
+            throw new ApiError(401, data.code, data.message);
+          }
           onEvent(ev.event || "message", data);
           if (ends(ev.event, data)) ended = true;
         }

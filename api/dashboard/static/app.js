@@ -82,7 +82,7 @@ async function route() {
   document.getElementById("nav").hidden = false;
   document.getElementById("who").hidden = false;
   document.getElementById("who-name").textContent =
-    `${ctx.me.name} (${ctx.me.is_admin ? "admin" : "user"})`;
+    `${ctx.me.owner} (${ctx.me.is_admin ? "admin" : "user"})`;
   const hash = location.hash || "#/";
   const found = ROUTES.find(([re]) => re.test(hash));
   for (const a of document.querySelectorAll("#nav a")) {

@@ -1,5 +1,6 @@
-// Overview: queues with their counts, finished jobs per minute, live workers. Re-read every
-// few seconds while shown (these are aggregates; the per-job changes stream elsewhere).
+// Overview: queues with their counts, finished jobs per minute, live workers (admins only:
+// hosts and pids are the deployment's). Re-read every few seconds while shown (these are
+// aggregates; the per-job changes stream elsewhere).
 
 import { get } from "./api.js";
 import { throughputChart } from "./chart.js";
@@ -7,17 +8,18 @@ import { ago, clear, duration, errorText, h, message, table } from "./ui.js";
 
 const REFRESH_MS = 5000;
 
-export async function render(root, { signal }) {
+export async function render(root, { me, signal }) {
   const queues = h("section", { "aria-labelledby": "queues-title", class: "card" });
   const chart = h("section", { "aria-labelledby": "throughput-title", class: "card" });
   const workers = h("section", { "aria-labelledby": "workers-title", class: "card" });
   const updated = h("p", { class: "muted small", "aria-live": "off" });
   clear(root, h("div", { class: "title-row" }, h("h1", {}, "Overview"), updated),
-    h("div", { class: "grid" }, queues, chart), workers);
+    h("div", { class: "grid" }, queues, chart), me.is_admin ? workers : null);
 
   async function refresh() {
     const [q, t, w] = await Promise.allSettled([
-      get("/v1/queues"), get("/v1/throughput?minutes=15"), get("/v1/workers"),
+      get("/v1/queues"), get("/v1/throughput?minutes=15"),
+      me.is_admin ? get("/v1/workers") : Promise.resolve([]),
     ]);
     if (signal.aborted) return;
     clear(queues, h("h2", { id: "queues-title" }, "Queues"),
