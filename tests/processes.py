@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -23,10 +24,17 @@ class Processes:
         self.log_dir = log_dir
         self.procs: list[subprocess.Popen[bytes]] = []
 
-    def _start(self, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    def _start(
+        self, args: list[str], env: dict[str, str], open_files: int | None = None
+    ) -> subprocess.Popen[bytes]:
+        def limit_files() -> None:
+            if open_files is not None:  # soft and hard: the process cannot raise it
+                resource.setrlimit(resource.RLIMIT_NOFILE, (open_files, open_files))
+
         proc = subprocess.Popen(
             [sys.executable, "-m", "conveyor.cli", *args],
             env={**os.environ, "DATABASE_URL": self.url, **env},
+            preexec_fn=limit_files,
             stdout=subprocess.DEVNULL,
             # A file, not a pipe: nobody reads a pipe while the test waits, and a process
             # blocked on a full pipe would look like a stalled queue.
@@ -41,10 +49,11 @@ class Processes:
             {"CONVEYOR_BACKOFF_BASE_S": "0.1", "CONVEYOR_BACKOFF_CAP_S": "2", **env},
         )
 
-    def start_api(self, timeout: float = 30.0, **env: str) -> str:
-        """Starts `conveyor api` on a free port; returns its base URL once /ready answers."""
+    def start_api(self, timeout: float = 30.0, open_files: int | None = None, **env: str) -> str:
+        """Starts `conveyor api` on a free port; returns its base URL once /ready answers.
+        `open_files` caps its open-file limit (RLIMIT_NOFILE, soft and hard)."""
         port = free_port()
-        proc = self._start(["api", "--port", str(port)], env)
+        proc = self._start(["api", "--port", str(port)], env, open_files)
         base_url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

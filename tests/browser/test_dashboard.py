@@ -181,3 +181,10 @@ async def test_results_show_the_leaderboard_and_a_price_chart_with_patterns(
     assert 0 < markers <= found["patterns"]
     await page.get_by_label("Symbol").select_option("AAPL")
     await expect(page.get_by_text("No AAPL prices yet")).to_be_visible()
+
+
+async def test_the_api_reference_renders_from_this_server_under_its_csp(page: Page, system: System):
+    # The page fixture fails the test on any console error, a CSP refusal among them.
+    await page.goto(system.base_url + "/docs")
+    await expect(page.get_by_role("heading", name=re.compile("Conveyor"))).to_be_visible()
+    await expect(page.get_by_text("/v1/jobs/{job_id}/cancel")).to_be_visible()
