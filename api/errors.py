@@ -160,8 +160,13 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         status = exc.status_code
-        if status == 400:  # FastAPI's "error parsing the body" (e.g. not UTF-8): a bad body
-            return error_response(422, "invalid_request", f"the body is unreadable: {exc.detail}")
+        if status == 400:  # FastAPI's "error parsing the body": JSON it could not decode
+            return error_response(
+                422,
+                "invalid_request",
+                "the body is unreadable as JSON: not UTF-8, nested too deeply, or a number "
+                "of more digits than any field takes",
+            )
         headers = dict(exc.headers) if exc.headers else {}
         if status == 405:  # every method of every route on this path, not just the first's
             headers["Allow"] = ", ".join(_allowed_methods(request))

@@ -150,3 +150,51 @@ async def test_docs_are_served_from_here_under_a_csp_that_allows_only_this_serve
         assert asset.status_code == 200 and asset.headers["content-security-policy"] == csp
     assert (await api.client.get("/docs/../app.py")).status_code == 404
     assert (await api.client.get("/redoc")).status_code == 404
+
+
+HOSTILE_BODIES = {
+    "nested 100,000 deep": b"[" * 100_000,
+    "a payload nested 3,000 deep": b'{"kind":"demo.noop","payload":'
+    + b'{"a":' * 3000
+    + b"1"
+    + b"}" * 3001,
+    "a 5,000-digit number": b'{"kind":"demo.noop","priority":' + b"9" * 5000 + b"}",
+    "1e999999": b'{"kind":"demo.sleep","payload":{"seconds":1e999999}}',
+    "NaN": b'{"kind":"demo.sleep","payload":{"seconds":NaN}}',
+    "a lone surrogate in a key": b'{"kind":"demo.noop","idempotency_key":"a\\ud800b"}',
+    "a lone surrogate in the payload": b'{"kind":"demo.noop","payload":{"\\ud800":1}}',
+    "an array": b"[1,2]",
+    "a string": b'"x"',
+    "nothing": b"",
+}
+
+
+@pytest.mark.parametrize("body", HOSTILE_BODIES.values(), ids=HOSTILE_BODIES.keys())
+@pytest.mark.parametrize("path", ["/v1/jobs", "/v1/jobs/batch"])
+async def test_a_hostile_body_answers_422_in_the_error_shape(api, path, body):
+    headers = {**api.auth("alice"), "Content-Type": "application/json"}
+    r = await api.client.post(path, content=body, headers=headers)
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["code"] in {"invalid_request", "invalid_payload", "unknown_kind"}
+
+
+def id_paths() -> list[str]:
+    """Every path of the schema with a numeric id in it."""
+    schema = create_app("postgresql://unused/db").openapi()
+    return [
+        path
+        for path, ops in schema["paths"].items()
+        for op in ops.values()
+        for p in op.get("parameters", [])
+        if p["in"] == "path" and p["schema"].get("type") == "integer"
+    ]
+
+
+@pytest.mark.parametrize("template", sorted(set(id_paths())))
+async def test_hostile_ids_in_every_id_path_answer_in_the_error_shape(api, template):
+    for bad in ("9" * 5000, "9" * 19, "-1", "0", "1.5", "1e3", "%00", "０１"):
+        path = template.split("{")[0] + bad + template.split("}", 1)[1]
+        for headers in ({}, api.auth("alice")):
+            r = await api.client.get(path, headers=headers)
+            assert r.status_code in (401, 404, 405, 422), (path[:60], r.status_code, r.text[:200])
+            assert r.json()["error"]["code"]
