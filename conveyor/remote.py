@@ -169,7 +169,10 @@ def watch(
     ) as bar:
         task = bar.add_task("", total=100, job=job_id, state="…", message="")
         try:
-            for _, data in _events(api_url, api_key, job_id):
+            for event, data in _events(api_url, api_key, job_id):
+                if event == "end":  # the server ended it: the key was revoked, say
+                    bar.stop()
+                    _fail(f"the stream ended: {data['message']}")
                 bar.update(
                     task,
                     completed=data["progress"],
