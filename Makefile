@@ -3,7 +3,9 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+CHECKSUM := $(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+RUN_STAMP := $(VENV)/.installed-run-$(CHECKSUM)
+STAMP := $(VENV)/.installed-test-$(CHECKSUM)
 
 .DEFAULT_GOAL := help
 .PHONY: help run test lint bench clean postgres-binaries chromium screenshots
@@ -11,12 +13,21 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+$(VENV)/bin/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Conveyor needs Python 3.11 or newer: set PYTHON=python3.11")'
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# What running needs (about 550 MB and half a minute, once); `make test` adds the test, dev and bench extras.
+$(RUN_STAMP): pyproject.toml | $(VENV)/bin/python
+	@echo "Installing what Conveyor needs to run into $(VENV) (once; pip's progress follows)…"
+	$(BIN)/python -m pip install --progress-bar on -e .
+	@rm -f $(VENV)/.installed-run-* && touch $@
+
+$(STAMP): pyproject.toml | $(VENV)/bin/python
+	@echo "Installing Conveyor with its test, dev and bench extras into $(VENV) (once)…"
 	$(BIN)/python -m pip install --quiet -e '.[test,dev,bench]'
-	@rm -f $(VENV)/.installed-* && touch $@
+	@rm -f $(VENV)/.installed-test-* $(VENV)/.installed-run-* && touch $@ $(RUN_STAMP)
 
 # The embedded cluster needs initdb/pg_ctl. On a Debian machine where we are root and they are
 # missing, install them; anywhere else, say what to do (or use DATABASE_URL/TEST_DATABASE_URL).
@@ -41,8 +52,8 @@ chromium:
 	  echo "Chromium not found: install it (apt-get install chromium) for tests/browser, which are skipped without it." >&2; \
 	fi
 
-run: $(STAMP) postgres-binaries ## start the system (embedded Postgres when DATABASE_URL is unset)
-	$(BIN)/conveyor dev
+run: $(RUN_STAMP) postgres-binaries ## start the system (embedded Postgres kept in .conveyor/ when DATABASE_URL is unset; ARGS=--fresh starts empty)
+	$(BIN)/conveyor dev $(ARGS)
 
 test: $(STAMP) postgres-binaries chromium lint ## install what is needed, check style and layering, run the whole suite
 	$(BIN)/python -m pytest

@@ -89,7 +89,7 @@ async def revoke_key(db: asyncpg.Connection | asyncpg.Pool, name: str) -> bool:
     return str(status).endswith(" 1")
 
 
-async def authenticate(db: asyncpg.Pool, key_hash: str) -> Principal | None:
+async def authenticate(db: asyncpg.Connection | asyncpg.Pool, key_hash: str) -> Principal | None:
     """The live key with this hash (`hash_key`), if any."""
     row = await db.fetchrow(
         "SELECT name, role FROM api_key WHERE key_hash = $1 AND revoked_at IS NULL", key_hash

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
-import subprocess
 import sys
-import threading
 from typing import Annotated, Any
 
 import typer
@@ -26,11 +22,15 @@ log = get_logger("conveyor")
 
 
 def _database_url() -> str:
-    url = DatabaseSettings().database_url
+    """DATABASE_URL, or else the database of the `conveyor dev` running from here."""
+    from conveyor.dev import running_database_url
+
+    url = DatabaseSettings().database_url or running_database_url()
     if not url:
         raise typer.BadParameter(
-            "DATABASE_URL is not set. Point it at your Postgres "
-            "(postgresql://user:pass@host:5432/db), or use `conveyor dev` for an embedded one."
+            "DATABASE_URL is not set and no `conveyor dev` (`make run`) is running from this "
+            "folder. Point DATABASE_URL at your Postgres (postgresql://user:pass@host:5432/db), "
+            "or start `make run` and run this again."
         )
     return url
 
@@ -293,41 +293,14 @@ def keys_revoke(name: Annotated[str, typer.Argument(help="The key's name.")]) ->
 @app.command()
 def migrate() -> None:
     """Apply the database migrations (alembic upgrade head) to DATABASE_URL."""
+    from conveyor.dev import default_schedules
     from jobs.migrate import upgrade
 
     configure_logging()
     url = _database_url()
     upgrade(url)
     log.info("db.migrated", revision="head")
-    _ensure_default_schedules(url)
-
-
-def _ensure_default_schedules(url: str) -> None:
-    """The platform's schedules, created when absent, never overwritten."""
-    import asyncio
-
-    import asyncpg
-
-    from compute.specs import SPECS
-    from jobs.db import asyncpg_dsn
-    from scheduler.defaults import UniverseSettings, ensure_defaults
-
-    def validate(kind: str, payload: dict[str, Any]) -> dict[str, Any]:
-        result: dict[str, Any] = SPECS[kind].model_validate(payload).model_dump(mode="json")
-        return result
-
-    async def main() -> tuple[list[str], list[str]]:
-        conn = await asyncpg.connect(asyncpg_dsn(url))
-        try:
-            universe = UniverseSettings()
-            return await ensure_defaults(
-                conn, SPECS, validate, universe.symbol_list, universe.price_provider
-            )
-        finally:
-            await conn.close()
-
-    created, unknown = asyncio.run(main())
-    log.info("schedules.defaults", created=created, left_out_unknown_kind=unknown)
+    default_schedules(url)
 
 
 @app.command()
@@ -335,121 +308,20 @@ def dev(
     keep_running: Annotated[
         bool, typer.Option(help="Wait for Ctrl-C after start-up (off: start, migrate, stop).")
     ] = True,
-    port: Annotated[int, typer.Option(envvar="PORT", help="The API's port.")] = 8000,
+    port: Annotated[
+        int | None,
+        typer.Option(envvar="PORT", help="The API's port (default 8000, or a free one)."),
+    ] = None,
+    fresh: Annotated[
+        bool, typer.Option("--fresh", help="Delete the kept embedded cluster first.")
+    ] = False,
 ) -> None:
-    """Everything on one machine: embedded Postgres when DATABASE_URL is unset, migrations,
-    and every process Conveyor has, until Ctrl-C."""
-    from jobs.embedded import EmbeddedPostgres
-    from jobs.migrate import upgrade
+    """Everything on one machine: an embedded Postgres kept in .conveyor/ when DATABASE_URL
+    is unset, migrations, the API and a worker, until Ctrl-C."""
+    from conveyor.dev import run
 
     configure_logging()
-    url = DatabaseSettings().database_url
-    embedded: EmbeddedPostgres | None = None
-    if not url:
-        embedded = EmbeddedPostgres(durable=True)
-        url = embedded.start()
-    children: list[subprocess.Popen[bytes]] = []
-    try:
-        upgrade(url)
-        log.info("db.migrated", revision="head")
-        _ensure_default_schedules(url)
-        key = _dev_admin_key(url)
-        _dev_sample_prices(url)
-        env = {**os.environ, "DATABASE_URL": url}
-        # Own process groups: a terminal's Ctrl-C reaches only `dev`, which then sends each
-        # child one SIGTERM (a second signal would make a worker exit at once).
-        worker_proc = subprocess.Popen(
-            [sys.executable, "-m", "conveyor.cli", "worker"], env=env, start_new_session=True
-        )
-        api_proc = subprocess.Popen(
-            [sys.executable, "-m", "conveyor.cli", "api", "--port", str(port)],
-            env=env,
-            start_new_session=True,
-        )
-        children += [api_proc, worker_proc]
-        print(f"Conveyor is up.\n  database: {url}" + ("  (embedded)" if embedded else ""))
-        print(f"  api:      http://127.0.0.1:{port}  (docs at /docs; pid {api_proc.pid})")
-        print(f"  worker:   pid {worker_proc.pid} (queue default)")
-        print(f"  admin key for this session: {key}")
-        print(
-            "  the sample's daily prices are being ingested; then try (with CONVEYOR_API_KEY set)"
-        )
-        print('    conveyor submit strategy.discover --payload \'{"symbols": ["IBM"]}\' --watch')
-        print("Stop with Ctrl-C.", flush=True)
-        if keep_running:
-            stop = threading.Event()
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                signal.signal(sig, lambda *_: stop.set())
-            while not stop.wait(1.0):
-                exited = [p for p in children if p.poll() is not None]
-                if exited:
-                    print(f"A process exited ({exited[0].returncode}); stopping.", flush=True)
-                    break
-    finally:
-        for proc in children:
-            if proc.poll() is None:
-                _stop_child(proc)
-        if embedded:
-            embedded.destroy()
-            print("Stopped the embedded Postgres and removed its data.", flush=True)
-
-
-def _dev_sample_prices(url: str) -> None:
-    """Real prices from the first start on, so the research pages have something to show;
-    the idempotency key makes it once per database."""
-    import asyncio
-
-    from jobs.model import NewJob
-    from jobs.store import Store
-    from scheduler.defaults import UniverseSettings
-
-    async def enqueue() -> None:
-        store = await Store.connect(url)
-        try:
-            payload = {"symbols": UniverseSettings().symbol_list, "provider": "sample"}
-            await store.enqueue(
-                NewJob(kind="prices.ingest", payload=payload, idempotency_key="dev-sample-prices")
-            )
-        finally:
-            await store.close()
-
-    asyncio.run(enqueue())
-
-
-def _dev_admin_key(url: str) -> str:
-    import asyncio
-    import secrets
-
-    import asyncpg
-
-    from api.keys import create_key
-    from jobs.db import asyncpg_dsn
-
-    async def make() -> str:
-        conn = await asyncpg.connect(asyncpg_dsn(url))
-        try:
-            return await create_key(conn, f"dev-admin-{secrets.token_hex(3)}", "admin")
-        finally:
-            await conn.close()
-
-    return asyncio.run(make())
-
-
-def _stop_child(proc: subprocess.Popen[bytes]) -> None:
-    """One SIGTERM (graceful), wait out a worker's grace and then some; a further Ctrl-C, or
-    the wait running out, kills its whole process group (a pool's children too)."""
-    from worker.settings import WorkerSettings
-
-    s = WorkerSettings()
-    signal.signal(signal.SIGINT, signal.default_int_handler)  # the next Ctrl-C interrupts
-    proc.send_signal(signal.SIGTERM)
-    print("Stopping the worker (Ctrl-C again to kill it now)…", flush=True)
-    try:
-        proc.wait(timeout=s.grace_s + s.cancel_grace_s + 15)
-    except (subprocess.TimeoutExpired, KeyboardInterrupt):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    run(keep_running=keep_running, port=port, fresh=fresh)
 
 
 def main() -> None:

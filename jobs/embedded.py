@@ -76,10 +76,12 @@ def free_port() -> int:
 
 
 class EmbeddedPostgres:
-    """initdb + pg_ctl start on a free loopback port; stop removes the cluster.
+    """initdb + pg_ctl start on a free loopback port; `destroy` removes the cluster.
 
     `durable=False` turns fsync off (tests); `durable=True` keeps PostgreSQL's defaults
-    (benchmarks, `conveyor dev`).
+    (benchmarks, `conveyor dev`). With `root`, the cluster lives there and outlives the
+    process: a later `start` with the same root finds it and starts it again (on this
+    object's port), which is how `conveyor dev` keeps its data between runs.
     """
 
     def __init__(
@@ -89,6 +91,7 @@ class EmbeddedPostgres:
         port: int | None = None,
         settings: dict[str, str] | None = None,
         run_as: str | None = None,
+        root: Path | None = None,
     ) -> None:
         self.bin_dir = find_bin_dir()
         self.port = port or free_port()
@@ -102,6 +105,9 @@ class EmbeddedPostgres:
         self._run_as = run_as or os.environ.get("CONVEYOR_PG_USER", "postgres")
         self.data_dir: Path | None = None
         self._root_dir: Path | None = None
+        if root is not None and (root / "data" / "PG_VERSION").exists():
+            self._root_dir, self.data_dir = root, root / "data"
+        self._root_wanted = root
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -118,7 +124,12 @@ class EmbeddedPostgres:
         """Create the cluster (first call) and start the server; returns its URL."""
         if self.data_dir is None:
             self._create()
-        self._pg_ctl("start", "-w", "-t", "60", "-l", str(self.log_file))
+        elif self.postmaster_pid() is not None and _alive(self.postmaster_pid() or 0):
+            raise EmbeddedPostgresError(
+                f"the cluster in {self._root_dir} is already running (postmaster pid "
+                f"{self.postmaster_pid()}): is another `conveyor dev` running here? Stop it first"
+            )
+        self._pg_ctl("start", "-w", "-t", "60", "-l", str(self.log_file), "-o", f"-p {self.port}")
         log.info("postgres.started", port=self.port, data_dir=str(self.data_dir))
         return self.url
 
@@ -189,9 +200,20 @@ class EmbeddedPostgres:
         prefix, ids = self._runner()
         # mkdtemp makes a mode-700 folder; as root hand it to the server's user so it can
         # enter it (the parent, the system temp folder, is world-traversable).
-        root = Path(tempfile.mkdtemp(prefix="conveyor-pg-"))
+        if self._root_wanted is not None:
+            root = self._root_wanted
+            root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        else:
+            root = Path(tempfile.mkdtemp(prefix="conveyor-pg-"))
         if ids:
             os.chown(root, *ids)
+            reach = subprocess.run([*prefix, "test", "-w", str(root)], check=False)
+            if self._root_wanted is not None and reach.returncode != 0:
+                raise EmbeddedPostgresError(
+                    f"PostgreSQL runs as {self._run_as!r}, who cannot reach {root} (a folder "
+                    "above it is private): set CONVEYOR_DEV_DIR to a folder that user can "
+                    "reach, or set DATABASE_URL"
+                )
         self._root_dir = root
         self.data_dir = root / "data"
         self._run(
@@ -210,7 +232,10 @@ class EmbeddedPostgres:
             "initdb",
         )
         lines = [f"{k} = {v}" for k, v in self.settings.items()]
-        lines += [f"port = {self.port}", f"unix_socket_directories = '{root}'"]
+        # A kept cluster's folder may sit deep in a project, past the 107 bytes a Unix
+        # socket's path may have: it listens on TCP only (which is all Conveyor uses).
+        sockets = "" if self._root_wanted is not None else str(root)
+        lines += [f"port = {self.port}", f"unix_socket_directories = '{sockets}'"]
         conf = "\n# conveyor embedded cluster\n" + "\n".join(lines) + "\n"
         with (self.data_dir / "postgresql.conf").open("a") as fh:
             fh.write(conf)

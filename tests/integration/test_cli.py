@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -18,7 +20,7 @@ from jobs.errors import PostgresNotFound
 from jobs.migrate import head_revision
 from jobs.model import NewJob
 from jobs.transitions import Success
-from tests.support import SCHEMA_TABLES, eventually
+from tests.support import eventually
 
 CONVEYOR = [sys.executable, "-m", "conveyor.cli"]
 
@@ -35,7 +37,7 @@ def test_migrate_without_a_database_url_says_what_to_do():
     )
     assert proc.returncode == 2
     assert "DATABASE_URL is not set" in proc.stderr
-    assert "conveyor dev" in proc.stderr
+    assert "make run" in proc.stderr
 
 
 async def test_migrate_applies_the_schema(server_url):
@@ -61,86 +63,128 @@ async def test_migrate_applies_the_schema(server_url):
         await admin.close()
 
 
-@pytest.mark.slow
-async def test_dev_starts_an_embedded_postgres_migrates_and_cleans_up_on_ctrl_c():
-    port = free_port()
+def _start_dev(env: dict[str, str], *args: str) -> tuple[subprocess.Popen[str], list[str]]:
+    """`conveyor dev` up to its "Stop with Ctrl-C" line; the process and what it printed."""
     proc = subprocess.Popen(
-        [*CONVEYOR, "dev", "--port", str(port)],
-        env=_env(),
+        [*CONVEYOR, "dev", *args],
+        env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,  # not read while the test runs: a full pipe would block
         text=True,
     )
+    lines = []
+    deadline = time.monotonic() + 120
+    assert proc.stdout is not None
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        lines.append(line)
+        if line.startswith("Stop with Ctrl-C"):
+            return proc, lines
+        assert line, f"dev exited early: {''.join(lines)}"
+    proc.kill()
+    raise AssertionError("dev did not come up in 120 s")
+
+
+def _printed(lines: list[str], label: str) -> str:
+    return next(x.split(label, 1)[1].split()[0] for x in lines if label in x)
+
+
+def _stop_dev(proc: subprocess.Popen[str]) -> str:
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=90)
+    assert proc.returncode == 0, out
+    return out
+
+
+@pytest.mark.slow
+async def test_dev_keeps_its_data_between_runs_until_fresh(tmp_path):
+    # Under the system temp folder, not pytest's private one: run as root, the cluster's
+    # own user must reach it.
+    folder = Path(tempfile.mkdtemp(prefix="conveyor-dev-test-"))
+    folder.chmod(0o755)
+    env = _env(CONVEYOR_DEV_DIR=str(folder / ".conveyor"))
+    port = free_port()
+    proc, lines = _start_dev(env, "--port", str(port))
     try:
-        lines = []
-        deadline = time.monotonic() + 120
-        assert proc.stdout is not None
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            lines.append(line)
-            if line.startswith("Stop with Ctrl-C"):
-                break
-            assert line, "dev exited early"
-        url = next(x.split("database:")[1].split()[0] for x in lines if "database:" in x)
-        conn = await asyncpg.connect(url)
-        tables = await conn.fetchval(
-            "SELECT array_agg(tablename::text ORDER BY tablename) FROM pg_tables "
-            "WHERE schemaname = 'public'"
+        base = f"http://127.0.0.1:{port}"
+        # "up" is printed once a request works: no waiting here
+        assert httpx.get(f"{base}/ready", timeout=5).status_code == 200
+        url, key = _printed(lines, "database:"), _printed(lines, "admin key:")
+        auth = {"Authorization": f"Bearer {key}"}
+        r = httpx.post(f"{base}/v1/jobs", json={"kind": "demo.noop"}, headers=auth, timeout=10)
+        assert r.status_code == 201, r.text
+        submitted = r.json()["id"]
+
+        async def done() -> bool:
+            got = httpx.get(f"{base}/v1/jobs/{submitted}", headers=auth, timeout=10)
+            return got.json()["state"] == "succeeded"
+
+        await eventually(done, 60)
+        # database commands find the running dev cluster without DATABASE_URL
+        made = subprocess.run(
+            [*CONVEYOR, "keys", "create", "--name", "kept"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
-        data_dir = await conn.fetchval("SHOW data_directory")
-
-        async def worker_registered() -> bool:
-            return bool(await conn.fetchval("SELECT count(*) FROM worker"))
-
-        await eventually(worker_registered, 60)
-        job_id = await conn.fetchval(
-            "INSERT INTO job (kind, payload) VALUES ('demo.noop', '{}') RETURNING id"
-        )
-
-        async def job_done() -> bool:
-            state = await conn.fetchval("SELECT state FROM job WHERE id = $1", job_id)
-            return state == "succeeded"
-
-        await eventually(job_done, 30)
-        await conn.close()
-
-        key = next(x.rsplit(" ", 1)[1].strip() for x in lines if "admin key" in x)
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
-
-            async def api_up() -> bool:
-                try:
-                    return (await client.get("/ready")).status_code == 200
-                except httpx.TransportError:
-                    return False
-
-            await eventually(api_up, 60)
-            r = await client.post(
-                "/v1/jobs",
-                json={"kind": "demo.noop"},
-                headers={"Authorization": f"Bearer {key}"},
-            )
-            assert r.status_code == 201, r.text
-            submitted = r.json()["id"]
-
-            async def api_job_done() -> bool:
-                got = await client.get(
-                    f"/v1/jobs/{submitted}", headers={"Authorization": f"Bearer {key}"}
-                )
-                return got.json()["state"] == "succeeded"
-
-            await eventually(api_job_done, 30)
-        assert tables == SCHEMA_TABLES
-
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
-        assert proc.returncode == 0, err
-        assert "Stopped the embedded Postgres" in out
-        assert not Path(data_dir).exists()
+        assert made.returncode == 0, made.stderr
+        out = _stop_dev(proc)
+        assert "its data stays in" in out
         with pytest.raises(OSError):
             await asyncpg.connect(url, timeout=2)
+        outside = subprocess.run(
+            [*CONVEYOR, "keys", "list"], env=env, capture_output=True, text=True, timeout=60
+        )
+        assert outside.returncode == 2 and "make run" in outside.stderr  # not running now
+
+        proc, lines = _start_dev(env, "--port", str(port))
+        assert _printed(lines, "admin key:") == key  # the same key, still accepted
+        conn = await asyncpg.connect(_printed(lines, "database:"))
+        try:
+            assert await conn.fetchval("SELECT state FROM job WHERE id = $1", submitted) == (
+                "succeeded"
+            )
+            assert await conn.fetchval("SELECT count(*) FROM api_key WHERE name = 'kept'") == 1
+            ingests = await conn.fetchval(
+                "SELECT count(*) FROM job WHERE idempotency_key = 'dev-sample-prices'"
+            )
+            assert ingests == 1  # the sample prices once, not on every start
+        finally:
+            await conn.close()
+        _stop_dev(proc)
+
+        proc, lines = _start_dev(env, "--port", str(port), "--fresh")
+        assert any("--fresh" in x for x in lines)
+        assert _printed(lines, "admin key:") != key
+        conn = await asyncpg.connect(_printed(lines, "database:"))
+        try:
+            assert await conn.fetchval("SELECT count(*) FROM api_key WHERE name = 'kept'") == 0
+        finally:
+            await conn.close()
+        _stop_dev(proc)
     finally:
         if proc.poll() is None:
             proc.kill()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_dev_on_a_taken_port_says_how_to_choose_another(tmp_path):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = subprocess.run(
+            [*CONVEYOR, "dev", "--port", str(port)],
+            env=_env(CONVEYOR_DEV_DIR=str(tmp_path / ".conveyor")),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert proc.returncode == 2
+    assert f"port {port} is taken" in proc.stderr and "PORT=" in proc.stderr
 
 
 def test_missing_server_binaries_give_one_clear_message(monkeypatch, tmp_path):
