@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -11,10 +12,11 @@ import structlog
 from fastapi import FastAPI, Header, Path, Query, Request, Response
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import StreamingResponse
+from pydantic import StringConstraints
 from starlette.convertors import Convertor, register_url_convertor
 
 from api import dashboard, docs, errors, operators, research, schedules
-from api.auth import Admin, Authenticator, Caller, Lapse
+from api.auth import Admin, Authenticator, Caller, Lapse, bearer_credential
 from api.errors import ERRORS, ApiError, ErrorBody
 from api.headers import StandardHeaders
 from api.keys import Principal
@@ -66,6 +68,7 @@ IdempotencyKeyHeader = Annotated[
     str | None, Header(min_length=1, max_length=512, pattern=TEXT, description="or in the body")
 ]
 JobId = Annotated[int, Path(ge=1, le=2**63 - 1, description="the job's id")]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=NAME)]
 
 log = structlog.get_logger("conveyor.api")
 
@@ -174,10 +177,19 @@ def create_app(
         response_class=Response,
         responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
     )
-    async def metrics() -> Response:
+    async def metrics(request: Request) -> Response:
         """Prometheus text: queue depth per state, oldest queued age, jobs finished by kind
-        and outcome, the handler duration histogram, live workers. Unauthenticated, as
-        scrapers expect: keep it off the public internet."""
+        and outcome, the handler duration histogram, live workers. Unauthenticated unless
+        CONVEYOR_METRICS_TOKEN is set; then `Authorization: Bearer <token>` (401 otherwise)."""
+        if settings.metrics_token is not None:
+            sent = bearer_credential(request) or ""
+            if not hmac.compare_digest(sent.encode(), settings.metrics_token.encode()):
+                raise ApiError(
+                    401,
+                    "unauthorized",
+                    "/metrics needs `Authorization: Bearer <CONVEYOR_METRICS_TOKEN>`",
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
         return Response(await render_metrics(app.state.store), media_type=METRICS_CONTENT_TYPE)
 
     @app.get("/ready", tags=["ops"], response_model=ReadyOut, responses={503: {"model": ErrorBody}})
@@ -276,8 +288,8 @@ def create_app(
     async def list_jobs(
         who: Caller,
         state: Annotated[list[JobState] | None, Query()] = None,
-        kind: Annotated[str | None, Query(max_length=128, pattern=NAME)] = None,
-        queue: Annotated[str | None, Query(max_length=128, pattern=NAME)] = None,
+        kind: Annotated[list[Name] | None, Query(max_length=100)] = None,
+        queue: Annotated[list[Name] | None, Query(max_length=100)] = None,
         created_after: Timestamp | None = None,
         created_before: Timestamp | None = None,
         finished_after: Timestamp | None = None,
@@ -285,13 +297,14 @@ def create_app(
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
         cursor: Annotated[str | None, Query(pattern=r"^[0-9]{1,18}$")] = None,
     ) -> JobPage:
-        """The caller's jobs (an admin's: everyone's), newest first. Pass `next_cursor` back
+        """The caller's jobs (an admin's: everyone's), newest first. `state`, `kind` and
+        `queue` repeat (`kind=a&kind=b`): any of the values matches. Pass `next_cursor` back
         as `cursor` for the next page; it is null on the last one."""
         jobs = await app.state.store.list_jobs(
             owner=who.owner_filter,
             states=state or (),
-            kind=kind,
-            queue=queue,
+            kinds=kind or (),
+            queues=queue or (),
             created_after=created_after,
             created_before=created_before,
             finished_after=finished_after,

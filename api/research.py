@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 
 import asyncpg
 from fastapi import APIRouter, Path, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StringConstraints
 
 from api.auth import Caller
 from api.errors import ERRORS, ApiError
@@ -28,7 +28,10 @@ from compute.specs import METRIC_NAMES, SYMBOL, AnyMetric, Family, PatternName
 router = APIRouter(route_class=GuardedRoute, prefix="/v1", responses=ERRORS)
 
 SymbolPath = Annotated[str, Path(pattern=SYMBOL, description="e.g. AAPL")]
-SymbolQuery = Annotated[str | None, Query(pattern=SYMBOL)]
+SymbolsQuery = Annotated[
+    list[Annotated[str, StringConstraints(pattern=SYMBOL)]] | None,
+    Query(max_length=100, description="repeat for several: any matches"),
+]
 Id = Annotated[int, Path(ge=1, le=2**63 - 1)]
 STRATEGY_CURSOR = r"^(-?(?:[0-9]{1,20}(?:\.[0-9]{1,20})?(?:e[+-]?[0-9]{1,3})?|inf))_([0-9]{1,18})$"
 PATTERN_CURSOR = r"^(-?[0-9]{1,16})_([0-9]{1,18})$"
@@ -193,10 +196,14 @@ async def prices(
 async def strategies(
     request: Request,
     who: Caller,
-    symbol: SymbolQuery = None,
-    family: Family | None = None,
-    kind: Literal["strategy.optimize", "strategy.discover"] | None = None,
-    sample: Literal["in", "out", "walk_forward"] | None = None,
+    symbol: SymbolsQuery = None,
+    family: Annotated[list[Family] | None, Query(max_length=20)] = None,
+    kind: Annotated[
+        list[Literal["strategy.optimize", "strategy.discover"]] | None, Query(max_length=2)
+    ] = None,
+    sample: Annotated[
+        list[Literal["in", "out", "walk_forward"]] | None, Query(max_length=3)
+    ] = None,
     selected: bool | None = None,
     job_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
     sort: Annotated[
@@ -206,7 +213,8 @@ async def strategies(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(pattern=STRATEGY_CURSOR)] = None,
 ) -> StrategyPage:
-    """Stored strategy runs: your own (an admin's: everyone's)."""
+    """Stored strategy runs: your own and the published (an admin's: everyone's).
+    `symbol`, `family`, `kind` and `sample` repeat: any of the values matches."""
     key = _keyset(cursor)
     cursor_id = cursor_value = None
     if key is not None:
@@ -295,13 +303,13 @@ async def leaderboard(request: Request, snapshot_id: Id, _who: Caller) -> Leader
 async def list_patterns(
     request: Request,
     _who: Caller,
-    symbol: SymbolQuery = None,
+    symbol: SymbolsQuery = None,
     since: Timestamp | None = None,
-    pattern: PatternName | None = None,
+    pattern: Annotated[list[PatternName] | None, Query(max_length=100)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query(pattern=PATTERN_CURSOR)] = None,
 ) -> PatternPage:
-    """Detected patterns, newest bar first."""
+    """Detected patterns, newest bar first. `symbol` and `pattern` repeat: any matches."""
     key = _keyset(cursor)
     before_ts = _from_micros(key[0]) if key else None  # _from_micros refuses non-integers
     rows = await _pool(request).fetch(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field, model_validator
+from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -46,6 +46,13 @@ class ApiSettings(BaseSettings):
         ge=16,
         description="open connections per server process; unset: the open-file limit less "
         "64. At the cap, a new connection closes the longest-waiting idle one",
+    )
+    metrics_token: str | None = Field(
+        default=None,
+        min_length=16,
+        description="when set, GET /metrics needs `Authorization: Bearer <this>` "
+        "(CONVEYOR_METRICS_TOKEN), as Prometheus' `authorization` setting sends it",
+        validation_alias=AliasChoices("CONVEYOR_METRICS_TOKEN", "CONVEYOR_API_METRICS_TOKEN"),
     )
     max_body_bytes: int = Field(
         default=1024 * 1024, ge=1024, description="a larger request body answers 413 (bytes)"

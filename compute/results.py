@@ -126,15 +126,16 @@ WHERE id = $1 AND ($2::text IS NULL OR owner = $2 OR published)
 
 def list_strategies_sql(sort: str | None) -> str:
     """Newest first, or best first by the metric `sort` (NULLs last); keyset-paginated on
-    (metric, id). $1–$7 filter (owner, symbol, family, kind, sample, selected, job_id), $8 is
-    the cursor's id, $9 the limit, and with a sort $10 the cursor's metric value.
+    (metric, id). $1–$7 filter (owner, symbols, families, kinds, samples, selected, job_id;
+    the plural ones are arrays, any of which matches), $8 is the cursor's id, $9 the limit,
+    and with a sort $10 the cursor's metric value.
     `sort` must be one of METRIC_NAMES: it is spliced into the statement."""
     filters = """
     WHERE ($1::text IS NULL OR owner = $1 OR published)
-      AND ($2::text IS NULL OR symbol = $2)
-      AND ($3::text IS NULL OR family = $3)
-      AND ($4::text IS NULL OR kind = $4)
-      AND ($5::text IS NULL OR sample = $5)
+      AND ($2::text[] IS NULL OR symbol = ANY($2))
+      AND ($3::text[] IS NULL OR family = ANY($3))
+      AND ($4::text[] IS NULL OR kind = ANY($4))
+      AND ($5::text[] IS NULL OR sample = ANY($5))
       AND ($6::bool IS NULL OR selected = $6)
       AND ($7::bigint IS NULL OR job_id = $7)
     """
@@ -196,11 +197,12 @@ FROM leaderboard_entry WHERE snapshot_id = $1 ORDER BY rank
 READ_PATTERNS = """
 SELECT id, symbol, interval, ts, pattern, direction, strength
 FROM pattern
-WHERE ($1::text IS NULL OR symbol = $1)
+WHERE ($1::text[] IS NULL OR symbol = ANY($1))
   AND ($2::timestamptz IS NULL OR ts >= $2)
-  AND ($3::text IS NULL OR pattern = $3)
+  AND ($3::text[] IS NULL OR pattern = ANY($3))
   AND ($4::timestamptz IS NULL OR (ts, id) < ($4, $5::bigint))
 ORDER BY ts DESC, id DESC
 LIMIT $6
 """
-"""Newest bar first; ($4, $5) is the keyset cursor: the previous page's last (ts, id)."""
+"""Newest bar first; $1 and $3 are arrays (any matches), ($4, $5) the keyset cursor: the
+previous page's last (ts, id)."""

@@ -651,8 +651,8 @@ class Store:
         *,
         owner: str | None,
         states: Sequence[JobState] = (),
-        kind: str | None = None,
-        queue: str | None = None,
+        kinds: Sequence[str] = (),
+        queues: Sequence[str] = (),
         created_after: datetime | None = None,
         created_before: datetime | None = None,
         finished_after: datetime | None = None,
@@ -666,8 +666,6 @@ class Store:
         params: list[Any] = []
         for column, op, value, cast_ in (
             ("owner", "=", owner, "text"),
-            ("kind", "=", kind, "text"),
-            ("queue", "=", queue, "text"),
             ("created_at", ">=", created_after, "timestamptz"),
             ("created_at", "<", created_before, "timestamptz"),
             ("finished_at", ">=", finished_after, "timestamptz"),
@@ -677,9 +675,14 @@ class Store:
             if value is not None:
                 params.append(value)
                 clauses.append(f"{column} {op} ${len(params)}::{cast_}")
-        if states:
-            params.append([st.value for st in states])
-            clauses.append(f"state = ANY(${len(params)}::text[])")
+        for column, values in (
+            ("state", [st.value for st in states]),
+            ("kind", list(kinds)),
+            ("queue", list(queues)),
+        ):
+            if values:
+                params.append(values)
+                clauses.append(f"{column} = ANY(${len(params)}::text[])")
         params.append(limit)
         where = " AND ".join(clauses) or "true"
         rows = await self.pool.fetch(

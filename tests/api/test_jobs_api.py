@@ -198,3 +198,22 @@ async def test_an_id_no_bigint_can_hold_is_refused_in_the_error_shape_not_a_500(
             r = await client_call
             assert r.status_code in (401, 404, 405, 422), (path[:40], r.status_code, r.text[:200])
             assert r.json()["error"]["code"], r.text[:200]
+
+
+async def test_list_filters_repeat_and_any_value_matches(api):
+    ids = {}
+    for kind, queue in (("demo.noop", "a"), ("demo.sleep", "b"), ("demo.fail", "c")):
+        r = await api.post("/v1/jobs", json={"kind": kind, "queue": queue})
+        ids[kind] = r.json()["id"]
+
+    async def listed(query: str) -> set[int]:
+        r = await api.get(f"/v1/jobs?{query}")
+        assert r.status_code == 200, r.text
+        return {j["id"] for j in r.json()["jobs"]}
+
+    both = {ids["demo.noop"], ids["demo.sleep"]}
+    assert await listed("kind=demo.noop&kind=demo.sleep") == both
+    assert await listed("queue=a&queue=b") == both
+    assert await listed("kind=demo.noop&kind=demo.fail&queue=c") == {ids["demo.fail"]}
+    assert await listed("kind=demo.noop") == {ids["demo.noop"]}
+    assert (await api.get("/v1/jobs?kind=a%20b")).status_code == 422

@@ -73,3 +73,23 @@ async def test_a_real_worker_s_outcomes_reach_the_metrics(live):
         return (ok, dead) == (2, 1) and value(m, "conveyor_workers") == 1
 
     await eventually(counted, timeout=20, interval=0.3)
+
+
+async def test_a_metrics_token_protects_metrics_when_set(db_url, monkeypatch):
+    import httpx
+
+    from api.app import create_app
+    from api.settings import ApiSettings
+
+    token = "m" * 24
+    monkeypatch.setenv("CONVEYOR_METRICS_TOKEN", token)
+    app = create_app(db_url, ApiSettings())
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://conveyor") as c:
+            refused = await c.get("/metrics")
+            assert refused.status_code == 401 and "CONVEYOR_METRICS_TOKEN" in refused.text
+            wrong = await c.get("/metrics", headers={"Authorization": "Bearer " + "x" * 24})
+            assert wrong.status_code == 401
+            ok = await c.get("/metrics", headers={"Authorization": f"Bearer {token}"})
+            assert ok.status_code == 200 and "conveyor_jobs" in ok.text

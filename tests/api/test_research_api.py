@@ -169,3 +169,18 @@ async def test_synthetic_bars_never_replace_market_data(store):
     )
     assert [r["source"] for r in rows] == ["sample"] * len(real)
     assert [r["close"] for r in rows] == real["close"].tolist()
+
+
+async def test_research_filters_repeat_and_any_value_matches(api, research):
+    r = await api.get("/v1/strategies?symbol=IBM&symbol=MSFT&sample=in&limit=500", who="root")
+    assert r.status_code == 200, r.text
+    assert {s["symbol"] for s in r.json()["strategies"]} == {"IBM", "MSFT"}
+    assert {s["sample"] for s in r.json()["strategies"]} == {"in"}
+    only = await api.get("/v1/strategies?symbol=MSFT&limit=500", who="root")
+    assert {s["symbol"] for s in only.json()["strategies"]} == {"MSFT"}
+    found = {p["pattern"] for p in (await api.get("/v1/patterns?limit=1000")).json()["patterns"]}
+    assert len(found) >= 2
+    two = sorted(found)[:2]
+    r = await api.get(f"/v1/patterns?pattern={two[0]}&pattern={two[1]}&limit=1000")
+    assert {p["pattern"] for p in r.json()["patterns"]} == set(two)
+    assert (await api.get("/v1/strategies?symbol=ibm;x")).status_code == 422
