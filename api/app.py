@@ -10,16 +10,17 @@ from typing import Annotated, Any
 
 import structlog
 from fastapi import FastAPI, Header, Path, Query, Request, Response
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import StreamingResponse
 from pydantic import StringConstraints
 from starlette.convertors import Convertor, register_url_convertor
 
 from api import dashboard, docs, errors, operators, research, schedules
-from api.auth import Admin, Authenticator, Caller, Lapse, bearer_credential
+from api.auth import Admin, Authenticator, Caller, Lapse, StreamCaller, bearer_credential
 from api.errors import ERRORS, ApiError, ErrorBody
 from api.headers import StandardHeaders
-from api.keys import Principal
+from api.keys import Principal, stream_secret
 from api.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from api.metrics import render as render_metrics
 from api.payloads import authorized, validated_payload
@@ -40,6 +41,7 @@ from api.schemas import (
     QueueOut,
     ReadyOut,
     RetryOut,
+    StreamTokenOut,
     SubmitBatch,
     SubmitJob,
     Timestamp,
@@ -56,6 +58,7 @@ from api.stream import (
     stream_body,
     while_credential_holds,
 )
+from api.stream_tokens import issue as issue_stream_token
 from api.tokens import TokenVerifier
 from compute.specs import SPECS
 from jobs.migrate import head_revision
@@ -121,6 +124,11 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.store = await Store.connect(database_url)
+        app.state.stream_secret = (
+            settings.stream_secret.encode()
+            if settings.stream_secret
+            else await stream_secret(app.state.store.pool)
+        )
         app.state.auth = Authenticator(app.state.store.pool, tokens, settings.key_cache_s)
         app.state.watch = JobWatch(database_url)
         await app.state.watch.start()
@@ -165,6 +173,18 @@ def create_app(
 
     app.openapi = openapi  # type: ignore[method-assign]
     app.add_middleware(StandardHeaders)
+    if settings.cors_origins:
+        # Outermost, so a preflight is answered before anything else looks at it. No
+        # credentials mode: the API authenticates with a bearer header, never a cookie.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_credentials=False,
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "Last-Event-ID"],
+            expose_headers=["Idempotent-Replayed", "Location", "Retry-After"],
+            max_age=600,
+        )
 
     @app.get("/health", tags=["ops"], response_model=HealthOut)
     async def health() -> HealthOut:
@@ -239,6 +259,7 @@ def create_app(
         `Idempotency-Key` header) answers 200 with the existing job."""
         store: Store = app.state.store
         job, duplicate = await store.submit(new_job(body, who, idempotency_key), notify=False)
+        response.headers["Location"] = f"/v1/jobs/{job.id}"
         if duplicate:
             response.status_code = 200
             response.headers["Idempotent-Replayed"] = "true"
@@ -346,14 +367,28 @@ def create_app(
     async def stream(
         request: Request,
         job_id: JobId,
-        who: Caller,
+        who: StreamCaller,
         last_event_id: Annotated[str | None, Header(max_length=64)] = None,
+        token: Annotated[
+            str | None,
+            Query(max_length=2048, description="a stream token, instead of Authorization"),
+        ] = None,
+        resume: Annotated[
+            str | None,
+            Query(
+                alias="last_event_id",
+                max_length=64,
+                description="as the Last-Event-ID header, for a new EventSource",
+            ),
+        ] = None,
     ) -> Response:
         """Server-Sent Events: the job at once, then each state change and progress report
         as it happens; keep-alive comments while idle; ends after a terminal state. Send
-        `Last-Event-ID` to resume: nothing is repeated that the client already has. A stream
-        whose credential stops holding (a revoked key, an expired token) ends with an `end`
-        event saying why."""
+        `Last-Event-ID` (or `?last_event_id=`) to resume: nothing is repeated that the client
+        already has. A browser's `EventSource` authenticates with `?token=` from
+        `POST /v1/jobs/{id}/stream-token`. A stream whose credential stops holding (a revoked
+        key, an expired token) ends with an `end` event saying why."""
+        last_event_id = last_event_id or resume
         store: Store = app.state.store
         job = await store.get(job_id, owner=who.owner_filter)  # 404 before the stream starts
         if job.state.is_terminal and last_event_id == event_id(snapshot(job)):
@@ -371,6 +406,32 @@ def create_app(
         return event_stream(
             while_credential_holds(body, Lapse(request, who), settings.stream_recheck_s)
         )
+
+    @app.post(
+        "/v1/jobs/{job_id:job_id}/stream-token",
+        response_model=StreamTokenOut,
+        responses=ERRORS,
+        tags=["jobs"],
+    )
+    async def job_stream_token(job_id: JobId, who: Caller) -> StreamTokenOut:
+        """A token that opens this job's stream as `?token=` (for `EventSource`, which cannot
+        send headers), valid for 60 s to open it; the stream then lasts as long as the
+        credential that asked for it."""
+        await app.state.store.get(job_id, owner=who.owner_filter)  # 404 for others' jobs
+        issued = issue_stream_token(app.state.stream_secret, who, f"job:{job_id}")
+        return StreamTokenOut.of(issued, f"/v1/jobs/{job_id}/stream")
+
+    @app.post(
+        "/v1/jobs/active/stream-token",
+        response_model=StreamTokenOut,
+        responses=ERRORS,
+        tags=["jobs"],
+    )
+    async def active_stream_token(who: Caller) -> StreamTokenOut:
+        """A token that opens `/v1/jobs/active/stream` as `?token=`, valid for 60 s to open
+        it (add `recent_s` to the URL as you would otherwise)."""
+        issued = issue_stream_token(app.state.stream_secret, who, "active")
+        return StreamTokenOut.of(issued, "/v1/jobs/active/stream")
 
     @app.post(
         "/v1/jobs/{job_id:job_id}/retry", response_model=RetryOut, responses=ERRORS, tags=["jobs"]

@@ -11,6 +11,8 @@ from fastapi import Depends, Request
 
 from api.errors import ApiError
 from api.keys import Principal, authenticate, hash_key
+from api.stream_tokens import BadStreamToken
+from api.stream_tokens import verify as verify_stream_token
 from api.tokens import InvalidToken, TokenVerifier, looks_like_jwt
 
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
@@ -51,6 +53,21 @@ class Authenticator:
         self._known[digest] = (who, now + self.key_cache_s)
         return who
 
+    async def still_holds(self, who: Principal) -> str | None:
+        """For a stream opened with a stream token (no credential to check again): why the
+        principal no longer holds, or None. A key must still be live with the same role; a
+        token user's credential lasts until its expiry, which the stream watches itself."""
+        if who.source != "key":
+            return None
+        role = await self.pool.fetchval(
+            "SELECT role FROM api_key WHERE name = $1 AND revoked_at IS NULL", who.name
+        )
+        if role is None:
+            return "this API key is unknown or revoked"
+        if role != who.role:
+            return "this API key's role changed: open the stream again"
+        return None
+
 
 def _unauthorized(message: str, invalid_token: bool = False) -> ApiError:
     challenge = 'Bearer error="invalid_token"' if invalid_token else "Bearer"
@@ -64,6 +81,25 @@ async def authenticated(request: Request) -> Principal:
     if known is not None:
         return known
     request.state.principal = who = await _authenticate(request)
+    return who
+
+
+async def stream_caller(request: Request) -> Principal:
+    """`authenticated`, or else a stream token (`?token=`, from `POST …/stream-token`) for
+    the stream this request opens: the only routes where a credential may be in the URL."""
+    known: Principal | None = getattr(request.state, "principal", None)
+    if known is not None:
+        return known
+    token = request.query_params.get("token")
+    if bearer_credential(request) is not None or not token:
+        return await authenticated(request)
+    job_id = request.path_params.get("job_id")
+    scope = f"job:{job_id}" if job_id is not None else "active"
+    try:
+        who = verify_stream_token(request.app.state.stream_secret, token, scope)
+    except BadStreamToken as exc:
+        raise _unauthorized(str(exc), invalid_token=True) from None
+    request.state.principal = who
     return who
 
 
@@ -105,6 +141,8 @@ class Lapse:
         """Why the credential no longer holds, or None while it does."""
         if self.seconds_to_expiry() == 0.0:
             return "the token has expired: sign in again"
+        if not self._credential:  # opened with a stream token
+            return await self._authenticator.still_holds(self.who)
         try:
             await self._authenticator(self._credential)
         except ApiError as exc:
@@ -114,6 +152,9 @@ class Lapse:
 
 Caller = Annotated[Principal, Depends(authenticated)]
 """A route parameter: the authenticated principal."""
+
+StreamCaller = Annotated[Principal, Depends(stream_caller)]
+"""A stream route's parameter: the principal, by its credential or a stream token."""
 
 
 async def admin(who: Caller) -> Principal:

@@ -95,3 +95,11 @@ async def authenticate(db: asyncpg.Connection | asyncpg.Pool, key_hash: str) -> 
         "SELECT name, role FROM api_key WHERE key_hash = $1 AND revoked_at IS NULL", key_hash
     )
     return Principal.key(row["name"], row["role"]) if row else None
+
+
+async def stream_secret(db: asyncpg.Connection | asyncpg.Pool) -> bytes:
+    """The key stream tokens are signed with (migration 0007 made it)."""
+    value = await db.fetchval("SELECT value FROM api_secret WHERE name = 'stream_token'")
+    if value is None:
+        raise RuntimeError("no stream-token secret in api_secret: run `conveyor migrate`")
+    return bytes(value)

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
-from api.auth import Admin, Caller, Lapse
+from api.auth import Admin, Caller, Lapse, StreamCaller
 from api.errors import ERRORS
 from api.routing import GuardedRoute
 from api.schemas import BulkRetryIn, MeOut, RetryCountOut, ThroughputOut, ThroughputPoint
@@ -146,7 +146,13 @@ def router(settings: ApiSettings) -> APIRouter:
         tags=["jobs"],
     )
     async def active_stream(
-        request: Request, who: Caller, recent_s: Annotated[float, Query(ge=0, le=86400)] = 300
+        request: Request,
+        who: StreamCaller,
+        recent_s: Annotated[float, Query(ge=0, le=86400)] = 300,
+        token: Annotated[
+            str | None,
+            Query(max_length=2048, description="a stream token, instead of Authorization"),
+        ] = None,
     ) -> StreamingResponse:
         """Server-Sent Events over what `GET /v1/jobs/active` lists: the caller's queued and
         running jobs with progress and those finished in the last `recent_s` seconds. One

@@ -18,38 +18,42 @@ from fastapi import Request, Response
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
-from api.auth import admin, authenticated
+from api.auth import admin, authenticated, stream_caller
 from api.errors import ApiError
+from api.keys import Principal
 
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 
 
-def needs(dependant: Dependant) -> str | None:
-    """`admin`, `caller` or None: the strictest credential a route's dependencies ask for."""
-    found: set[str] = set()
+Authenticate = Callable[[Request], Coroutine[Any, Any, Principal]]
+
+
+def needs(dependant: Dependant) -> tuple[Authenticate | None, bool]:
+    """How a route's dependencies authenticate (None: they do not), and whether they ask
+    for an admin."""
+    found: set[Any] = set()
 
     def walk(d: Dependant) -> None:
-        if d.call is admin:
-            found.add("admin")
-        elif d.call is authenticated:
-            found.add("caller")
+        if d.call in (admin, authenticated, stream_caller):
+            found.add(d.call)
         for sub in d.dependencies:
             walk(sub)
 
     walk(dependant)
-    return "admin" if "admin" in found else ("caller" if found else None)
+    how = stream_caller if stream_caller in found else authenticated if found else None
+    return how, admin in found
 
 
 class GuardedRoute(APIRoute):
     def get_route_handler(self) -> Handler:
         handler = super().get_route_handler()
-        credential = needs(self.dependant)
+        authenticate, admin_only = needs(self.dependant)
         reads_body = self.body_field is not None
 
         async def guarded(request: Request) -> Response:
-            if credential is not None:
-                who = await authenticated(request)
-                if credential == "admin":
+            if authenticate is not None:
+                who = await authenticate(request)
+                if admin_only:
                     await admin(who)
             if reads_body:
                 settings = request.app.state.settings

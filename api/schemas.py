@@ -191,6 +191,20 @@ class RetryCountOut(BaseModel):
     matching: int = Field(description="jobs the same filter would replay now")
 
 
+class StreamTokenOut(BaseModel):
+    token: str = Field(description="pass as `?token=` to the stream; never logged by Conveyor")
+    expires_at: datetime = Field(description="open the stream before this")
+    url: str = Field(description="the stream's path with the token, ready for EventSource")
+
+    @classmethod
+    def of(cls, issued: Any, path: str) -> StreamTokenOut:
+        return cls(
+            token=issued.token,
+            expires_at=datetime.fromtimestamp(issued.expires_at, UTC),
+            url=f"{path}?token={issued.token}",
+        )
+
+
 class MeOut(BaseModel):
     owner: str = Field(
         description="the principal: the owner of the jobs this caller submits, "

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+import re
+from typing import Annotated
+
+from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")
 
 
 class ApiSettings(BaseSettings):
@@ -54,6 +59,18 @@ class ApiSettings(BaseSettings):
         "(CONVEYOR_METRICS_TOKEN), as Prometheus' `authorization` setting sends it",
         validation_alias=AliasChoices("CONVEYOR_METRICS_TOKEN", "CONVEYOR_API_METRICS_TOKEN"),
     )
+    stream_secret: str | None = Field(
+        default=None,
+        min_length=32,
+        description="signs stream tokens; unset, the secret migration 0007 stored in the "
+        "database (shared by every API process)",
+    )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="browser origins allowed to call the API (CONVEYOR_CORS_ORIGINS, "
+        "comma-separated, e.g. https://app.example.com); none by default",
+        validation_alias=AliasChoices("CONVEYOR_CORS_ORIGINS", "CONVEYOR_API_CORS_ORIGINS"),
+    )
     max_body_bytes: int = Field(
         default=1024 * 1024, ge=1024, description="a larger request body answers 413 (bytes)"
     )
@@ -62,6 +79,20 @@ class ApiSettings(BaseSettings):
         gt=0,
         description="a body still arriving this long after its headers answers 408 (s)",
     )
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if isinstance(value, list):
+            for origin in value:
+                if not isinstance(origin, str) or not ORIGIN.fullmatch(origin):
+                    raise ValueError(
+                        f"CONVEYOR_CORS_ORIGINS: {origin!r} is not an origin like "
+                        "https://app.example.com (scheme, host, optional port; no path)"
+                    )
+        return value
 
 
 class JwtSettings(BaseSettings):

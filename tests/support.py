@@ -19,6 +19,7 @@ T = TypeVar("T")
 SCHEMA_TABLES = [
     "alembic_version",
     "api_key",
+    "api_secret",
     "job",
     "job_event",
     "job_stats",

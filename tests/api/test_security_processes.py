@@ -108,9 +108,14 @@ async def test_an_open_stream_ends_soon_after_its_key_is_revoked(procs, conn, st
     job = await store.enqueue(NewJob(kind="demo.noop", owner="key:alice"))  # no worker: stays
     auth = {"Authorization": f"Bearer {key}"}
     async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+        token = (await client.post(f"/v1/jobs/{job.id}/stream-token", headers=auth)).json()
         streams = [
-            asyncio.create_task(_until_end(client, path, auth))
-            for path in ("/v1/jobs/active/stream", f"/v1/jobs/{job.id}/stream")
+            asyncio.create_task(_until_end(client, path, headers))
+            for path, headers in (
+                ("/v1/jobs/active/stream", auth),
+                (f"/v1/jobs/{job.id}/stream", auth),
+                (token["url"], {}),  # as a browser's EventSource opens it
+            )
         ]
         await asyncio.sleep(1.5)
         revoked_at = time.monotonic()
