@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hmac
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
@@ -13,7 +13,7 @@ from fastapi import FastAPI, Header, Path, Query, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import StreamingResponse
-from pydantic import StringConstraints
+from pydantic import BaseModel, StringConstraints
 from starlette.convertors import Convertor, register_url_convertor
 
 from api import dashboard, docs, errors, operators, research, schedules
@@ -61,6 +61,7 @@ from api.stream import (
 from api.stream_tokens import issue as issue_stream_token
 from api.tokens import TokenVerifier
 from compute.specs import SPECS
+from jobs.app import AppError, load_app
 from jobs.migrate import head_revision
 from jobs.model import JobState, NewJob
 from jobs.settings import DatabaseSettings
@@ -94,9 +95,14 @@ class JobIdConvertor(Convertor[int]):
 register_url_convertor("job_id", JobIdConvertor())
 
 
-def new_job(body: SubmitJob, who: Principal, header_key: str | None = None) -> NewJob:
+def new_job(
+    body: SubmitJob,
+    who: Principal,
+    specs: Mapping[str, type[BaseModel]],
+    header_key: str | None = None,
+) -> NewJob:
     """Validate a submission against its kind's payload model; 422 names what is wrong."""
-    payload = validated_payload(body.kind, body.payload)
+    payload = validated_payload(body.kind, body.payload, specs)
     authorized(body.kind, payload, who)
     run_at = body.run_at
     if body.delay_s is not None:
@@ -115,10 +121,19 @@ def new_job(body: SubmitJob, who: Principal, header_key: str | None = None) -> N
 
 
 def create_app(
-    database_url: str, settings: ApiSettings | None = None, jwt: JwtSettings | None = None
+    database_url: str,
+    settings: ApiSettings | None = None,
+    jwt: JwtSettings | None = None,
+    kinds: Mapping[str, type[BaseModel]] | None = None,
 ) -> FastAPI:
+    """The API for the built-in kinds and `kinds` (the payload models of the user's app)."""
     settings = settings or ApiSettings()
     jwt = jwt or JwtSettings()
+    specs = dict(SPECS)
+    for name in kinds or {}:
+        if name in specs:
+            raise AppError(f"kind {name!r} is one of Conveyor's own; rename it in the app")
+    specs.update(kinds or {})
     tokens = TokenVerifier(jwt) if jwt.enabled else None
 
     @asynccontextmanager
@@ -150,6 +165,7 @@ def create_app(
         redoc_url=None,
     )
     app.state.settings = settings
+    app.state.specs = specs
     app.router.route_class = GuardedRoute
     errors.install(app)
     app.include_router(schedules.router)
@@ -166,8 +182,8 @@ def create_app(
                 description=app.description,
                 routes=app.routes,
             )
-            document_kinds(schema, SPECS, "SubmitJob", ONE_START_TIME)
-            document_kinds(schema, SPECS, "ScheduleIn")
+            document_kinds(schema, specs, "SubmitJob", ONE_START_TIME)
+            document_kinds(schema, specs, "ScheduleIn")
             app.openapi_schema = schema
         return app.openapi_schema
 
@@ -258,7 +274,9 @@ def create_app(
         """Validate and enqueue a job. A repeated idempotency key (body or
         `Idempotency-Key` header) answers 200 with the existing job."""
         store: Store = app.state.store
-        job, duplicate = await store.submit(new_job(body, who, idempotency_key), notify=False)
+        job, duplicate = await store.submit(
+            new_job(body, who, specs, idempotency_key), notify=False
+        )
         response.headers["Location"] = f"/v1/jobs/{job.id}"
         if duplicate:
             response.status_code = 200
@@ -276,7 +294,7 @@ def create_app(
         jobs = []
         for i, item in enumerate(body.jobs):
             try:
-                jobs.append(new_job(item, who))
+                jobs.append(new_job(item, who, specs))
             except ApiError as exc:
                 raise ApiError(
                     exc.status,
@@ -457,10 +475,10 @@ def create_app(
         return [WorkerOut(**r) for r in await app.state.store.live_workers()]
 
     @app.get("/v1/kinds", response_model=list[KindOut], responses=ERRORS, tags=["jobs"])
-    async def kinds(who: Caller) -> list[KindOut]:
+    async def list_kinds(who: Caller) -> list[KindOut]:
         """Every job kind with the JSON schema of its payload."""
         return [
-            KindOut(kind=k, payload_schema=m.model_json_schema()) for k, m in sorted(SPECS.items())
+            KindOut(kind=k, payload_schema=m.model_json_schema()) for k, m in sorted(specs.items())
         ]
 
     @app.get("/v1/jobs/{job_id:job_id}", response_model=JobOut, responses=ERRORS, tags=["jobs"])
@@ -491,4 +509,6 @@ def from_environment() -> FastAPI:
     url = DatabaseSettings().database_url
     if not url:
         raise RuntimeError("DATABASE_URL is not set")
-    return create_app(url, ApiSettings(), JwtSettings())
+    settings = ApiSettings()
+    kinds = load_app(settings.app).payloads if settings.app else None
+    return create_app(url, settings, JwtSettings(), kinds)

@@ -1,16 +1,17 @@
-"""A job's payload checked against its kind's model (`compute.specs.SPECS`), and whether
-the caller may submit it."""
+"""A job's payload checked against its kind's model (`compute.specs.SPECS` and the kinds of
+the user's app, as `create_app` was given them), and whether the caller may submit it."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from api import errors
 from api.errors import ApiError
 from api.keys import Principal
-from compute.specs import SPECS, admin_only
+from compute.specs import admin_only
 
 
 def authorized(kind: str, payload: dict[str, Any], who: Principal) -> None:
@@ -25,15 +26,17 @@ def authorized(kind: str, payload: dict[str, Any], who: Principal) -> None:
         )
 
 
-def validated_payload(kind: str, payload: dict[str, Any]) -> dict[str, Any]:
+def validated_payload(
+    kind: str, payload: dict[str, Any], specs: Mapping[str, type[BaseModel]]
+) -> dict[str, Any]:
     """The payload as its kind's model reads it; 422 for an unknown kind or a bad field."""
-    spec = SPECS.get(kind)
+    spec = specs.get(kind)
     if spec is None:
         raise ApiError(
             422,
             "unknown_kind",
-            f"no job kind {kind!r}; known kinds: {', '.join(sorted(SPECS))}",
-            {"known_kinds": sorted(SPECS)},
+            f"no job kind {kind!r}; known kinds: {', '.join(sorted(specs))}",
+            {"known_kinds": sorted(specs)},
         )
     try:
         return spec.model_validate(payload).model_dump(mode="json")

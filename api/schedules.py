@@ -28,13 +28,16 @@ def _store(request: Request) -> Store:
     return store
 
 
-def _checked(values: dict[str, Any]) -> dict[str, Any]:
+def _checked(request: Request, values: dict[str, Any]) -> dict[str, Any]:
     """Cron, timezone, kind and payload as the scheduler will read them; 422 otherwise."""
     try:
         Cron.parse(values["cron"], values["timezone"])
     except CronError as exc:
         raise ApiError(422, "invalid_cron", str(exc)) from None
-    return {**values, "payload": validated_payload(values["kind"], values["payload"])}
+    return {
+        **values,
+        "payload": validated_payload(values["kind"], values["payload"], request.app.state.specs),
+    }
 
 
 def _out(row: asyncpg.Record) -> ScheduleOut:
@@ -57,7 +60,7 @@ async def list_schedules(request: Request, _admin: Admin) -> list[ScheduleOut]:
 @router.post("", status_code=201, response_model=ScheduleOut)
 async def create_schedule(body: ScheduleIn, request: Request, _admin: Admin) -> ScheduleOut:
     """A new schedule; 409 when the name is taken. It fires from now on."""
-    values = _checked(body.model_dump())
+    values = _checked(request, body.model_dump())
     row = await _store(request).pool.fetchrow(sql.CREATE, *sql.as_args(values))
     if row is None:
         raise ApiError(409, "schedule_exists", f"a schedule named {body.name!r} exists")
@@ -77,7 +80,9 @@ async def update_schedule(
     schedule's clock: nothing from before the change is caught up."""
     store = _store(request)
     current = dict(await _get(store, name))
-    values = _checked({**current, **body.model_dump(exclude_unset=True, exclude_none=True)})
+    values = _checked(
+        request, {**current, **body.model_dump(exclude_unset=True, exclude_none=True)}
+    )
     row = await store.pool.fetchrow(sql.UPDATE, *sql.as_args(values))
     if row is None:  # deleted between the read and the write
         raise ApiError(404, "schedule_not_found", f"there is no schedule named {name!r}")

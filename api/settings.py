@@ -12,7 +12,16 @@ ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")
 
 
 class ApiSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="CONVEYOR_API_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="CONVEYOR_API_", extra="ignore", populate_by_name=True
+    )
+
+    app: str | None = Field(
+        default=None,
+        description="the user's kinds, package.module:attribute (CONVEYOR_APP): validated "
+        "and documented beside the built-in ones; give the workers the same",
+        validation_alias=AliasChoices("app", "CONVEYOR_APP", "CONVEYOR_API_APP"),
+    )
 
     stream_poll_s: float = Field(
         default=2.0,
@@ -57,7 +66,9 @@ class ApiSettings(BaseSettings):
         min_length=16,
         description="when set, GET /metrics needs `Authorization: Bearer <this>` "
         "(CONVEYOR_METRICS_TOKEN), as Prometheus' `authorization` setting sends it",
-        validation_alias=AliasChoices("CONVEYOR_METRICS_TOKEN", "CONVEYOR_API_METRICS_TOKEN"),
+        validation_alias=AliasChoices(
+            "metrics_token", "CONVEYOR_METRICS_TOKEN", "CONVEYOR_API_METRICS_TOKEN"
+        ),
     )
     stream_secret: str | None = Field(
         default=None,
@@ -69,7 +80,9 @@ class ApiSettings(BaseSettings):
         default_factory=list,
         description="browser origins allowed to call the API (CONVEYOR_CORS_ORIGINS, "
         "comma-separated, e.g. https://app.example.com); none by default",
-        validation_alias=AliasChoices("CONVEYOR_CORS_ORIGINS", "CONVEYOR_API_CORS_ORIGINS"),
+        validation_alias=AliasChoices(
+            "cors_origins", "CONVEYOR_CORS_ORIGINS", "CONVEYOR_API_CORS_ORIGINS"
+        ),
     )
     max_body_bytes: int = Field(
         default=1024 * 1024, ge=1024, description="a larger request body answers 413 (bytes)"

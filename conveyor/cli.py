@@ -90,6 +90,14 @@ def worker(
             help="DEBUG, INFO, WARNING or ERROR; WARNING drops the per-job lines. (default: INFO)",
         ),
     ] = None,
+    app_ref: Annotated[
+        str | None,
+        typer.Option(
+            "--app",
+            help="Your kinds too: package.module:attribute naming a conveyor.App "
+            "(also CONVEYOR_APP).",
+        ),
+    ] = None,
 ) -> None:
     """Claim and run jobs until SIGTERM/SIGINT (a second signal exits at once).
 
@@ -99,7 +107,8 @@ def worker(
 
     from pydantic import ValidationError
 
-    from worker.registry import default_registry
+    from jobs.app import AppError
+    from worker.registry import registry_for
     from worker.runtime import run_worker
     from worker.settings import WorkerSettings
 
@@ -119,13 +128,18 @@ def worker(
         "poll_interval_s": poll and parse_duration(poll),
         "reap_interval_s": reap_every and parse_duration(reap_every),
         "cron": cron,
+        "app": app_ref,
     }
     try:
         settings = WorkerSettings(**{k: v for k, v in given.items() if v is not None})
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise typer.BadParameter(f"worker settings: {problems}") from None
-    run_worker(url, default_registry(), settings)
+    try:
+        registry = registry_for(settings.app)
+    except AppError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--app") from None
+    run_worker(url, registry, settings)
 
 
 @app.command()
@@ -144,20 +158,36 @@ def api(
             help="Server processes (uvicorn workers); about one per core the API may use.",
         ),
     ] = 1,
+    app_ref: Annotated[
+        str | None,
+        typer.Option(
+            "--app",
+            help="Validate and document your kinds too: package.module:attribute naming a "
+            "conveyor.App (also CONVEYOR_APP); give the workers the same.",
+        ),
+    ] = None,
 ) -> None:
     """Serve the REST API (uvicorn)."""
     from pydantic import ValidationError
 
     from api.server import serve
     from api.settings import ApiSettings, JwtSettings
+    from jobs.app import AppError, load_app
 
     configure_logging()
     _database_url()  # fail here, with the message, rather than in every worker process
+    if app_ref is not None:
+        os.environ["CONVEYOR_APP"] = app_ref  # read again by each server process
     try:
-        ApiSettings(), JwtSettings()
+        settings = ApiSettings()
+        JwtSettings()
+        if settings.app:
+            load_app(settings.app)  # here, with the message, not in every server process
     except ValidationError as exc:
         problems = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
         raise typer.BadParameter(f"API settings: {problems}") from None
+    except AppError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--app") from None
     serve(host, port, workers)
 
 
@@ -315,12 +345,18 @@ def dev(
     fresh: Annotated[
         bool, typer.Option("--fresh", help="Delete the kept embedded cluster first.")
     ] = False,
+    app_ref: Annotated[
+        str | None,
+        typer.Option("--app", help="Your kinds too (package.module:attribute; CONVEYOR_APP)."),
+    ] = None,
 ) -> None:
     """Everything on one machine: an embedded Postgres kept in .conveyor/ when DATABASE_URL
     is unset, migrations, the API and a worker, until Ctrl-C."""
     from conveyor.dev import run
 
     configure_logging()
+    if app_ref is not None:
+        os.environ["CONVEYOR_APP"] = app_ref  # the API and the worker it starts read it
     run(keep_running=keep_running, port=port, fresh=fresh)
 
 

@@ -28,12 +28,12 @@ log = get_logger(__name__)
 _MP = mp.get_context("spawn")
 
 
-def _child_main(conn: Connection, cancel_flag: Any, registry_factory: str) -> None:
+def _child_main(conn: Connection, cancel_flag: Any, app: str | None) -> None:
     # Imported here: the child builds its own registry from the same code, and imports a
     # kind's module when it first runs a job of that kind.
     from worker import outcomes
     from worker.context import ChildContext
-    from worker.registry import resolve
+    from worker.registry import registry_for
 
     # The parent decides when a job stops: a terminal's Ctrl-C or a service manager's
     # group-wide SIGTERM must not turn running jobs into failures. And a child must not
@@ -42,7 +42,7 @@ def _child_main(conn: Connection, cancel_flag: Any, registry_factory: str) -> No
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     _die_with_parent()
 
-    registry = resolve(registry_factory)()
+    registry = registry_for(app)
     while True:
         try:
             task = conn.recv()
@@ -91,13 +91,14 @@ class ProcessPool:
         self,
         size: int,
         cancel_grace_s: float = 2.0,
-        registry_factory: str = "worker.registry:default_registry",
+        app: str | None = None,
     ) -> None:
-        """`registry_factory` ("module:function") builds the kinds in each child. Children
-        are started when a job needs one and none is idle (or all at once by `start`)."""
+        """Each child builds the built-in kinds and those of `app` (the worker's `--app`).
+        Children are started when a job needs one and none is idle (or all at once by
+        `start`)."""
         self.size = size
         self.cancel_grace_s = cancel_grace_s
-        self.registry_factory = registry_factory
+        self.app = app
         self._idle: asyncio.Queue[_Slot] = asyncio.Queue()
         self._slots: list[_Slot] = []
         self._spawning = 0
@@ -119,9 +120,7 @@ class ProcessPool:
     def _spawn(self, loop: asyncio.AbstractEventLoop) -> _Slot:
         parent, child = _MP.Pipe()
         flag = _MP.Value("b", 0)
-        process = _MP.Process(
-            target=_child_main, args=(child, flag, self.registry_factory), daemon=True
-        )
+        process = _MP.Process(target=_child_main, args=(child, flag, self.app), daemon=True)
         process.start()
         child.close()
         inbox: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel
 
 from compute import specs
+from jobs.app import AppError, load_app
 from jobs.model import JSON, Claimed
 
 if TYPE_CHECKING:
@@ -137,6 +138,26 @@ class Registry:
 
     def __len__(self) -> int:
         return len(self._kinds)
+
+
+def registry_for(app: str | None = None) -> Registry:
+    """The built-in kinds, and those of the user's app (`--app package.module:attribute`)
+    when one is given. A pool child builds it again from the same reference."""
+    registry = default_registry()
+    if app is None:
+        return registry
+    for decl in load_app(app).kinds.values():
+        if registry.get(decl.name) is not None:
+            raise AppError(f"--app {app}: kind {decl.name!r} is one of Conveyor's own; rename it")
+        registry.register(
+            decl.name,
+            decl.handler,
+            decl.payload,
+            timeout_s=decl.timeout_s,
+            load=decl.load,
+            save=decl.save,
+        )
+    return registry
 
 
 def default_registry() -> Registry:

@@ -63,7 +63,9 @@ class Worker:
         """Set once nothing can reach the outbox any more: the completer may then finish."""
         # Children start when the first CPU-bound job needs one, not before.
         self._pool = (
-            ProcessPool(settings.processes, settings.cancel_grace_s) if settings.processes else None
+            ProcessPool(settings.processes, settings.cancel_grace_s, app=settings.app)
+            if settings.processes
+            else None
         )
         self.executor = Executor(store, registry, settings, self.held, self._pool)
         self.fetcher = Fetcher(

@@ -4,12 +4,21 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class WorkerSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="CONVEYOR_WORKER_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="CONVEYOR_WORKER_", extra="ignore", populate_by_name=True
+    )
+
+    app: str | None = Field(
+        default=None,
+        description="the user's kinds, package.module:attribute (CONVEYOR_APP), run beside "
+        "the built-in ones",
+        validation_alias=AliasChoices("app", "CONVEYOR_APP", "CONVEYOR_WORKER_APP"),
+    )
 
     queues: Annotated[list[str], NoDecode] = Field(
         default=["default"],

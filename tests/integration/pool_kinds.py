@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from compute.specs import DemoCpu
-from worker.registry import Registry, default_registry
+from jobs.app import App
 
 
 def stubborn(ctx: object, payload: DemoCpu) -> None:
@@ -15,7 +15,5 @@ def stubborn(ctx: object, payload: DemoCpu) -> None:
         sum(range(10_000))
 
 
-def registry() -> Registry:
-    r = default_registry()
-    r.register("test.stubborn", stubborn, DemoCpu)
-    return r
+app = App()
+app.register("test.stubborn", stubborn, DemoCpu)

@@ -30,9 +30,7 @@ def _start(
 
 
 async def _pool() -> ProcessPool:
-    pool = ProcessPool(
-        1, cancel_grace_s=0.5, registry_factory="tests.integration.pool_kinds:registry"
-    )
+    pool = ProcessPool(1, cancel_grace_s=0.5, app="tests.integration.pool_kinds:app")
     await pool.start()
     return pool
 
