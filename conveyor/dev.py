@@ -148,9 +148,11 @@ def run(*, keep_running: bool, port: int | None, fresh: bool) -> None:
                     print(f"A process exited ({exited[0].returncode}); stopping.", flush=True)
                     break
     finally:
-        for proc in children:
-            if proc.poll() is None:
-                stop_child(proc)
+        alive = [p for p in children if p.poll() is None]
+        if alive:
+            print("Stopping the API and the worker (Ctrl-C again to kill them now)…", flush=True)
+        for proc in alive:
+            stop_child(proc)
         with contextlib.suppress(FileNotFoundError):
             state.unlink()
         if embedded:
@@ -263,7 +265,6 @@ def stop_child(proc: subprocess.Popen[bytes]) -> None:
     s = WorkerSettings()
     signal.signal(signal.SIGINT, signal.default_int_handler)  # the next Ctrl-C interrupts
     proc.send_signal(signal.SIGTERM)
-    print("Stopping the worker (Ctrl-C again to kill it now)…", flush=True)
     try:
         proc.wait(timeout=s.grace_s + s.cancel_grace_s + 15)
     except (subprocess.TimeoutExpired, KeyboardInterrupt):
