@@ -5,7 +5,6 @@ from __future__ import annotations
 import hmac
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import structlog
@@ -104,15 +103,13 @@ def new_job(
     """Validate a submission against its kind's payload model; 422 names what is wrong."""
     payload = validated_payload(body.kind, body.payload, specs)
     authorized(body.kind, payload, who)
-    run_at = body.run_at
-    if body.delay_s is not None:
-        run_at = datetime.now(UTC) + timedelta(seconds=body.delay_s)
     return NewJob(
         kind=body.kind,
         payload=payload,
         queue=body.queue,
         priority=body.priority,
-        run_at=run_at,
+        run_at=body.run_at,
+        run_after_s=body.delay_s,  # after the database's clock, as every other time
         max_attempts=body.max_attempts,
         timeout_s=body.timeout_s,
         idempotency_key=body.idempotency_key or header_key,

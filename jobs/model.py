@@ -50,7 +50,8 @@ class EventType(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class NewJob:
-    """A job to enqueue. `run_at=None` means now (the database's clock)."""
+    """A job to enqueue. It may run from `run_at`, or else `run_after_s` seconds after the
+    database's clock at the insert, or else now (that clock too)."""
 
     kind: str
     payload: Mapping[str, JSON] = field(default_factory=dict)
@@ -61,6 +62,7 @@ class NewJob:
     timeout_s: int | None = None
     idempotency_key: str | None = None
     owner: str = SYSTEM_OWNER
+    run_after_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

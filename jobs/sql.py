@@ -42,17 +42,21 @@ _JOB_INSERT_COLUMNS = (
 )
 
 
-# 5. enqueue (one job). ON CONFLICT against the per-owner key index turns a repeated key into
-# a no-op instead of an error. When that happens the caller looks the existing job up in a
-# *second* statement: this statement's snapshot predates the concurrent insert it waited on,
-# so it could not see that row. pg_notify sits in the select list so it runs once per
-# inserted row (one row here); a rolled-back transaction sends nothing.
+# 5. enqueue (one job). A job's start is `run_at`, or `run_after_s` seconds after the
+# database's clock (the API's `delay_s`), or now. ON CONFLICT against the per-owner key
+# index turns a repeated key into a no-op instead of an error. When that happens the caller
+# looks the existing job up in a *second* statement: this statement's snapshot predates the
+# concurrent insert it waited on, so it could not see that row. pg_notify sits in the select
+# list so it runs once per inserted row (one row here); a rolled-back transaction sends
+# nothing.
 def _enqueue_one(returning: str, notify: bool = True) -> str:
     wake = f", pg_notify('{NOTIFY_CHANNEL}', queue)::text AS notified" if notify else ""
     return f"""
 WITH ins AS (
     INSERT INTO job ({_JOB_INSERT_COLUMNS})
-    VALUES ($1, $2, $3::text::jsonb, $4, coalesce($5, now()), $6, $7, $8, $9)
+    VALUES ($1, $2, $3::text::jsonb, $4,
+            coalesce($5, now() + make_interval(secs => coalesce($10::float8, 0))), $6, $7, $8,
+            $9)
     ON CONFLICT (owner, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING {returning}
 )
@@ -93,11 +97,12 @@ SELECT * FROM job WHERE owner = $1 AND idempotency_key = $2
 ENQUEUE_MANY = f"""
 WITH ins AS (
     INSERT INTO job ({_JOB_INSERT_COLUMNS})
-    SELECT queue, kind, payload::jsonb, priority, coalesce(run_at, now()), max_attempts,
-           timeout_s, idempotency_key, owner
+    SELECT queue, kind, payload::jsonb, priority,
+           coalesce(run_at, now() + make_interval(secs => coalesce(run_after_s, 0))),
+           max_attempts, timeout_s, idempotency_key, owner
     FROM unnest($1::text[], $2::text[], $3::text[], $4::smallint[], $5::timestamptz[],
-                $6::integer[], $7::integer[], $8::text[], $9::text[])
-         WITH ORDINALITY AS t({_JOB_INSERT_COLUMNS}, ord)
+                $6::integer[], $7::integer[], $8::text[], $9::text[], $10::float8[])
+         WITH ORDINALITY AS t({_JOB_INSERT_COLUMNS}, run_after_s, ord)
     ORDER BY ord
     ON CONFLICT (owner, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING id, queue, owner, idempotency_key
@@ -184,9 +189,9 @@ RETURNING j.id, j.attempt, j.cancel_requested_at IS NOT NULL AS cancel_requested
 FINISH_MANY = f"""
 WITH outcome AS (
     SELECT * FROM unnest($1::bigint[], $2::integer[], $3::text[], $4::text[],
-                         $5::timestamptz[], $6::text[], $7::text[], $8::integer[],
+                         $5::float8[], $6::text[], $7::text[], $8::integer[],
                          $9::text[], $10::text[])
-        AS o(id, attempt, lease_owner, state, run_at, result, error, extra_attempts,
+        AS o(id, attempt, lease_owner, state, run_after_s, result, error, extra_attempts,
              event, event_data)
 ), target AS MATERIALIZED (
     SELECT o.*, (o.state = 'queued' AND j.cancel_requested_at IS NOT NULL) AS cancel_wins
@@ -198,7 +203,7 @@ WITH outcome AS (
 ), decided AS (
     SELECT id, attempt, lease_owner, result, error, extra_attempts,
            CASE WHEN cancel_wins THEN 'cancelled' ELSE state END AS state,
-           CASE WHEN cancel_wins THEN NULL ELSE run_at END AS run_at,
+           CASE WHEN cancel_wins THEN NULL ELSE run_after_s END AS run_after_s,
            CASE WHEN cancel_wins THEN 'cancelled' ELSE event END AS event,
            CASE WHEN cancel_wins
                 THEN jsonb_build_object('attempt', attempt, 'reason', 'cancel requested',
@@ -208,7 +213,8 @@ WITH outcome AS (
 ), applied AS (
     UPDATE job j
     SET state = d.state,
-        run_at = coalesce(d.run_at, j.run_at),
+        run_at = CASE WHEN d.run_after_s IS NULL THEN j.run_at
+                      ELSE coalesce($11, now()) + make_interval(secs => d.run_after_s) END,
         result = CASE WHEN d.state = 'succeeded' THEN d.result::jsonb ELSE j.result END,
         errors = CASE WHEN d.error IS NULL THEN j.errors
                       ELSE j.errors || jsonb_build_array(d.error::jsonb) END,
@@ -220,10 +226,13 @@ WITH outcome AS (
                            THEN coalesce($11, now()) END
     FROM decided d
     WHERE j.id = d.id
-    RETURNING j.id, j.attempt, d.lease_owner, j.state, d.event, d.event_data
+    RETURNING j.id, j.attempt, d.lease_owner, j.state, d.event, d.event_data, d.run_after_s,
+              j.run_at
 ), logged AS (
     INSERT INTO job_event (job_id, at, type, data)
-    SELECT id, coalesce($11, now()), event, event_data::jsonb
+    SELECT id, coalesce($11, now()), event,
+           CASE WHEN run_after_s IS NULL THEN event_data::jsonb
+                ELSE event_data::jsonb || jsonb_build_object('run_at', run_at) END
     FROM applied WHERE event IS NOT NULL
 ), {_notify_changes("applied")}
 SELECT id, attempt, lease_owner, state FROM applied WHERE {_SENT}

@@ -217,6 +217,7 @@ class Store:
                 job.timeout_s,
                 job.idempotency_key,
                 job.owner,
+                job.run_after_s,
             )
             if row is not None:
                 return row, False
@@ -306,6 +307,7 @@ class Store:
             [j.timeout_s for j in jobs],
             [j.idempotency_key for j in jobs],
             [j.owner for j in jobs],
+            [j.run_after_s for j in jobs],
         )
         assert row is not None
         return row
@@ -409,7 +411,7 @@ class Store:
             [lease.attempt for lease, _ in changes],
             [lease.owner for lease, _ in changes],
             [change.state.value for _, change in changes],
-            [change.run_at for _, change in changes],
+            [change.run_after_s for _, change in changes],
             [_json(change.result) for _, change in changes],
             [_json(change.error) for _, change in changes],
             [change.extra_attempts for _, change in changes],

@@ -7,8 +7,9 @@ UPDATE. Nothing here touches the database, so every rule is tested without one.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import assert_never
 
 from jobs.backoff import Backoff
@@ -73,8 +74,9 @@ class Change:
     """What to write: the new state and everything that goes with it."""
 
     state: JobState
-    run_at: datetime | None = None
-    """When to run again (queued) — None leaves run_at as it is."""
+    run_after_s: float | None = None
+    """Queued again: the job may run this many seconds after the database's clock at the
+    write (one clock for every worker, as everywhere in `jobs.sql`). None: run_at stays."""
     result: JSON = None
     error: dict[str, JSON] | None = None
     """Appended to `job.errors` (one entry per failed attempt)."""
@@ -114,18 +116,17 @@ def decide(
         case Success(result=result):
             return Change(state=JobState.SUCCEEDED, result=result)
         case Snooze(after_s=after_s):
-            run_at = now + timedelta(seconds=max(after_s, 0.0))
             return Change(
                 state=JobState.QUEUED,
-                run_at=run_at,
+                run_after_s=_delay(after_s),
                 extra_attempts=1,
                 event=EventType.SNOOZED,
-                event_data={"attempt": attempt, "run_at": run_at.isoformat()},
+                event_data={"attempt": attempt},
             )
         case Release(reason=reason):
             return Change(
                 state=JobState.QUEUED,
-                run_at=now,
+                run_after_s=0.0,
                 extra_attempts=1,
                 event=EventType.RELEASED,
                 event_data={"attempt": attempt, "reason": reason},
@@ -158,6 +159,18 @@ def decide(
             assert_never(outcome)
 
 
+MAX_DELAY_S = 100 * 365.25 * 86400
+"""The longest a requeue may wait: what an interval and a timestamp hold with room to spare."""
+
+
+def _delay(after_s: float) -> float:
+    """A requeue's wait in seconds; ValueError for one no clock can hold (NaN, infinity,
+    past a century), which the worker turns into a permanent failure."""
+    if not math.isfinite(after_s) or after_s > MAX_DELAY_S:
+        raise ValueError(f"cannot run again after {after_s!r} s")
+    return max(after_s, 0.0)
+
+
 def _failed(
     attempt: int,
     max_attempts: int,
@@ -170,13 +183,12 @@ def _failed(
     lost_event: EventType = EventType.RETRY_SCHEDULED,
 ) -> Change:
     if retryable and attempt < max_attempts:
-        run_at = now + timedelta(seconds=backoff.delay_s(attempt, rand))
         return Change(
             state=JobState.QUEUED,
-            run_at=run_at,
+            run_after_s=_delay(backoff.delay_s(attempt, rand)),
             error=error,
             event=lost_event,
-            event_data={"attempt": attempt, "run_at": run_at.isoformat(), "error": error["type"]},
+            event_data={"attempt": attempt, "error": error["type"]},
         )
     reason = "not retryable" if not retryable else "attempts exhausted"
     return Change(

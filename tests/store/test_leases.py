@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from jobs.backoff import Backoff
 from jobs.model import EventType, JobState, Lease, NewJob
 from jobs.transitions import Failure, Release, Snooze, Success, decide
 
@@ -264,3 +265,31 @@ async def test_heartbeat_and_completer_racing_on_the_same_rows_never_deadlock(st
         )
     counts = await store.pool.fetch("SELECT state, count(*) AS n FROM job GROUP BY state")
     assert sum(r["n"] for r in counts) == 400
+
+
+async def test_a_retry_waits_after_the_databases_clock_not_the_workers(store):
+    """One clock for every worker: a worker whose clock runs an hour fast (or slow) still
+    requeues a failed job `backoff` seconds after the database's now."""
+    from worker.executor import decided
+
+    backoff = Backoff(base_s=5, cap_s=5, jitter=0)
+    for skew in (timedelta(hours=1), -timedelta(hours=1)):
+        await store.enqueue(NewJob(kind="k", queue="skew"))
+        [job] = await store.claim(["skew"], 1, "w", 30)
+        change = decided(job, Failure("E", "m"), datetime.now(UTC) + skew, backoff)
+        await store.finish_many([(job.lease, change)])
+        stored = await store.get(job.id)
+        db_now = await store.pool.fetchval("SELECT now()")
+        assert stored.state is JobState.QUEUED
+        assert abs((stored.run_at - db_now).total_seconds() - 5) < 2, (skew, stored.run_at)
+        [event] = [e for e in await store.events(job.id) if e.type == "retry_scheduled"]
+        assert datetime.fromisoformat(event.data["run_at"]) == stored.run_at
+
+
+async def test_delay_s_counts_from_the_databases_clock(store):
+    enq = await store.enqueue(NewJob(kind="k", run_after_s=3600))
+    job = await store.get(enq.id)
+    assert abs((job.run_at - job.created_at).total_seconds() - 3600) < 2
+    [many] = await store.enqueue_many([NewJob(kind="k", run_after_s=60)])
+    job = await store.get(many.id)
+    assert abs((job.run_at - job.created_at).total_seconds() - 60) < 2
