@@ -78,14 +78,13 @@ async def update_schedule(
 ) -> ScheduleOut:
     """Change the fields sent. A new cron or timezone, or a re-enable, restarts the
     schedule's clock: nothing from before the change is caught up."""
-    store = _store(request)
-    current = dict(await _get(store, name))
-    values = _checked(
-        request, {**current, **body.model_dump(exclude_unset=True, exclude_none=True)}
-    )
-    row = await store.pool.fetchrow(sql.UPDATE, *sql.as_args(values))
-    if row is None:  # deleted between the read and the write
-        raise ApiError(404, "schedule_not_found", f"there is no schedule named {name!r}")
+    async with _store(request).pool.acquire() as conn, conn.transaction():
+        current = await conn.fetchrow(sql.GET_FOR_UPDATE, name)
+        if current is None:
+            raise ApiError(404, "schedule_not_found", f"there is no schedule named {name!r}")
+        values = _checked(request, {**dict(current), **body.model_dump(exclude_unset=True)})
+        row = await conn.fetchrow(sql.UPDATE, *sql.as_args(values))
+    assert row is not None  # the row is locked: it cannot have gone
     return _out(row)
 
 

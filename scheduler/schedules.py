@@ -99,6 +99,10 @@ RETURNING *
 
 GET = "SELECT * FROM schedule WHERE name = $1"
 
+GET_FOR_UPDATE = "SELECT * FROM schedule WHERE name = $1 FOR UPDATE"
+"""A patch's read: it holds the row until the patch's write, so two edits at once both land
+(the second reads the first's result) instead of the later overwriting the earlier."""
+
 LIST = "SELECT * FROM schedule ORDER BY name"
 
 DELETE = "DELETE FROM schedule WHERE name = $1"

@@ -113,3 +113,32 @@ async def test_an_api_edit_reaches_a_running_worker_within_five_seconds(live, co
     edited = await conn.fetchval("SELECT clock_timestamp()")
     await asyncio.sleep(7)
     assert await fires_after(edited + timedelta(seconds=5)) == []
+
+
+async def test_two_edits_at_once_both_land(api):
+    """Each PATCH reads the schedule and writes it back: without holding the row between
+    the two, the later write put back the earlier one's field as it was."""
+    assert (await api.post("/v1/schedules", "root", json=NIGHTLY)).status_code == 201
+    for i in range(15):
+        priority, queue = i + 1, f"q{i}"
+        a, b = await asyncio.gather(
+            api.client.patch(
+                "/v1/schedules/nightly", json={"priority": priority}, headers=api.auth("root")
+            ),
+            api.client.patch(
+                "/v1/schedules/nightly", json={"queue": queue}, headers=api.auth("root")
+            ),
+        )
+        assert a.status_code == b.status_code == 200, (a.text, b.text)
+        now = (await api.get("/v1/schedules/nightly", "root")).json()
+        assert (now["priority"], now["queue"]) == (priority, queue), i
+
+
+async def test_a_patch_field_sent_as_null_is_refused_by_name(api):
+    assert (await api.post("/v1/schedules", "root", json=NIGHTLY)).status_code == 201
+    r = await api.client.patch(
+        "/v1/schedules/nightly", json={"enabled": None}, headers=api.auth("root")
+    )
+    assert r.status_code == 422 and "enabled: give a value" in r.json()["error"]["message"]
+    schema = (await api.client.get("/openapi.json")).json()["components"]["schemas"]
+    assert schema["SchedulePatch"]["properties"]["enabled"]["type"] == "boolean"  # not null
