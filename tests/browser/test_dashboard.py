@@ -188,3 +188,28 @@ async def test_the_api_reference_renders_from_this_server_under_its_csp(page: Pa
     await page.goto(system.base_url + "/docs")
     await expect(page.get_by_role("heading", name=re.compile("Conveyor"))).to_be_visible()
     await expect(page.get_by_text("/v1/jobs/{job_id}/cancel")).to_be_visible()
+
+
+async def test_the_page_sets_only_the_attributes_it_knows(page: Page, system: System):
+    await page.goto(system.base_url + "/")
+    refused = await page.evaluate(
+        """async () => {
+          const { h } = await import("/dashboard/ui.js");
+          const tries = {
+            handler_as_text: { onclick: "alert(1)" },
+            style: { style: "background: url(x)" },
+            srcdoc: { srcdoc: "<script>alert(1)</script>" },
+            script_link: { href: "javascript:alert(1)" },
+            other_site: { href: "https://evil.test/" },
+          };
+          const out = {};
+          for (const [name, attrs] of Object.entries(tries)) {
+            try { h("a", attrs); out[name] = "set"; } catch (e) { out[name] = e.message; }
+          }
+          const ok = h("a", { href: "#/jobs/1", "data-job-id": 1, "aria-label": "job 1" });
+          out.allowed = ok.getAttribute("href") + " " + ok.dataset.jobId;
+          return out;
+        }"""
+    )
+    assert refused.pop("allowed") == "#/jobs/1 1"
+    assert all(v.startswith("refused") for v in refused.values()), refused

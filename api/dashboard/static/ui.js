@@ -16,12 +16,30 @@ export function s(tag, attrs = {}, ...children) {
   return el;
 }
 
+// The attributes the views set, and no others: a name that reached here from data (an
+// `onclick`, a `style`, a `srcdoc`) is refused, not set. Links go within the page only.
+const ATTRIBUTES = new Set([
+  "class", "id", "type", "name", "value", "for", "scope", "role", "hidden", "title", "size",
+  "placeholder", "pattern", "min", "max", "step", "datetime", "colspan", "rowspan", "disabled",
+  "required", "autocomplete", "spellcheck", "tabindex", "open", "lang", "href", "method",
+  "x", "y", "x1", "y1", "x2", "y2", "cx", "cy", "r", "width", "height", "points", "d", "fill",
+  "stroke", "stroke-width", "stroke-dasharray", "text-anchor", "dominant-baseline", "transform",
+  "viewBox", "preserveAspectRatio", "opacity", "font-size",
+]);
+const PATTERNED = /^(aria|data)-[a-z-]+$/;
+
 function setAttrs(el, attrs) {
   for (const [k, v] of Object.entries(attrs || {})) {
     if (v === null || v === undefined || v === false) continue;
-    if (k.startsWith("on") && typeof v === "function") el.addEventListener(k.slice(2), v);
-    else if (k === "class") el.setAttribute("class", v);
-    else el.setAttribute(k, v === true ? "" : String(v));
+    if (k.startsWith("on")) {
+      if (typeof v !== "function") throw new Error(`refused attribute ${k}: not a listener`);
+      el.addEventListener(k.slice(2), v);
+      continue;
+    }
+    if (!ATTRIBUTES.has(k) && !PATTERNED.test(k)) throw new Error(`refused attribute ${k}`);
+    const text = v === true ? "" : String(v);
+    if (k === "href" && !/^[#/]/.test(text)) throw new Error(`refused link ${text}`);
+    el.setAttribute(k, text);
   }
 }
 
