@@ -67,9 +67,6 @@ from jobs.settings import DatabaseSettings
 from jobs.store import Store
 from jobs.wake import Waker
 
-IdempotencyKeyHeader = Annotated[
-    str | None, Header(min_length=1, max_length=512, pattern=TEXT, description="or in the body")
-]
 JobId = Annotated[int, Path(ge=1, le=2**63 - 1, description="the job's id")]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=NAME)]
 

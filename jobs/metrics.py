@@ -31,8 +31,6 @@ DURATION_BUCKETS_S: tuple[float, ...] = (
 )
 """Upper bounds (seconds) of the duration histogram; a last bucket (+Inf) follows."""
 
-OUTCOMES = ("succeeded", "retried", "snoozed", "released", "lease_expired", "cancelled", "dead")
-
 
 def outcome_label(state: JobState, event: EventType | None) -> str:
     """The `outcome` label of an applied change: its new state, and for a job back in the

@@ -91,7 +91,7 @@ async def test_ingest_optimize_discover_patterns_and_leaderboard(store: Store, p
         "SELECT symbol, family, sharpe, benchmark FROM strategy_run"
         " WHERE kind = 'strategy.discover'"
     )
-    assert len(walk) == discovered["discovered"]
+    assert len(walk) == discovered["discovered"] > 0  # the check below has rows to check
     for r in walk:  # kept only when beating buy-and-hold out of sample, after costs
         hold = r["benchmark"]["metrics"]["sharpe"]
         assert hold is None or r["sharpe"] > hold

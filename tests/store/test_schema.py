@@ -136,3 +136,17 @@ async def test_owners_move_into_their_namespace_keys_by_name_tokens_under_the_is
     await asyncio.to_thread(upgrade, db_url)
     owners = await conn.fetch("SELECT owner FROM job ORDER BY id")
     assert [r["owner"] for r in owners][:3] == ["key:alice", "legacy:carol", "system"]
+
+
+async def test_the_state_check_constraint_allows_exactly_the_job_states(conn):
+    """`JobState` and the `job_state_known` CHECK name the same states: a state added to one
+    and not the other fails here, not in production."""
+    import re
+
+    from jobs.model import JobState
+
+    definition = await conn.fetchval(
+        "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = 'job_state_known'"
+    )
+    allowed = set(re.findall(r"'([a-z_]+)'::text", definition))
+    assert allowed == {s.value for s in JobState}, definition
