@@ -48,7 +48,7 @@ async def test_four_workers_enqueue_each_tick_of_a_per_second_schedule_exactly_o
     await start_workers(procs, conn, 4)
     await add_schedule(conn, "tick", "* * * * * *")
     start = await conn.fetchval("SELECT clock_timestamp()")
-    await asyncio.sleep(20)
+    await asyncio.sleep(8)  # a simulated minute, second by second: tests/store/test_scheduler_ticks
     end = await conn.fetchval("SELECT clock_timestamp()")
     await conn.execute("UPDATE schedule SET enabled = false WHERE name = 'tick'")
     await asyncio.sleep(1.5)  # passes already under way finish
@@ -56,7 +56,7 @@ async def test_four_workers_enqueue_each_tick_of_a_per_second_schedule_exactly_o
     fires = await fire_times(conn, "tick")
     assert len(fires) == len(set(fires))  # never two jobs for one fire time
     inside = [f for f in fires if start < f <= end]
-    assert 19 <= len(inside) <= 21, inside
+    assert 7 <= len(inside) <= 9, inside
     # No tick lost: every second from the first fire to the last is there.
     span = int((inside[-1] - inside[0]).total_seconds())
     assert inside == [inside[0] + timedelta(seconds=i) for i in range(span + 1)]
@@ -64,23 +64,25 @@ async def test_four_workers_enqueue_each_tick_of_a_per_second_schedule_exactly_o
     assert [r["owner"] for r in owners] == ["system"]
 
 
-async def test_an_edit_reaches_running_workers_within_five_seconds(procs, conn):
+async def test_an_edit_reaches_running_workers_within_two_seconds(procs, conn):
+    # Passes re-read the schedules every second (CONVEYOR_CRON_RELOAD_S): an edit is in
+    # force within that and a fire's lateness margin.
     await start_workers(procs, conn, 2)
     await add_schedule(conn, "edit", "* * * * * *")
-    await asyncio.sleep(3)
+    await asyncio.sleep(2)
     await conn.execute(
         "UPDATE schedule SET cron = '*/3 * * * * *', last_fire_at = NULL, updated_at = now() "
         "WHERE name = 'edit'"
     )
     changed = await conn.fetchval("SELECT clock_timestamp()")
-    await asyncio.sleep(10)
-    after = [f for f in await fire_times(conn, "edit") if f > changed + timedelta(seconds=5)]
+    await asyncio.sleep(7)
+    after = [f for f in await fire_times(conn, "edit") if f > changed + timedelta(seconds=2)]
     assert after and all(f.second % 3 == 0 for f in after)
 
     await conn.execute("UPDATE schedule SET enabled = false WHERE name = 'edit'")
     disabled = await conn.fetchval("SELECT clock_timestamp()")
-    await asyncio.sleep(8)
-    late = [f for f in await fire_times(conn, "edit") if f > disabled + timedelta(seconds=5)]
+    await asyncio.sleep(5)
+    late = [f for f in await fire_times(conn, "edit") if f > disabled + timedelta(seconds=2)]
     assert late == []
 
 
