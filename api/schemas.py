@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -16,13 +16,12 @@ from pydantic import (
     Field,
     model_validator,
 )
-from pydantic.json_schema import SkipJsonSchema, WithJsonSchema, models_json_schema
+from pydantic.json_schema import WithJsonSchema, models_json_schema
 
 from compute.specs import JsonInput
 from jobs.model import Job, JobState
 from jobs.store import RetryFilter
 
-T = TypeVar("T")
 NAME = r"^[A-Za-z0-9_.:-]+$"
 """Kinds and queues."""
 TEXT = r"^[^\x00]+$"
@@ -343,27 +342,34 @@ class ScheduleFields(JsonInput):
     )
 
 
-Unset = Annotated[T | SkipJsonSchema[None], "absent from a patch: unchanged"]
-"""A patch field: the schema says its type (not nullable); None only means "not sent"."""
-
-
 class ScheduleIn(ScheduleFields):
     name: str = Field(min_length=1, max_length=128, pattern=SCHEDULE_NAME)
+
+
+def _not_nullable(schema: dict[str, Any]) -> None:
+    """A patch's schema: each field its type, not nullable (None only means "not sent")."""
+    for prop in schema.get("properties", {}).values():
+        options = prop.pop("anyOf", None)
+        if options is not None:
+            prop.update(next(o for o in options if o.get("type") != "null"))
+        prop.pop("default", None)
 
 
 class SchedulePatch(JsonInput):
     """Only the fields sent change; a field sent as null is refused (leave it out instead)."""
 
-    cron: Unset[str] = Field(default=None, min_length=1, max_length=256)
-    timezone: Unset[str] = Field(default=None, min_length=1, max_length=64, pattern=TEXT)
-    kind: Unset[str] = Field(default=None, min_length=1, max_length=128, pattern=NAME)
-    payload: Unset[dict[str, Any]] = None
-    queue: Unset[str] = Field(default=None, min_length=1, max_length=128, pattern=NAME)
-    priority: Unset[int] = Field(default=None, ge=-32768, le=32767)
-    max_attempts: Unset[int] = Field(default=None, ge=1, le=100)
-    enabled: Unset[bool] = None
-    catch_up_s: Unset[int] = Field(default=None, ge=0, le=366 * 86400)
-    backfill: Unset[bool] = None
+    model_config = ConfigDict(json_schema_extra=_not_nullable)
+
+    cron: str | None = Field(default=None, min_length=1, max_length=256)
+    timezone: str | None = Field(default=None, min_length=1, max_length=64, pattern=TEXT)
+    kind: str | None = Field(default=None, min_length=1, max_length=128, pattern=NAME)
+    payload: dict[str, Any] | None = None
+    queue: str | None = Field(default=None, min_length=1, max_length=128, pattern=NAME)
+    priority: int | None = Field(default=None, ge=-32768, le=32767)
+    max_attempts: int | None = Field(default=None, ge=1, le=100)
+    enabled: bool | None = None
+    catch_up_s: int | None = Field(default=None, ge=0, le=366 * 86400)
+    backfill: bool | None = None
 
     @model_validator(mode="after")
     def _no_nulls(self) -> SchedulePatch:

@@ -136,9 +136,12 @@ async def test_two_edits_at_once_both_land(api):
 
 async def test_a_patch_field_sent_as_null_is_refused_by_name(api):
     assert (await api.post("/v1/schedules", "root", json=NIGHTLY)).status_code == 201
-    r = await api.client.patch(
-        "/v1/schedules/nightly", json={"enabled": None}, headers=api.auth("root")
-    )
-    assert r.status_code == 422 and "enabled: give a value" in r.json()["error"]["message"]
+    for field, says in (("enabled", "not null"), ("catch_up_s", "give a value")):
+        r = await api.client.patch(
+            "/v1/schedules/nightly", json={field: None}, headers=api.auth("root")
+        )
+        assert r.status_code == 422, r.text
+        assert f"{field}: " in r.json()["error"]["message"], r.text
+        assert says in r.json()["error"]["message"], r.text
     schema = (await api.client.get("/openapi.json")).json()["components"]["schemas"]
     assert schema["SchedulePatch"]["properties"]["enabled"]["type"] == "boolean"  # not null
