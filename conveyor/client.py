@@ -62,8 +62,10 @@ class Event:
 
 @dataclass
 class SseReader:
-    """Lines of an SSE stream in, events out (comments and `retry:` skipped)."""
+    """Lines of a job's SSE stream in, events out (comments and `retry:` skipped); an `end`
+    event raises StreamEnded. `last_id` is the id to resume from."""
 
+    last_id: str | None = None
     fields: dict[str, str] = field(default_factory=dict)
 
     def line(self, text: str) -> Event | None:
@@ -71,9 +73,12 @@ class SseReader:
             fields, self.fields = self.fields, {}
             if "data" not in fields:
                 return None
-            return Event(
-                fields.get("event", "message"), fields.get("id"), json.loads(fields["data"])
-            )
+            data = json.loads(fields["data"])
+            event = Event(fields.get("event", "message"), fields.get("id"), data)
+            if event.type == "end":
+                raise StreamEnded(data["code"], data["message"])
+            self.last_id = event.id or self.last_id
+            return event
         if not text.startswith(":"):
             name, _, value = text.partition(":")
             self.fields[name] = value.removeprefix(" ")
@@ -108,6 +113,10 @@ def _params(state: Any, kind: Any, queue: Any, limit: int, cursor: str | None) -
 
 
 RECONNECT_S = 1.0
+
+
+def _resume(reader: SseReader) -> dict[str, str]:
+    return {"Last-Event-ID": reader.last_id} if reader.last_id else {}
 
 
 class Client:
@@ -169,31 +178,24 @@ class Client:
 
     def stream(self, job_id: int, last_event_id: str | None = None) -> Iterator[Event]:
         """The job's events until its end, resuming after a drop (see the module's text)."""
-        last = last_event_id
+        reader = SseReader(last_id=last_event_id)
         while True:
-            headers = {"Last-Event-ID": last} if last else {}
             try:
                 with self._http.stream(
-                    "GET", f"/v1/jobs/{job_id}/stream", headers=headers, timeout=None
+                    "GET", f"/v1/jobs/{job_id}/stream", headers=_resume(reader), timeout=None
                 ) as response:
                     if response.status_code == 204:
                         return
                     if response.status_code >= 400:
                         response.read()
                         _raise_for(response)
-                    reader = SseReader()
                     for line in response.iter_lines():
-                        event = reader.line(line)
-                        if event is None:
-                            continue
-                        if event.type == "end":
-                            raise StreamEnded(event.data["code"], event.data["message"])
-                        last = event.id or last
-                        yield event
-                        if event.data.get("state") in TERMINAL:
-                            return
+                        if (event := reader.line(line)) is not None:
+                            yield event
+                            if event.data.get("state") in TERMINAL:
+                                return
             except httpx.TransportError:
-                pass  # dropped: resume from `last`
+                pass  # dropped: resume from the last id
             time.sleep(RECONNECT_S)
 
     def wait(self, job_id: int) -> Any:
@@ -258,29 +260,22 @@ class AsyncClient:
         return await self.request("POST", f"/v1/jobs/{job_id}/retry")
 
     async def stream(self, job_id: int, last_event_id: str | None = None) -> AsyncIterator[Event]:
-        last = last_event_id
+        reader = SseReader(last_id=last_event_id)
         while True:
-            headers = {"Last-Event-ID": last} if last else {}
             try:
                 async with self._http.stream(
-                    "GET", f"/v1/jobs/{job_id}/stream", headers=headers, timeout=None
+                    "GET", f"/v1/jobs/{job_id}/stream", headers=_resume(reader), timeout=None
                 ) as response:
                     if response.status_code == 204:
                         return
                     if response.status_code >= 400:
                         await response.aread()
                         _raise_for(response)
-                    reader = SseReader()
                     async for line in response.aiter_lines():
-                        event = reader.line(line)
-                        if event is None:
-                            continue
-                        if event.type == "end":
-                            raise StreamEnded(event.data["code"], event.data["message"])
-                        last = event.id or last
-                        yield event
-                        if event.data.get("state") in TERMINAL:
-                            return
+                        if (event := reader.line(line)) is not None:
+                            yield event
+                            if event.data.get("state") in TERMINAL:
+                                return
             except httpx.TransportError:
                 pass
             await asyncio.sleep(RECONNECT_S)

@@ -149,6 +149,7 @@ async def test_docs_are_served_from_here_under_a_csp_that_allows_only_this_serve
         asset = await api.client.get(src)
         assert asset.status_code == 200 and asset.headers["content-security-policy"] == csp
     assert (await api.client.get("/docs/../app.py")).status_code == 404
+    assert (await api.client.get("/docs/SWAGGER-UI-LICENSE")).status_code == 404  # not served
     assert (await api.client.get("/redoc")).status_code == 404
 
 
