@@ -8,7 +8,7 @@ from jobs.errors import ConveyorError, InvalidTransition, JobNotFound
 from jobs.model import Enqueued, Job, JobEvent, JobState, Lease, NewJob
 from jobs.store import CancelResult, LeaseStatus, Reaped, RetryFilter, Store
 from jobs.transitions import (
-    Cancel,
+    Cancelled,
     Change,
     Failure,
     LeaseExpired,
@@ -22,8 +22,8 @@ from jobs.transitions import (
 
 __all__ = [
     "Backoff",
-    "Cancel",
     "CancelResult",
+    "Cancelled",
     "Change",
     "ConveyorError",
     "Enqueued",

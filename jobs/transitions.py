@@ -32,7 +32,10 @@ class Snooze:
 
 
 @dataclass(frozen=True, slots=True)
-class Cancel:
+class Cancelled:
+    """The job was cancelled (asked to, or its handler raised `jobs.handler.Cancel`): an
+    outcome, not the exception, so the two names differ."""
+
     reason: str = "cancelled"
 
 
@@ -66,7 +69,7 @@ class Release:
     reason: str = "worker shutdown"
 
 
-Outcome = Success | Snooze | Cancel | Failure | Timeout | LeaseExpired | Release
+Outcome = Success | Snooze | Cancelled | Failure | Timeout | LeaseExpired | Release
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +134,7 @@ def decide(
                 event=EventType.RELEASED,
                 event_data={"attempt": attempt, "reason": reason},
             )
-        case Cancel(reason=reason):
+        case Cancelled(reason=reason):
             return Change(
                 state=JobState.CANCELLED,
                 event=EventType.CANCELLED,

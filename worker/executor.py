@@ -22,7 +22,7 @@ from jobs.backoff import Backoff
 from jobs.logging import get_logger
 from jobs.model import Claimed, Lease
 from jobs.store import Store
-from jobs.transitions import Cancel, Change, Failure, Outcome, Release, Success, Timeout, decide
+from jobs.transitions import Cancelled, Change, Failure, Outcome, Release, Success, Timeout, decide
 from worker import outcomes
 from worker.context import LoopContext
 from worker.held import Finished, Held, Running
@@ -140,7 +140,7 @@ class Executor:
         if entry.lost:
             return None
         if entry.cancel_requested:
-            return Cancel("cancel requested")
+            return Cancelled("cancel requested")
         return Release()
 
     def stop(self, entry: Running) -> None:
@@ -203,7 +203,7 @@ class Executor:
         if save is None or not isinstance(outcome, Success) or entry.lost:
             return outcome  # a lost job's outcome is dropped: another worker may be saving
         if entry.cancel_requested:
-            return Cancel("cancel requested before the results were stored")
+            return Cancelled("cancel requested before the results were stored")
         try:
             result = await asyncio.wait_for(
                 save(self.store.pool, job, payload, outcome.result), left()

@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from jobs.db import TRANSIENT_ERRORS
 from jobs.logging import get_logger
 from jobs.store import Store
-from jobs.transitions import Cancel, Release
+from jobs.transitions import Cancelled, Release
 from worker.executor import Executor
 from worker.held import Held
 from worker.settings import WorkerSettings
@@ -78,7 +78,7 @@ class Heartbeat:
             for lease in status.cancel_requested:
                 if (job := self.held.take_buffered(lease)) is not None:
                     log.info("job.cancel_requested", job_id=lease.job_id)
-                    self.executor.put(job, Cancel("cancel requested"))
+                    self.executor.put(job, Cancelled("cancel requested"))
                     continue
                 entry = self.held.running.get(lease)
                 if entry and not entry.cancel_requested:

@@ -11,9 +11,8 @@ from __future__ import annotations
 import json
 import traceback
 
-from jobs.handler import Cancel as CancelJob
-from jobs.handler import Permanent, Retry
-from jobs.transitions import Cancel, Failure, Outcome, Snooze, Success
+from jobs.handler import Cancel, Permanent, Retry
+from jobs.transitions import Cancelled, Failure, Outcome, Snooze, Success
 
 
 def checked(outcome: Outcome) -> Outcome:
@@ -45,8 +44,8 @@ def raised(exc: BaseException) -> Outcome:
     where the traceback is still at hand."""
     if isinstance(exc, Retry):
         return Snooze(exc.after_s)
-    if isinstance(exc, CancelJob):
-        return Cancel(exc.reason)
+    if isinstance(exc, Cancel):
+        return Cancelled(exc.reason)
     return Failure(
         type(exc).__name__,
         str(exc),

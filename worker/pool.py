@@ -21,7 +21,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from jobs.logging import get_logger
-from jobs.transitions import Cancel, Outcome, Success, Timeout
+from jobs.transitions import Cancelled, Outcome, Success, Timeout
 from worker.outcomes import CHILD_DIED
 
 log = get_logger(__name__)
@@ -155,7 +155,7 @@ class ProcessPool:
     ) -> Outcome:
         slot = await self._acquire(cancel, (job_id, kind, attempt, payload))
         if slot is None:
-            return Cancel("cancel requested")  # before a child was free to start it
+            return Cancelled("cancel requested")  # before a child was free to start it
         loop = asyncio.get_running_loop()
         deadline = None if timeout_s is None else loop.time() + timeout_s
         cancel_wait = asyncio.ensure_future(cancel.wait())
@@ -180,7 +180,7 @@ class ProcessPool:
                     return outcome
                 get.cancel()
                 stopped: Outcome = (
-                    Cancel("cancel requested") if cancel.is_set() else Timeout(timeout_s or 0)
+                    Cancelled("cancel requested") if cancel.is_set() else Timeout(timeout_s or 0)
                 )
                 await self._stop(slot)
                 return stopped

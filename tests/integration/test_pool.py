@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from jobs.transitions import Cancel, Success, Timeout
+from jobs.transitions import Cancelled, Success, Timeout
 from worker.pool import ProcessPool
 
 
@@ -45,7 +45,7 @@ async def test_a_child_that_ignores_a_cancel_is_killed_and_replaced():
         started = asyncio.get_running_loop().time()
         cancel.set()
         outcome = await asyncio.wait_for(run, 10)
-        assert outcome == Cancel("cancel requested")
+        assert outcome == Cancelled("cancel requested")
         assert asyncio.get_running_loop().time() - started < 3
         assert pool.pids != before  # a fresh child took the killed one's place
         progress: list[int] = []
@@ -92,9 +92,9 @@ async def test_a_job_cancelled_while_waiting_for_a_child_never_starts():
         await asyncio.sleep(0.3)
         assert not waiting.done()  # the only child is busy
         waiting_cancel.set()
-        assert await asyncio.wait_for(waiting, 2) == Cancel("cancel requested")
+        assert await asyncio.wait_for(waiting, 2) == Cancelled("cancel requested")
         assert not busy.done()
         busy_cancel.set()
-        assert await asyncio.wait_for(busy, 10) == Cancel("cancel requested")
+        assert await asyncio.wait_for(busy, 10) == Cancelled("cancel requested")
     finally:
         await pool.close()

@@ -8,7 +8,7 @@ import pytest
 from jobs.errors import InvalidTransition, JobNotFound
 from jobs.model import JobState, Lease, NewJob
 from jobs.store import RetryFilter, Store
-from jobs.transitions import Cancel, Failure, Success
+from jobs.transitions import Cancelled, Failure, Success
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
 
@@ -49,7 +49,7 @@ async def test_cancel_a_running_job_asks_its_worker(store):
     assert [e.type for e in await store.events(enq.id)] == ["cancel_requested"]
     status = await store.extend_leases("w", [lease_of(job)], 30)
     assert status.cancel_requested == {job.lease}
-    assert await store.complete(job, Cancel("asked to"))
+    assert await store.complete(job, Cancelled("asked to"))
     assert (await store.get(enq.id)).state is JobState.CANCELLED
 
 

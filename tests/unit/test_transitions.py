@@ -6,7 +6,7 @@ from jobs.backoff import Backoff
 from jobs.model import EventType, JobState
 from jobs.transitions import (
     TRACEBACK_TAIL_CHARS,
-    Cancel,
+    Cancelled,
     Failure,
     LeaseExpired,
     Release,
@@ -96,7 +96,7 @@ def test_release_hands_the_job_back_now_without_using_an_attempt():
 
 
 def test_cancel_outcome_is_cancelled_with_reason():
-    change = run(Cancel("user asked"))
+    change = run(Cancelled("user asked"))
     assert change.state is JobState.CANCELLED
     assert change.event is EventType.CANCELLED and change.event_data["reason"] == "user asked"
 
@@ -121,7 +121,7 @@ def test_every_outcome_type_is_handled():
     outcomes = [
         Success(),
         Snooze(1),
-        Cancel(),
+        Cancelled(),
         Failure("E", "m"),
         Timeout(1),
         LeaseExpired("w", NOW),

@@ -5,7 +5,7 @@ import typer
 
 from compute.specs import DemoSleep
 from conveyor.cli import parse_duration
-from jobs.transitions import Cancel, Failure, Snooze, Success
+from jobs.transitions import Cancelled, Failure, Snooze, Success
 from worker import outcomes
 from worker.fetcher import claim_ahead
 from worker.registry import Registry, default_registry
@@ -65,8 +65,7 @@ def test_a_kind_cannot_be_registered_twice():
 
 
 def test_what_a_handler_raises_maps_to_one_outcome():
-    from jobs.handler import Cancel as CancelJob
-    from jobs.handler import Permanent, Retry
+    from jobs.handler import Cancel, Permanent, Retry
 
     def outcome_of(exc: Exception):
         try:
@@ -75,7 +74,7 @@ def test_what_a_handler_raises_maps_to_one_outcome():
             return outcomes.raised(caught)
 
     assert outcome_of(Retry(3)) == Snooze(3.0)
-    assert outcome_of(CancelJob("why")) == Cancel("why")
+    assert outcome_of(Cancel("why")) == Cancelled("why")
     failed = outcome_of(ValueError("m"))
     assert isinstance(failed, Failure) and (failed.type, failed.message) == ("ValueError", "m")
     assert failed.retryable and "ValueError: m" in (failed.traceback or "")
@@ -89,7 +88,7 @@ def test_results_postgres_cannot_store_become_permanent_failures():
         assert isinstance(outcome, Failure)
         assert outcome.type == "UnserializableResult" and not outcome.retryable
     assert outcomes.checked(Success({"ok": [1, 2.5, "x"]})) == Success({"ok": [1, 2.5, "x"]})
-    assert outcomes.checked(Cancel("c")) == Cancel("c")
+    assert outcomes.checked(Cancelled("c")) == Cancelled("c")
 
 
 @pytest.mark.parametrize(
