@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-import structlog
 from fastapi import FastAPI, Header, Path, Query, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
@@ -61,6 +60,7 @@ from api.stream_tokens import issue as issue_stream_token
 from api.tokens import TokenVerifier
 from compute.specs import SPECS
 from jobs.app import AppError, load_app
+from jobs.logging import get_logger
 from jobs.migrate import head_revision
 from jobs.model import JobState, NewJob
 from jobs.settings import DatabaseSettings
@@ -70,7 +70,7 @@ from jobs.wake import Waker
 JobId = Annotated[int, Path(ge=1, le=2**63 - 1, description="the job's id")]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=NAME)]
 
-log = structlog.get_logger("conveyor.api")
+log = get_logger(__name__)
 
 
 class JobIdConvertor(Convertor[int]):

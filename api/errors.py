@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 import asyncpg
-import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -15,8 +14,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute, Match
 
 from jobs.errors import InvalidTransition, JobNotFound
+from jobs.logging import get_logger
 
-log = structlog.get_logger("conveyor.api")
+log = get_logger(__name__)
 
 
 class ErrorDetail(BaseModel):

@@ -20,12 +20,12 @@ import resource
 import time
 from typing import Any
 
-import structlog
 from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
 from api.settings import ApiSettings
+from jobs.logging import get_logger
 
-log = structlog.get_logger("conveyor.api.server")
+log = get_logger(__name__)
 
 RESERVED_FILES = 64
 """Descriptors kept back from connections: database connections, the listening sockets,

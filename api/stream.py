@@ -28,17 +28,17 @@ from contextlib import contextmanager, suppress
 from typing import Any
 
 import asyncpg
-import structlog
 from fastapi.responses import StreamingResponse
 
 from api.auth import Lapse
 from jobs.db import TRANSIENT_ERRORS, asyncpg_dsn
 from jobs.errors import JobNotFound
+from jobs.logging import get_logger
 from jobs.model import Job
 from jobs.sql import CHANGES_CHANNEL
 from jobs.store import Store
 
-log = structlog.get_logger("conveyor.api.stream")
+log = get_logger(__name__)
 
 Snapshot = dict[str, Any]
 

@@ -18,7 +18,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-log = get_logger("conveyor")
+log = get_logger(__name__)
 
 
 def _database_url() -> str:

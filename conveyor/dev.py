@@ -28,7 +28,7 @@ from jobs.errors import ConveyorError
 from jobs.logging import get_logger
 from jobs.settings import DatabaseSettings
 
-log = get_logger("conveyor.dev")
+log = get_logger(__name__)
 
 DEFAULT_PORT = 8000
 

@@ -22,7 +22,7 @@ from jobs import sql
 from jobs.db import TRANSIENT_ERRORS, asyncpg_dsn
 from jobs.logging import get_logger
 
-log = get_logger("wake")
+log = get_logger(__name__)
 
 
 class Waker:

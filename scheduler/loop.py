@@ -21,7 +21,7 @@ from scheduler.cron import Cron, CronError, due
 from scheduler.schedules import ADVANCE, LOAD_ENABLED, Schedule
 from scheduler.settings import SchedulerSettings
 
-log = get_logger("scheduler")
+log = get_logger(__name__)
 
 
 class Scheduler:

@@ -26,7 +26,7 @@ from jobs.store import Store
 from worker.held import Finished, Held
 from worker.settings import WorkerSettings
 
-log = get_logger("worker")
+log = get_logger(__name__)
 
 OUTCOME_EVENTS = {
     JobState.SUCCEEDED: "job.succeeded",

@@ -30,7 +30,7 @@ from worker.pool import ProcessPool
 from worker.registry import Kind, Registry
 from worker.settings import WorkerSettings
 
-log = get_logger("worker")
+log = get_logger(__name__)
 
 
 def decided(job: Claimed, outcome: Outcome, now: datetime, backoff: Backoff) -> Change:

@@ -32,7 +32,7 @@ from jobs.store import Store
 from worker.held import Held
 from worker.settings import WorkerSettings
 
-log = get_logger("worker")
+log = get_logger(__name__)
 
 SMOOTHING = 0.2
 """Weight of the newest sample in the running averages of claim and job durations."""

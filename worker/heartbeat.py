@@ -24,7 +24,7 @@ from worker.executor import Executor
 from worker.held import Held
 from worker.settings import WorkerSettings
 
-log = get_logger("worker")
+log = get_logger(__name__)
 
 
 class Heartbeat:

@@ -17,7 +17,7 @@ from jobs.db import TRANSIENT_ERRORS
 from jobs.logging import get_logger
 from jobs.sql import NOTIFY_CHANNEL
 
-log = get_logger("worker")
+log = get_logger(__name__)
 
 
 class Listener:

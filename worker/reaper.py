@@ -13,7 +13,7 @@ from jobs.metrics import Tally
 from jobs.store import Store
 from worker.settings import WorkerSettings
 
-log = get_logger("worker")
+log = get_logger(__name__)
 
 
 class Reaper:

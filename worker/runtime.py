@@ -44,7 +44,7 @@ from worker.reaper import Reaper
 from worker.registry import Registry
 from worker.settings import WorkerSettings
 
-log = get_logger("worker")
+log = get_logger(__name__)
 
 
 class Worker:
