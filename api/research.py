@@ -22,7 +22,7 @@ from api.auth import Caller
 from api.errors import ERRORS, ApiError
 from api.routing import GuardedRoute
 from api.schemas import Timestamp
-from compute import results as sql
+from compute import results
 from compute.specs import METRIC_NAMES, SYMBOL, AnyMetric, Family, PatternName
 
 router = APIRouter(route_class=GuardedRoute, prefix="/v1", responses=ERRORS)
@@ -175,7 +175,7 @@ async def prices(
     `prices.ingest` job); an empty page when none fall in [start, end]."""
     pool = _pool(request)
     after = _from_micros(cursor) if cursor else None
-    rows = await pool.fetch(sql.READ_BARS, symbol, interval, start, end, after, limit + 1)
+    rows = await pool.fetch(results.READ_BARS, symbol, interval, start, end, after, limit + 1)
     if not rows and after is None:
         stored = await pool.fetchval(
             "SELECT EXISTS (SELECT 1 FROM price_bar WHERE symbol = $1 AND interval = $2)",
@@ -226,7 +226,7 @@ async def strategies(
     if key is not None:
         cursor_id = key[1]
         cursor_value = _number(key[0]) if sort else None
-    statement = sql.list_strategies_sql(sort)
+    statement = results.list_strategies_sql(sort)
     rows = await _pool(request).fetch(
         statement,
         who.owner_filter,
@@ -268,14 +268,14 @@ def _number(text: str) -> float:
 
 @router.get("/strategies/{strategy_id}", response_model=StrategyOut, tags=["research"])
 async def strategy(request: Request, strategy_id: Id, who: Caller) -> StrategyOut:
-    row = await _pool(request).fetchrow(sql.GET_STRATEGY, strategy_id, who.owner_filter)
+    row = await _pool(request).fetchrow(results.GET_STRATEGY, strategy_id, who.owner_filter)
     if row is None:
         raise ApiError(404, "strategy_not_found", f"there is no strategy run {strategy_id}")
     return _strategy(row)
 
 
 async def _leaderboard(pool: asyncpg.Pool, snapshot: asyncpg.Record) -> Leaderboard:
-    entries = await pool.fetch(sql.SNAPSHOT_ENTRIES, snapshot["id"])
+    entries = await pool.fetch(results.SNAPSHOT_ENTRIES, snapshot["id"])
     return Leaderboard(
         **dict(snapshot), entries=[LeaderboardEntry.model_validate(dict(e)) for e in entries]
     )
@@ -285,7 +285,7 @@ async def _leaderboard(pool: asyncpg.Pool, snapshot: asyncpg.Record) -> Leaderbo
 async def latest_leaderboard(request: Request, _who: Caller) -> Leaderboard:
     """The newest snapshot; 404 before the first `leaderboard.refresh` has run."""
     pool = _pool(request)
-    snapshot = await pool.fetchrow(sql.LATEST_SNAPSHOT)
+    snapshot = await pool.fetchrow(results.LATEST_SNAPSHOT)
     if snapshot is None:
         raise ApiError(
             404,
@@ -299,7 +299,7 @@ async def latest_leaderboard(request: Request, _who: Caller) -> Leaderboard:
 @router.get("/leaderboard/{snapshot_id}", response_model=Leaderboard, tags=["research"])
 async def leaderboard(request: Request, snapshot_id: Id, _who: Caller) -> Leaderboard:
     pool = _pool(request)
-    snapshot = await pool.fetchrow(sql.GET_SNAPSHOT, snapshot_id)
+    snapshot = await pool.fetchrow(results.GET_SNAPSHOT, snapshot_id)
     if snapshot is None:
         raise ApiError(404, "snapshot_not_found", f"there is no leaderboard snapshot {snapshot_id}")
     return await _leaderboard(pool, snapshot)
@@ -319,7 +319,7 @@ async def list_patterns(
     key = _keyset(cursor)
     before_ts = _from_micros(key[0]) if key else None  # _from_micros refuses non-integers
     rows = await _pool(request).fetch(
-        sql.READ_PATTERNS,
+        results.READ_PATTERNS,
         symbol,
         since,
         pattern,

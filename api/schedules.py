@@ -14,7 +14,7 @@ from api.payloads import validated_payload
 from api.routing import GuardedRoute
 from api.schemas import SCHEDULE_NAME, JobOut, ScheduleIn, ScheduleOut, SchedulePatch
 from jobs.store import Store
-from scheduler import schedules as sql
+from scheduler import schedules
 from scheduler.cron import Cron, CronError
 
 router = APIRouter(
@@ -45,7 +45,7 @@ def _out(row: asyncpg.Record) -> ScheduleOut:
 
 
 async def _get(store: Store, name: str) -> asyncpg.Record:
-    row = await store.pool.fetchrow(sql.GET, name)
+    row = await store.pool.fetchrow(schedules.GET, name)
     if row is None:
         raise ApiError(404, "schedule_not_found", f"there is no schedule named {name!r}")
     return row
@@ -54,14 +54,14 @@ async def _get(store: Store, name: str) -> asyncpg.Record:
 @router.get("", response_model=list[ScheduleOut])
 async def list_schedules(request: Request, _admin: Admin) -> list[ScheduleOut]:
     """Every schedule, enabled or not, with its next and last fire."""
-    return [_out(r) for r in await _store(request).pool.fetch(sql.LIST)]
+    return [_out(r) for r in await _store(request).pool.fetch(schedules.LIST)]
 
 
 @router.post("", status_code=201, response_model=ScheduleOut)
 async def create_schedule(body: ScheduleIn, request: Request, _admin: Admin) -> ScheduleOut:
     """A new schedule; 409 when the name is taken. It fires from now on."""
     values = _checked(request, body.model_dump())
-    row = await _store(request).pool.fetchrow(sql.CREATE, *sql.as_args(values))
+    row = await _store(request).pool.fetchrow(schedules.CREATE, *schedules.as_args(values))
     if row is None:
         raise ApiError(409, "schedule_exists", f"a schedule named {body.name!r} exists")
     return _out(row)
@@ -79,18 +79,18 @@ async def update_schedule(
     """Change the fields sent. A new cron or timezone, or a re-enable, restarts the
     schedule's clock: nothing from before the change is caught up."""
     async with _store(request).pool.acquire() as conn, conn.transaction():
-        current = await conn.fetchrow(sql.GET_FOR_UPDATE, name)
+        current = await conn.fetchrow(schedules.GET_FOR_UPDATE, name)
         if current is None:
             raise ApiError(404, "schedule_not_found", f"there is no schedule named {name!r}")
         values = _checked(request, {**dict(current), **body.model_dump(exclude_unset=True)})
-        row = await conn.fetchrow(sql.UPDATE, *sql.as_args(values))
+        row = await conn.fetchrow(schedules.UPDATE, *schedules.as_args(values))
     assert row is not None  # the row is locked: it cannot have gone
     return _out(row)
 
 
 @router.delete("/{name}", status_code=204, response_class=Response)
 async def delete_schedule(name: Name, request: Request, _admin: Admin) -> Response:
-    status = await _store(request).pool.execute(sql.DELETE, name)
+    status = await _store(request).pool.execute(schedules.DELETE, name)
     if not status.endswith(" 1"):
         raise ApiError(404, "schedule_not_found", f"there is no schedule named {name!r}")
     return Response(status_code=204)
@@ -101,8 +101,8 @@ async def trigger_schedule(name: Name, request: Request, _admin: Admin) -> JobOu
     """Enqueue the schedule's job now, outside its timing, with its own idempotency key
     (`trigger:<name>:<request time>`); its fire times are unchanged."""
     store = _store(request)
-    s = sql.Schedule.from_row(await _get(store, name))
-    key = sql.trigger_key(s.name, datetime.now(UTC))
+    s = schedules.Schedule.from_row(await _get(store, name))
+    key = schedules.trigger_key(s.name, datetime.now(UTC))
     job, duplicate = await store.submit(s.job(key), notify=False)
     if not duplicate:
         request.app.state.waker.wake(job.queue)  # as POST /v1/jobs does: after the commit

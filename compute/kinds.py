@@ -27,8 +27,7 @@ import numpy as np
 import pandas as pd
 
 from compute import patterns as candles
-from compute import prices, research
-from compute import results as sql
+from compute import prices, research, results
 from compute.backtest import METRIC_CONVENTIONS, Metrics
 from compute.grid import Evaluator, evaluate_locally
 from compute.specs import (
@@ -97,7 +96,7 @@ async def _bars(
     end: datetime | None,
     minimum: int = MIN_BARS,
 ) -> pd.DataFrame:
-    rows = await db.fetch(sql.LOAD_BARS, symbol, interval, start, end)
+    rows = await db.fetch(results.LOAD_BARS, symbol, interval, start, end)
     if len(rows) < minimum:
         window = f"{start.date() if start else 'the start'} to {end.date() if end else 'now'}"
         raise Permanent(
@@ -115,7 +114,7 @@ def _metric_arrays(rows: list[dict[str, Any]]) -> list[list[Any]]:
     arrays = []
     for name in METRIC_NAMES:
         values = [r["metrics"][name] for r in rows]
-        if name in sql.INTEGER_METRICS:
+        if name in results.INTEGER_METRICS:
             values = [None if v is None else int(v) for v in values]
         arrays.append(values)
     return arrays
@@ -136,7 +135,7 @@ async def _save_runs(
     conventions = {**METRIC_CONVENTIONS, "risk_free": risk_free, "cost": cost}
     return list(
         await conn.fetch(
-            sql.UPSERT_RUNS,
+            results.UPSERT_RUNS,
             job.id,
             job.owner,
             job.kind,
@@ -272,11 +271,11 @@ def optimize(
         tasks.append(task)
         cuts.append(cut)
     report.check()
-    results = _evaluator()(tasks, report.reach)
+    evaluated = _evaluator()(tasks, report.reach)
     report.computed()
     return {
         symbol: _Optimized(frame["ts"].to_numpy(), research.choose(result, cut, payload.metric))
-        for (symbol, frame), result, cut in zip(bars.items(), results, cuts, strict=True)
+        for (symbol, frame), result, cut in zip(bars.items(), evaluated, cuts, strict=True)
     }
 
 
@@ -348,7 +347,7 @@ async def save_optimize(
                     ),
                 }
             summary[symbol] = entry
-        await conn.execute(sql.DELETE_STALE_RUNS, job.id, written)
+        await conn.execute(results.DELETE_STALE_RUNS, job.id, written)
     return {
         "family": payload.family,
         "metric": payload.metric,
@@ -463,7 +462,7 @@ async def save_discover(
                     }
                 )
             summary[symbol] = {"evaluated": item.evaluated, "discovered": kept}
-        await conn.execute(sql.DELETE_STALE_RUNS, job.id, written)
+        await conn.execute(results.DELETE_STALE_RUNS, job.id, written)
     return {
         "metric": payload.metric,
         "folds": payload.folds,
@@ -518,9 +517,11 @@ async def save_patterns(
     async with db.acquire() as conn, conn.transaction():
         for symbol, item in sorted(output.items()):
             found = item.found
-            await conn.execute(sql.DELETE_PATTERNS, symbol, payload.interval, item.first, item.last)
             await conn.execute(
-                sql.UPSERT_PATTERNS,
+                results.DELETE_PATTERNS, symbol, payload.interval, item.first, item.last
+            )
+            await conn.execute(
+                results.UPSERT_PATTERNS,
                 symbol,
                 payload.interval,
                 job.id,
@@ -540,7 +541,7 @@ async def save_patterns(
 async def load_candidates(
     db: asyncpg.Pool, job: Claimed, payload: LeaderboardRefresh
 ) -> list[dict[str, Any]]:
-    return [dict(r) for r in await db.fetch(sql.LEADERBOARD_CANDIDATES, payload.window_days)]
+    return [dict(r) for r in await db.fetch(results.LEADERBOARD_CANDIDATES, payload.window_days)]
 
 
 def rank(
@@ -554,11 +555,11 @@ async def save_leaderboard(
 ) -> JSON:
     async with db.acquire() as conn, conn.transaction():
         snapshot = await conn.fetchval(
-            sql.SAVE_SNAPSHOT, job.id, payload.metric, payload.window_days
+            results.SAVE_SNAPSHOT, job.id, payload.metric, payload.window_days
         )
-        await conn.execute(sql.DELETE_ENTRIES, snapshot)
+        await conn.execute(results.DELETE_ENTRIES, snapshot)
         await conn.execute(
-            sql.INSERT_ENTRIES,
+            results.INSERT_ENTRIES,
             snapshot,
             [e["rank"] for e in entries],
             [e["id"] for e in entries],

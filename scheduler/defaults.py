@@ -14,7 +14,7 @@ import asyncpg
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from scheduler import schedules as sql
+from scheduler import schedules
 
 Validate = Callable[[str, dict[str, Any]], dict[str, Any]]
 """(kind, payload) -> the payload as the kind's model reads it; raises when invalid."""
@@ -81,6 +81,6 @@ async def ensure_defaults(
             unknown.append(schedule["name"])
             continue
         schedule = {**schedule, "payload": validate(schedule["kind"], schedule["payload"])}
-        if await conn.fetchrow(sql.CREATE, *sql.as_args(schedule)) is not None:
+        if await conn.fetchrow(schedules.CREATE, *schedules.as_args(schedule)) is not None:
             created.append(schedule["name"])
     return created, unknown
