@@ -3,6 +3,7 @@ one place where domain errors become HTTP status codes."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import asyncpg
@@ -176,8 +177,19 @@ def install(app: FastAPI) -> None:
 
 def _allowed_methods(request: Request) -> list[str]:
     allowed: set[str] = set()
-    for route in request.app.router.routes:
+    for route in _leaves(request.app.router.routes):
         match, _ = route.matches({**request.scope, "method": "_"})
-        if match is Match.PARTIAL and isinstance(route, BaseRoute):
+        if match is Match.PARTIAL:
             allowed.update(getattr(route, "methods", None) or ())
     return sorted(allowed)
+
+
+def _leaves(routes: Iterable[BaseRoute]) -> Iterator[BaseRoute]:
+    """Every route, also those of included routers (FastAPI keeps an included router as one
+    entry; ours are included without a prefix of their own, so their paths are complete)."""
+    for route in routes:
+        included = getattr(route, "original_router", None)
+        if included is not None:
+            yield from _leaves(included.routes)
+        else:
+            yield route

@@ -288,3 +288,72 @@ async def stream_body(
             if await quiet_for(woken, idle_since, poll_s, keepalive_s):
                 yield KEEPALIVE
                 idle_since = time.monotonic()
+
+
+ACTIVE_POLL_S = 2.0
+"""The active-jobs stream re-reads at least this often: a job enqueued without a worker to
+claim it sends no change notification, and should still appear within seconds."""
+ACTIVE_MIN_INTERVAL_S = 0.25
+"""...and at most this often, however busy the queue: one open dashboard costs at most four
+reads a second, not one per notification."""
+
+
+def active_item(job: Job) -> dict[str, Any]:
+    """A job as the active-jobs stream shows it: the per-job stream's snapshot plus what a
+    list row needs."""
+    return {
+        **snapshot(job),
+        "kind": job.kind,
+        "queue": job.queue,
+        "owner": job.owner,
+        "created_at": job.created_at.isoformat(),
+        "started_at": job.started_at.isoformat() if job.started_at else None,
+    }
+
+
+def _event(event: str, data: Any) -> bytes:
+    body = json.dumps(data, separators=(",", ":"), default=str)
+    return f"event: {event}\ndata: {body}\n\n".encode()
+
+
+async def active_stream_body(
+    store: Store,
+    watch: JobWatch,
+    owner: str | None,
+    recent_s: float,
+    *,
+    poll_s: float,
+    keepalive_s: float,
+    retry_ms: int,
+) -> AsyncIterator[bytes]:
+    """`jobs` with the whole list first (newest first), then `job` for each job that changed
+    or appeared and `gone` for each that left the list (finished longer than `recent_s` ago).
+    Events carry no id: a reconnect starts with the whole list again, which is one read."""
+    with watch.follow_all() as woken:
+        yield f"retry: {retry_ms}\n\n".encode()
+        sent: dict[int, dict[str, Any]] | None = None
+        idle_since = time.monotonic()
+        while True:
+            woken.clear()  # before the read, so a change during it wakes the next wait
+            read_at = time.monotonic()
+            jobs = await store.active_jobs(owner=owner, recent_s=recent_s)
+            current = {j.id: active_item(j) for j in jobs}
+            if sent is None:
+                yield _event("jobs", {"jobs": list(current.values())})
+                idle_since = time.monotonic()
+            else:
+                changed = [item for i, item in current.items() if sent.get(i) != item]
+                gone = [i for i in sent if i not in current]
+                for item in reversed(changed):  # oldest first, so newer rows end up on top
+                    yield _event("job", item)
+                for job_id in gone:
+                    yield _event("gone", {"job_id": job_id})
+                if changed or gone:
+                    idle_since = time.monotonic()
+            sent = current
+            if await quiet_for(woken, idle_since, poll_s, keepalive_s):
+                yield KEEPALIVE
+                idle_since = time.monotonic()
+            pause = read_at + ACTIVE_MIN_INTERVAL_S - time.monotonic()
+            if pause > 0:
+                await asyncio.sleep(pause)

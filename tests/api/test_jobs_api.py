@@ -217,3 +217,10 @@ async def test_list_filters_repeat_and_any_value_matches(api):
     assert await listed("kind=demo.noop&kind=demo.fail&queue=c") == {ids["demo.fail"]}
     assert await listed("kind=demo.noop") == {ids["demo.noop"]}
     assert (await api.get("/v1/jobs?kind=a%20b")).status_code == 422
+
+
+async def test_a_wrong_method_on_an_included_router_lists_its_methods_too(api):
+    r = await api.client.request("PUT", "/v1/schedules/x", headers=api.auth("root"))
+    assert r.status_code == 405 and r.headers["allow"] == "DELETE, GET, PATCH"
+    r = await api.client.request("DELETE", "/v1/jobs/1/stream", headers=api.auth("alice"))
+    assert r.status_code == 405 and r.headers["allow"] == "GET"

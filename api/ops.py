@@ -1,0 +1,148 @@
+"""What operators and platforms ask beyond the jobs: liveness and readiness, Prometheus
+metrics, queues, workers (admins only), kinds, who the caller is, finished jobs per minute."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Mapping
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
+from pydantic import BaseModel
+
+from api.auth import Admin, Caller, bearer_credential
+from api.errors import ERRORS, ApiError, ErrorBody
+from api.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from api.metrics import render as render_metrics
+from api.routing import GuardedRoute
+from api.schemas import (
+    HealthOut,
+    KindOut,
+    MeOut,
+    QueueOut,
+    ReadyOut,
+    ThroughputOut,
+    ThroughputPoint,
+    WorkerOut,
+)
+from api.settings import ApiSettings
+from jobs.logging import get_logger
+from jobs.migrate import head_revision
+from jobs.store import Store
+
+log = get_logger(__name__)
+
+
+def _settings(request: Request) -> ApiSettings:
+    settings: ApiSettings = request.app.state.settings
+    return settings
+
+
+def _specs(request: Request) -> Mapping[str, type[BaseModel]]:
+    specs: Mapping[str, type[BaseModel]] = request.app.state.specs
+    return specs
+
+
+router = APIRouter(route_class=GuardedRoute)
+
+
+@router.get("/health", tags=["ops"], response_model=HealthOut)
+async def health(
+    request: Request,
+) -> HealthOut:
+    """The process is alive."""
+    return HealthOut(status="ok")
+
+
+@router.get(
+    "/metrics",
+    tags=["ops"],
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+)
+async def metrics(request: Request) -> Response:
+    """Prometheus text: queue depth per state, oldest queued age, jobs finished by kind
+    and outcome, the handler duration histogram, live workers. Unauthenticated unless
+    CONVEYOR_METRICS_TOKEN is set; then `Authorization: Bearer <token>` (401 otherwise)."""
+    token = _settings(request).metrics_token
+    if token is not None:
+        sent = bearer_credential(request) or ""
+        if not hmac.compare_digest(sent.encode(), token.encode()):
+            raise ApiError(
+                401,
+                "unauthorized",
+                "/metrics needs `Authorization: Bearer <CONVEYOR_METRICS_TOKEN>`",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+    return Response(await render_metrics(request.app.state.store), media_type=METRICS_CONTENT_TYPE)
+
+
+@router.get("/ready", tags=["ops"], response_model=ReadyOut, responses={503: {"model": ErrorBody}})
+async def ready(
+    request: Request,
+) -> ReadyOut:
+    """The database answers and its schema is at the code's migration head."""
+    store: Store = request.app.state.store
+    try:
+        revision = await store.pool.fetchval("SELECT version_num FROM alembic_version")
+    except Exception as exc:
+        log.warning("api.not_ready", error_type=type(exc).__name__, error=str(exc))
+        raise ApiError(503, "not_ready", "the database is unreachable; the log says why") from exc
+    if revision != head_revision():
+        raise ApiError(
+            503,
+            "not_ready",
+            f"the database schema is at {revision}, the code needs {head_revision()}: "
+            "run `conveyor migrate`",
+        )
+    return ReadyOut(status="ready", revision=str(revision))
+
+
+@router.get("/v1/queues", response_model=list[QueueOut], responses=ERRORS, tags=["ops"])
+async def queues(request: Request, who: Caller) -> list[QueueOut]:
+    """Per queue: queued and running now, finished in the last minute, and how long the
+    oldest ready job has waited. A user's figures count only its own jobs."""
+    rows = await request.app.state.store.queue_stats(owner=who.owner_filter)
+    return [QueueOut(**r) for r in rows]
+
+
+@router.get("/v1/workers", response_model=list[WorkerOut], responses=ERRORS, tags=["ops"])
+async def workers(request: Request, who: Admin) -> list[WorkerOut]:
+    """Admin only (hosts and pids are the deployment's): live worker processes with
+    their last heartbeat and how many jobs each runs."""
+    return [WorkerOut(**r) for r in await request.app.state.store.live_workers()]
+
+
+@router.get("/v1/kinds", response_model=list[KindOut], responses=ERRORS, tags=["jobs"])
+async def list_kinds(request: Request, who: Caller) -> list[KindOut]:
+    """Every job kind with the JSON schema of its payload."""
+    return [
+        KindOut(kind=k, payload_schema=m.model_json_schema())
+        for k, m in sorted(_specs(request).items())
+    ]
+
+
+@router.get("/v1/me", response_model=MeOut, tags=["ops"])
+async def me(request: Request, who: Caller) -> MeOut:
+    """Who the caller is: the owner its jobs carry, how it signed in, its role, so a client
+    can show or hide admin-only actions (the routes still decide: an admin-only route
+    answers 403 to a user)."""
+    return MeOut(
+        owner=who.owner,
+        source=who.source,
+        name=who.name,
+        issuer=who.issuer,
+        role=who.role,
+        is_admin=who.is_admin,
+    )
+
+
+@router.get("/v1/throughput", response_model=ThroughputOut, tags=["ops"])
+async def throughput(
+    request: Request, who: Caller, minutes: Annotated[int, Query(ge=1, le=60)] = 15
+) -> ThroughputOut:
+    """Finished jobs per minute over the last `minutes` minutes (default 15, the current
+    minute last and still filling), by outcome. A user's figures count its own jobs."""
+    store: Store = request.app.state.store
+    rows = await store.throughput(owner=who.owner_filter, minutes=minutes)
+    return ThroughputOut(minutes=minutes, points=[ThroughputPoint(**row) for row in rows])
