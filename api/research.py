@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
@@ -23,7 +24,7 @@ from api.errors import ERRORS, ApiError
 from api.routing import GuardedRoute
 from api.schemas import Timestamp
 from compute import results
-from compute.specs import METRIC_NAMES, SYMBOL, AnyMetric, Family, PatternName
+from compute.specs import COUNT_METRICS, METRIC_NAMES, SYMBOL, AnyMetric, Family, PatternName
 
 router = APIRouter(route_class=GuardedRoute, prefix="/v1", responses=ERRORS)
 
@@ -77,7 +78,7 @@ class StrategyOut(BaseModel):
     benchmark: dict[str, Any] | None
     published: bool = Field(description="shared with every user and on the leaderboard")
     created_at: datetime
-    metrics: dict[str, float | None]
+    metrics: dict[str, int | float | None]
 
 
 class StrategyPage(BaseModel):
@@ -92,7 +93,7 @@ class LeaderboardEntry(BaseModel):
     family: str
     params: dict[str, Any]
     score: float
-    metrics: dict[str, float | None]
+    metrics: dict[str, int | float | None]
 
 
 class Leaderboard(BaseModel):
@@ -150,13 +151,20 @@ def _keyset(cursor: str | None) -> tuple[str, int] | None:
     return match[1], int(match[2])
 
 
-def _finite(value: Any) -> float | None:
-    return None if value is None or not math.isfinite(float(value)) else float(value)
+def _metric(name: str, value: Any) -> float | int | None:
+    """A metric as served: None when undefined, a count (`trades`) as an integer."""
+    if value is None or not math.isfinite(float(value)):
+        return None
+    return int(value) if name in COUNT_METRICS else float(value)
+
+
+def _metrics(values: Mapping[str, Any]) -> dict[str, float | int | None]:
+    return {m: _metric(m, values.get(m)) for m in METRIC_NAMES if m in values}
 
 
 def _strategy(row: asyncpg.Record) -> StrategyOut:
     data = dict(row)
-    data["metrics"] = {m: _finite(data.pop(m)) for m in METRIC_NAMES}
+    data["metrics"] = _metrics({m: data.pop(m) for m in METRIC_NAMES})
     return StrategyOut.model_validate(data)
 
 
@@ -277,7 +285,11 @@ async def strategy(request: Request, strategy_id: Id, who: Caller) -> StrategyOu
 async def _leaderboard(pool: asyncpg.Pool, snapshot: asyncpg.Record) -> Leaderboard:
     entries = await pool.fetch(results.SNAPSHOT_ENTRIES, snapshot["id"])
     return Leaderboard(
-        **dict(snapshot), entries=[LeaderboardEntry.model_validate(dict(e)) for e in entries]
+        **dict(snapshot),
+        entries=[
+            LeaderboardEntry.model_validate({**dict(e), "metrics": _metrics(e["metrics"])})
+            for e in entries
+        ],
     )
 
 

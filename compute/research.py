@@ -100,8 +100,10 @@ def choose(result: GridResult, cut: int, metric: str) -> Optimized:
 def heatmap(
     family: str, values: dict[str, list[float]], params: Array, scores: Array
 ) -> dict[str, Any]:
-    """The chosen metric over the grid, for a heatmap: one axis per parameter, an N-d nested
-    list of values (null where the combination is not usable or the metric undefined)."""
+    """The chosen metric over the grid, for a heatmap: one axis per parameter, in the
+    family's parameter order (a list, because the result is stored as jsonb, which orders an
+    object's keys its own way), and an N-d nested list of values in the same order (null
+    where the combination is not usable or the metric undefined)."""
     names = PARAMETERS[family]
     shape = tuple(len(values[n]) for n in names)
     cube = np.full(shape, np.nan)
@@ -111,7 +113,8 @@ def heatmap(
     for row, score in zip(params, scores, strict=True):
         cube[tuple(index[k][float(v)] for k, v in enumerate(row))] = score
     cells: Any = np.where(np.isfinite(cube), cube, np.nan).tolist()
-    return {"axes": {n: values[n] for n in names}, "values": _nulls(cells)}
+    axes = [{"name": n, "values": values[n]} for n in names]
+    return {"axes": axes, "values": _nulls(cells)}
 
 
 def _nulls(value: Any) -> Any:

@@ -88,7 +88,7 @@ class DemoProgress(_Spec):
 # -- research kinds ---------------------------------------------------------------------------
 
 SYMBOL = r"^[A-Z0-9][A-Z0-9.=^-]{0,31}$"
-Symbol = Annotated[str, Field(pattern=SYMBOL, description="upper case, e.g. AAPL, BRK-B, ^GSPC")]
+Symbol = Annotated[str, Field(pattern=SYMBOL, description="upper case, e.g. AAPL, BRK-B, ES=F")]
 Family = Literal["ma_crossover", "rsi_reversion", "donchian_breakout", "bollinger_reversion"]
 Metric = Literal["sharpe", "sortino", "cagr", "total_return", "calmar"]
 """What an optimization or a leaderboard can rank by (higher is better)."""
@@ -98,6 +98,8 @@ AnyMetric = Literal[
 ]  # fmt: skip
 METRIC_NAMES: tuple[str, ...] = get_args(AnyMetric)
 """Every metric a backtest reports (compute.backtest.Metrics), in the order stored."""
+COUNT_METRICS = frozenset({"trades", "max_drawdown_duration"})
+"""Metrics that count (trades, bars): served as integers, never as `43.0`."""
 PatternName = Literal[
     "engulfing", "hammer", "shooting_star", "doji", "morning_star", "evening_star",
     "volatility_low", "volatility_normal", "volatility_high",
@@ -250,7 +252,13 @@ class StrategyOptimize(_Research):
         default=None, description="per parameter {start, stop, step}; default DEFAULT_GRIDS"
     )
     metric: Metric = "sharpe"
-    split: float = Field(default=0.7, ge=0.2, le=0.9, description="in-sample share of bars")
+    split: float = Field(
+        default=0.7,
+        ge=0.2,
+        le=0.9,
+        description="in-sample share of the daily returns (bars − 1), the first part; the "
+        "rest is out of sample (each side keeps at least 2)",
+    )
     publish: bool = Field(
         default=False,
         description="put the chosen strategies on the shared leaderboard (admins only)",
@@ -289,7 +297,12 @@ class StrategyDiscover(_Research):
         min_length=1,
         max_length=4,
     )
-    budget: int = Field(default=200, ge=1, le=20_000, description="parameter sets per symbol")
+    budget: int = Field(
+        default=200,
+        ge=1,
+        le=20_000,
+        description="parameter sets tried per symbol, shared across `families` (not per family)",
+    )
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
     folds: int = Field(default=3, ge=1, le=10, description="walk-forward test windows")
     metric: Metric = "sharpe"

@@ -184,3 +184,16 @@ async def test_research_filters_repeat_and_any_value_matches(api, research):
     r = await api.get(f"/v1/patterns?pattern={two[0]}&pattern={two[1]}&limit=1000")
     assert {p["pattern"] for p in r.json()["patterns"]} == set(two)
     assert (await api.get("/v1/strategies?symbol=ibm;x")).status_code == 422
+
+
+async def test_counts_are_served_as_integers(api, research):
+    runs = (await api.get("/v1/strategies?limit=5", who="root")).json()["strategies"]
+    assert runs
+    for run in runs:
+        for name in ("trades", "max_drawdown_duration"):
+            value = run["metrics"][name]
+            assert value is None or type(value) is int, (name, value)
+    board = (await api.get("/v1/leaderboard")).json()
+    assert board["entries"]
+    for entry in board["entries"]:
+        assert type(entry["metrics"]["trades"]) is int

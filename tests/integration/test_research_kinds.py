@@ -80,7 +80,7 @@ async def test_ingest_optimize_discover_patterns_and_leaderboard(store: Store, p
     engine = metrics(r[cut:], position[cut:])  # held positions carry into the out-of-sample
     assert ibm["best"]["out_of_sample"]["sharpe"] == pytest.approx(engine.sharpe, abs=1e-9)
     heat = ibm["grid"]
-    assert list(heat["axes"]) == ["fast", "slow"] and len(heat["values"]) == 6
+    assert [a["name"] for a in heat["axes"]] == ["fast", "slow"] and len(heat["values"]) == 6
 
     discovered = await run(
         store,

@@ -41,3 +41,20 @@ async def test_patterns_saved_twice_store_once(store: Store):
     first, second = await run_twice(store, "patterns.analyze", {"symbols": ["MSFT"]})
     assert first == second
     assert await store.pool.fetchval("SELECT count(*) FROM pattern") == first["patterns"] > 0
+
+
+async def test_a_heatmaps_axes_keep_the_parameters_order_through_jsonb(conn):
+    """Job results are jsonb, which orders an object's keys by length: axes kept as an
+    object came back `low, high, period` for `rsi_reversion`'s `period, low, high`."""
+    import json
+
+    import numpy as np
+
+    from compute import research
+
+    values = {"period": [7.0, 14.0], "low": [20.0], "high": [80.0]}
+    params = np.array([[7, 20, 80], [14, 20, 80]], dtype=float)
+    cube = research.heatmap("rsi_reversion", values, params, np.array([0.5, 0.7]))
+    stored = json.loads(await conn.fetchval("SELECT $1::text::jsonb::text", json.dumps(cube)))
+    assert [a["name"] for a in stored["axes"]] == ["period", "low", "high"]
+    assert stored["values"] == [[[0.5]], [[0.7]]]  # nested in that same order

@@ -89,7 +89,8 @@ def test_heatmap_places_each_score_on_its_axes():
     values = {"fast": [5.0, 10.0], "slow": [10.0, 20.0]}
     params = np.array([[5, 10], [5, 20], [10, 20]], dtype=float)
     cube = research.heatmap("ma_crossover", values, params, np.array([1.0, np.nan, 3.0]))
-    assert cube == {"axes": values, "values": [[1.0, None], [None, 3.0]]}
+    axes = [{"name": "fast", "values": [5.0, 10.0]}, {"name": "slow", "values": [10.0, 20.0]}]
+    assert cube == {"axes": axes, "values": [[1.0, None], [None, 3.0]]}
 
 
 def bars(rows: list[tuple[float, float, float, float]]) -> pd.DataFrame:
