@@ -3,6 +3,7 @@ one place where domain errors become HTTP status codes."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -68,6 +69,9 @@ _STATUS_CODES = {
 }
 
 
+_NAMED = re.compile(r"(?P<field>[a-z_]+): (?P<problem>.+)", re.S)
+
+
 def field_errors(errors: Any) -> list[dict[str, Any]]:
     fields = []
     for e in errors:
@@ -82,13 +86,12 @@ def field_errors(errors: Any) -> list[dict[str, Any]]:
                 }
             )
             continue
-        fields.append(
-            {
-                "field": ".".join(str(p) for p in e.get("loc", ()) if p != "body") or "body",
-                "problem": str(e.get("msg", "")).removeprefix("Value error, "),
-                "type": e.get("type"),
-            }
-        )
+        field = ".".join(str(p) for p in e.get("loc", ()) if p != "body")
+        problem = str(e.get("msg", "")).removeprefix("Value error, ")
+        named = _NAMED.match(problem)
+        if not field and named:  # a check of the whole model naming the field it concerns
+            field, problem = named["field"], named["problem"]
+        fields.append({"field": field or "body", "problem": problem, "type": e.get("type")})
     return fields
 
 

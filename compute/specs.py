@@ -216,7 +216,7 @@ class _Window(_Spec):
     @model_validator(mode="after")
     def _ordered_window(self) -> Self:
         if self.start and self.end and self.end < self.start:
-            raise ValueError(f"end ({self.end}) is before start ({self.start})")
+            raise ValueError(f"end: {self.end} is before start ({self.start})")
         return self
 
 
@@ -266,13 +266,18 @@ class StrategyOptimize(_Research):
 
     @model_validator(mode="after")
     def _grid_fits(self) -> StrategyOptimize:
-        size = len(self.parameter_sets())
+        # Messages from a check of the whole payload start with the field they concern, which
+        # the API reports as the field (pydantic gives such errors no location of their own).
+        try:
+            size = len(self.parameter_sets())
+        except ValueError as exc:
+            raise ValueError(f"grid: {exc}") from None
         if size == 0:
-            raise ValueError("the grid has no usable parameter set (fast < slow, low < high)")
+            raise ValueError("grid: the grid has no usable parameter set (fast < slow, low < high)")
         if size * len(self.symbols) > MAX_RUNS:
             raise ValueError(
-                f"{size} parameter sets × {len(self.symbols)} symbols is over {MAX_RUNS} runs:"
-                " split the job"
+                f"grid: {size} parameter sets × {len(self.symbols)} symbols is over "
+                f"{MAX_RUNS} runs: split the job"
             )
         return self
 

@@ -197,3 +197,23 @@ async def test_counts_are_served_as_integers(api, research):
     assert board["entries"]
     for entry in board["entries"]:
         assert type(entry["metrics"]["trades"]) is int
+
+
+@pytest.mark.parametrize(
+    ("payload", "field", "says"),
+    [
+        (
+            {"symbols": ["IBM"], "grid": {"fast": {"start": 5, "stop": 9, "step": 1}}},
+            "grid",
+            "lacks slow",
+        ),
+        ({"symbols": ["IBM"], "start": "2012-01-01", "end": "2011-01-01"}, "end", "before start"),
+    ],
+)
+async def test_a_whole_payload_check_names_the_field_it_concerns(api, payload, field, says):
+    r = await api.post("/v1/jobs", json={"kind": "strategy.optimize", "payload": payload})
+    assert r.status_code == 422, r.text
+    error = r.json()["error"]
+    assert [d["field"] for d in error["details"]] == [field]
+    assert f"payload.{field}: " in error["message"] and says in error["message"]
+    assert "payload.body" not in error["message"]

@@ -140,7 +140,7 @@ def test_payloads_say_what_is_wrong():
             symbols=["IBM"],
             grid={"fast": {"start": 2, "stop": 300}, "slow": {"start": 3, "stop": 1000}},
         )
-    with pytest.raises(ValidationError, match=r"end .* is before start"):
+    with pytest.raises(ValidationError, match=r"end: .* is before start"):
         PricesIngest(symbols=["IBM"], start="2012-01-01", end="2011-01-01")
     with pytest.raises(ValidationError, match="String should match pattern"):
         PricesIngest(symbols=["ibm; drop table"])
