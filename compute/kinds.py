@@ -98,10 +98,16 @@ async def _bars(
 ) -> pd.DataFrame:
     rows = await db.fetch(results.LOAD_BARS, symbol, interval, start, end)
     if len(rows) < minimum:
+        stored = await db.fetchrow(results.BARS_STORED, symbol, interval)
+        if stored is None or not stored["bars"]:
+            raise Permanent(
+                f"{symbol}: no {interval} bars are stored: run prices.ingest for {symbol} first"
+            )
         window = f"{start.date() if start else 'the start'} to {end.date() if end else 'now'}"
         raise Permanent(
-            f"{symbol}: {len(rows)} {interval} bars stored from {window}, {minimum} needed:"
-            f" run prices.ingest for {symbol} first (or widen the window)"
+            f"{symbol}: {len(rows)} {interval} bars from {window}, {minimum} needed; its"
+            f" {stored['bars']} stored bars run from {stored['first']:%Y-%m-%d} to"
+            f" {stored['last']:%Y-%m-%d}: widen the window, or ingest the dates you need"
         )
     return pd.DataFrame([dict(r) for r in rows])
 

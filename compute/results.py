@@ -118,6 +118,12 @@ bars, cost, risk_free, conventions, benchmark, published, created_at,
 {", ".join(METRIC_NAMES)}
 """
 
+BARS_STORED = """
+SELECT count(*) AS bars, min(ts) AS first, max(ts) AS last
+FROM price_bar WHERE symbol = $1 AND interval = $2
+"""
+"""What is stored of a symbol, for a message about a window with too few bars."""
+
 GET_STRATEGY = f"""
 SELECT {STRATEGY_COLUMNS} FROM strategy_run
 WHERE id = $1 AND ($2::text IS NULL OR owner = $2 OR published)

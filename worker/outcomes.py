@@ -9,6 +9,8 @@ stored. `decide` then turns the outcome into a state change.
 from __future__ import annotations
 
 import json
+import os
+import sys
 import traceback
 
 from jobs.handler import Cancel, Permanent, Retry
@@ -46,12 +48,31 @@ def raised(exc: BaseException) -> Outcome:
         return Snooze(exc.after_s)
     if isinstance(exc, Cancel):
         return Cancelled(exc.reason)
-    return Failure(
-        type(exc).__name__,
-        str(exc),
-        traceback.format_exc(),
-        retryable=not isinstance(exc, Permanent),
-    )
+    if isinstance(exc, Permanent):  # deliberate: its message says it all
+        return Failure(type(exc).__name__, str(exc), None, retryable=False)
+    return Failure(type(exc).__name__, str(exc), traceback_of(exc))
+
+
+def traceback_of(exc: BaseException) -> str:
+    """The traceback with each file named as its module's path (`compute/kinds.py`), not
+    where this machine keeps it: a job's errors are shown to its users."""
+    tb = traceback.TracebackException.from_exception(exc)
+    for frame in _frames(tb):
+        frame.filename = _short(frame.filename)
+    return "".join(tb.format())
+
+
+def _frames(tb: traceback.TracebackException) -> list[traceback.FrameSummary]:
+    frames = list(tb.stack)
+    for linked in (tb.__cause__, tb.__context__):
+        if linked is not None:
+            frames += _frames(linked)
+    return frames
+
+
+def _short(path: str) -> str:
+    roots = sorted((p for p in sys.path if p and path.startswith(p + os.sep)), key=len)
+    return os.path.relpath(path, roots[-1]) if roots else os.path.basename(path)
 
 
 def unknown_kind(kind: str, known: list[str]) -> Outcome:

@@ -129,7 +129,32 @@ async def test_a_job_without_prices_dies_saying_what_to_run(store: Store, procs:
     await eventually(dead, 30)
     job = await store.get(job_id)
     assert job.attempt == 1  # permanent: retrying cannot make prices appear
-    assert "run prices.ingest for AAPL first" in job.errors[-1]["message"]
+    assert "no 1d bars are stored: run prices.ingest for AAPL first" in job.errors[-1]["message"]
+    assert job.errors[-1]["traceback"] is None  # a deliberate failure, said in words
+
+
+async def test_a_window_with_too_few_bars_names_what_is_stored(store: Store, procs: Processes):
+    procs.start_worker("--processes", "1")
+    await run(
+        store, "prices.ingest", {"symbols": ["IBM"], "start": "2010-01-01", "end": "2010-12-31"}
+    )
+    job_id = (
+        await store.enqueue(
+            NewJob(
+                kind="strategy.optimize",
+                payload={"symbols": ["IBM"], "start": "2012-01-01", "end": "2012-03-01"},
+            )
+        )
+    ).id
+
+    async def dead() -> bool:
+        return (await store.get(job_id)).state == JobState.DEAD
+
+    await eventually(dead, 30)
+    message = (await store.get(job_id)).errors[-1]["message"]
+    assert "0 1d bars from 2012-01-01 to 2012-03-01" in message
+    assert "stored bars run from 2010-01-04 to 2010-12-31" in message and "widen" in message
+    assert "run prices.ingest for IBM first" not in message
 
 
 async def test_kill_9_during_an_optimization_stores_its_runs_once(store: Store, procs: Processes):

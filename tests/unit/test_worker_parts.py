@@ -80,6 +80,26 @@ def test_what_a_handler_raises_maps_to_one_outcome():
     assert failed.retryable and "ValueError: m" in (failed.traceback or "")
     permanent = outcome_of(Permanent("no"))
     assert isinstance(permanent, Failure) and not permanent.retryable
+    assert permanent.traceback is None  # deliberate: the message is the whole story
+
+
+def test_a_traceback_names_files_by_module_path_not_where_this_machine_keeps_them():
+    import os
+
+    import compute.research
+
+    def deep() -> None:
+        compute.research.split_at(10, float("nan"))  # raises inside compute/research.py
+
+    try:
+        deep()
+    except Exception as caught:
+        failed = outcomes.raised(caught)
+    assert isinstance(failed, Failure) and failed.traceback
+    assert 'File "compute/research.py"' in failed.traceback
+    assert 'File "tests/unit/test_worker_parts.py"' in failed.traceback
+    root = os.path.dirname(os.path.dirname(compute.research.__file__))
+    assert root not in failed.traceback and os.sep + "site-packages" not in failed.traceback
 
 
 def test_results_postgres_cannot_store_become_permanent_failures():
