@@ -36,6 +36,13 @@ WIN_EPSILON = 1e-12
 """A trade counts as a win when its return is above this, not merely above 0: a trade that
 nets exactly nothing (common with prices on a tick grid) computes as ±1e-16 depending on the
 order of the products, and must not be a win in one evaluation and a loss in another."""
+SIGNAL_EPSILON = 1e-12
+"""A price is above (below) an average or band only when it is so by more than this share
+of the price. An average over identical closes (a flat, tick-rounded stretch) computes from
+cumulative sums as a few units of 1e-16 away from them, and two averages that are equal
+(an exact tie) as one a hair above the other: without it a flat window's zero-width band
+let `close < mean − k·std` hold and the Bollinger strategy buy where its rule says flat.
+Real differences on a tick grid are far larger (0.01 over 200 × 200 bars is 2.5e-7)."""
 DRAWDOWN_EPSILON = 1e-10
 """A period is below its peak when its equity is below the peak by more than this share: an
 equity that returns exactly to its peak (prices on a tick grid do) computes as a few units of
@@ -173,7 +180,8 @@ def ma_crossover(close: Array, fast: int, slow: int, short: bool = False) -> Arr
     """Long while the fast average is above the slow one; flat (or short) otherwise."""
     f, s = moving_average(close, fast), moving_average(close, slow)
     ready = ~np.isnan(s)
-    return np.where(ready & (f > s), 1.0, np.where(ready & short, -1.0, 0.0))
+    above = f > s + SIGNAL_EPSILON * np.abs(s)
+    return np.where(ready & above, 1.0, np.where(ready & short, -1.0, 0.0))
 
 
 def rsi(close: Array, period: int) -> Array:
@@ -238,9 +246,10 @@ def bollinger_reversion(close: Array, window: int, k: float) -> Array:
     for t in range(len(close)):
         if np.isnan(mean[t]):
             continue
-        if close[t] < mean[t] - k * std[t]:
+        margin = SIGNAL_EPSILON * abs(close[t])
+        if close[t] < mean[t] - k * std[t] - margin:
             holding = 1.0
-        elif close[t] >= mean[t]:
+        elif close[t] >= mean[t] - margin:
             holding = 0.0
         signal[t] = holding
     return signal

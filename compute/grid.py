@@ -35,6 +35,7 @@ from numpy.typing import NDArray
 from compute.backtest import (
     DRAWDOWN_EPSILON,
     PERIODS_PER_YEAR,
+    SIGNAL_EPSILON,
     VOLATILITY_FLOOR,
     WIN_EPSILON,
     moving_average,
@@ -170,7 +171,7 @@ class _Signals:
             match self.family:
                 case "ma_crossover":
                     fast, slow = self._table("ma", params[:, 0]), self._table("ma", params[:, 1])
-                    signal: NDArray[np.bool_] = fast > slow
+                    signal: NDArray[np.bool_] = fast > slow + SIGNAL_EPSILON * np.abs(slow)
                     return signal
                 case "rsi_reversion":
                     value = self._table("rsi", params[:, 0])
@@ -181,8 +182,10 @@ class _Signals:
                     return _hold(enter, ~enter & (close < self._table("min", params[:, 0])))
                 case "bollinger_reversion":
                     mean = self._table("mean", params[:, 0])
-                    enter = close < mean - params[:, 1:2] * self._table("std", params[:, 0])
-                    return _hold(enter, ~enter & (close >= mean))
+                    margin = SIGNAL_EPSILON * np.abs(close)
+                    band = mean - params[:, 1:2] * self._table("std", params[:, 0])
+                    enter = close < band - margin
+                    return _hold(enter, ~enter & (close >= mean - margin))
         raise ValueError(f"unknown strategy family {self.family!r}")
 
 

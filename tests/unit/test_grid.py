@@ -187,3 +187,72 @@ def test_a_wiped_out_equity_has_a_cagr_of_minus_one_in_either_path():
     )
     assert want["cagr"] == got["cagr"][0] == -1.0
     assert want["total_return"] == pytest.approx(got["total_return"][0], abs=1e-12)
+
+
+def _tick_series_with_flats(seed: int) -> np.ndarray:
+    """Cents on a random walk with long stretches of one identical close, as illiquid
+    tick-rounded prices have, after enough history that the cumulative sums are large."""
+    rng = np.random.default_rng(seed)
+    parts, price = [], 101.37
+    for _ in range(12):
+        walk = price + np.cumsum(rng.choice([-0.01, 0.0, 0.01], 60))
+        price = round(float(walk[-1]), 2)
+        parts += [np.round(walk, 2), np.full(int(rng.integers(25, 40)), price)]
+    return np.concatenate(parts)
+
+
+def _exact_means(close: np.ndarray, window: int) -> list:
+    from fractions import Fraction
+
+    cents = [Fraction(round(c * 100), 100) for c in close]
+    return [None] * (window - 1) + [
+        sum(cents[t - window + 1 : t + 1]) / window for t in range(window - 1, len(cents))
+    ]
+
+
+def _exact_bollinger(close: np.ndarray, window: int, k: float) -> np.ndarray:
+    """The rule in exact rational arithmetic: long when close < mean − k·std (ddof 1), out at
+    close ≥ mean. `mean − close > k·std` is compared squared, so no square root is taken."""
+    from fractions import Fraction
+
+    cents = [Fraction(round(c * 100), 100) for c in close]
+    kk = Fraction(k) ** 2
+    signal, holding = np.zeros(len(close)), 0.0
+    for t in range(window - 1, len(cents)):
+        w = cents[t - window + 1 : t + 1]
+        mean = sum(w) / window
+        var = sum((x - mean) ** 2 for x in w) / max(window - 1, 1)
+        gap = mean - cents[t]
+        if gap > 0 and gap * gap > kk * var:
+            holding = 1.0
+        elif cents[t] >= mean:
+            holding = 0.0
+        signal[t] = holding
+    return signal
+
+
+def _exact_crossover(close: np.ndarray, fast: int, slow: int) -> np.ndarray:
+    f, s = _exact_means(close, fast), _exact_means(close, slow)
+    return np.array([1.0 if s[t] is not None and f[t] > s[t] else 0.0 for t in range(len(close))])
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_signals_on_flat_and_tied_tick_prices_match_exact_arithmetic_in_both_paths(seed):
+    """On a flat stretch the band has zero width and close equals the mean: Bollinger may not
+    enter (with k = 3 it cannot by its own rule), and equal averages are not a crossover.
+    Checked against the rule in exact rational arithmetic, for the engine and the grid."""
+    close = _tick_series_with_flats(seed)
+    cases = [
+        ("bollinger_reversion", {"window": w, "k": k}, _exact_bollinger(close, w, k))
+        for w, k in ((10, 3.0), (20, 2.0), (5, 0.5))
+    ] + [
+        ("ma_crossover", {"fast": f, "slow": s}, _exact_crossover(close, f, s))
+        for f, s in ((5, 10), (10, 30))
+    ]
+    for family, params, exact in cases:
+        engine = FAMILIES[family](close, **params)
+        assert np.array_equal(engine, exact), (family, params, np.flatnonzero(engine != exact))
+        row = np.array([list(params.values())], dtype=float)
+        grid = evaluate_grid(close, family, row)
+        r, position = strategy_returns(close, exact)
+        assert_same(metrics(r, position).as_dict(), grid.metrics[0], 0, (family, params))
