@@ -295,17 +295,56 @@ async def _leaderboard(pool: asyncpg.Pool, snapshot: asyncpg.Record) -> Leaderbo
 
 @router.get("/leaderboard", response_model=Leaderboard, tags=["research"])
 async def latest_leaderboard(request: Request, _who: Caller) -> Leaderboard:
-    """The newest snapshot; 404 before the first `leaderboard.refresh` has run."""
+    """The shared leaderboard's newest snapshot: published strategies (the platform's own
+    research, and an admin's submitted with `publish`), ranked by the hourly
+    `leaderboard.refresh`. Your own strategies rank at `GET /v1/leaderboard/mine`."""
     pool = _pool(request)
     snapshot = await pool.fetchrow(results.LATEST_SNAPSHOT)
     if snapshot is None:
         raise ApiError(
             404,
             "no_leaderboard",
-            "no leaderboard yet: run strategy.discover or strategy.optimize, then a"
-            " leaderboard.refresh job (it also runs hourly)",
+            "no shared leaderboard yet: it ranks published strategies, and the hourly"
+            " leaderboard.refresh has not run since any were stored. Your own optimized and"
+            " discovered strategies rank at GET /v1/leaderboard/mine at once",
         )
     return await _leaderboard(pool, snapshot)
+
+
+class OwnLeaderboard(BaseModel):
+    owner: str
+    metric: str
+    window_days: int | None
+    entries: list[LeaderboardEntry]
+
+
+@router.get("/leaderboard/mine", response_model=OwnLeaderboard, tags=["research"])
+async def own_leaderboard(
+    request: Request,
+    who: Caller,
+    metric: AnyMetric = "sharpe",
+    window_days: Annotated[int | None, Query(ge=1, le=3650)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 20,
+) -> OwnLeaderboard:
+    """Your own strategies ranked now, by the shared leaderboard's rule: the newest selected
+    out-of-sample (or walk-forward) run of each distinct strategy, highest `metric` first.
+    Empty until one of your strategy.optimize or strategy.discover jobs has stored runs."""
+    rows = await _pool(request).fetch(
+        results.own_leaderboard_sql(metric), who.owner, window_days, limit
+    )
+    entries = [
+        LeaderboardEntry(
+            rank=r["rank"],
+            strategy_id=r["id"],
+            symbol=r["symbol"],
+            family=r["family"],
+            params=r["params"],
+            score=r["score"],
+            metrics=_metrics(dict(r)),
+        )
+        for r in rows
+    ]
+    return OwnLeaderboard(owner=who.owner, metric=metric, window_days=window_days, entries=entries)
 
 
 @router.get("/leaderboard/{snapshot_id}", response_model=Leaderboard, tags=["research"])

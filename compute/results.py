@@ -76,6 +76,31 @@ WHERE selected AND published AND sample IN ('out', 'walk_forward')
   AND ($1::int IS NULL OR created_at >= now() - make_interval(days => $1))
 """
 
+
+def own_leaderboard_sql(metric: str) -> str:
+    """One owner's leaderboard, ranked on request: the newest selected out-of-sample or
+    walk-forward run of each distinct strategy (symbol, family, parameters), highest
+    `metric` first, undefined left out, ties by id: the rule `research.rank` applies to the
+    shared snapshot. $1 owner, $2 window in days (NULL: all), $3 limit. `metric` must be one
+    of METRIC_NAMES: it is spliced into the statement."""
+    if metric not in METRIC_NAMES:
+        raise ValueError(f"cannot rank by {metric!r}")
+    return f"""
+    SELECT id, symbol, family, params, {", ".join(METRIC_NAMES)},
+           row_number() OVER (ORDER BY {metric} DESC, id) AS rank, {metric} AS score
+    FROM (
+        SELECT DISTINCT ON (symbol, family, params) *
+        FROM strategy_run
+        WHERE selected AND owner = $1 AND sample IN ('out', 'walk_forward')
+          AND ($2::int IS NULL OR created_at >= now() - make_interval(days => $2))
+        ORDER BY symbol, family, params, id DESC
+    ) newest
+    WHERE {metric} IS NOT NULL AND {metric} NOT IN ('NaN', 'Infinity', '-Infinity')
+    ORDER BY {metric} DESC, id
+    LIMIT $3
+    """
+
+
 SAVE_SNAPSHOT = """
 INSERT INTO leaderboard_snapshot (job_id, metric, window_days)
 VALUES ($1, $2, $3)

@@ -217,3 +217,29 @@ async def test_a_whole_payload_check_names_the_field_it_concerns(api, payload, f
     assert [d["field"] for d in error["details"]] == [field]
     assert f"payload.{field}: " in error["message"] and says in error["message"]
     assert "payload.body" not in error["message"]
+
+
+async def test_each_user_has_a_leaderboard_of_its_own_strategies(api, research):
+    mine = await api.get("/v1/leaderboard/mine?metric=sharpe&limit=50")
+    assert mine.status_code == 200, mine.text
+    board = mine.json()
+    assert board["owner"] == "key:alice" and board["entries"]
+    scores = [e["score"] for e in board["entries"]]
+    assert scores == sorted(scores, reverse=True)
+    assert [e["rank"] for e in board["entries"]] == list(range(1, len(scores) + 1))
+    for entry in board["entries"]:
+        run = (await api.get(f"/v1/strategies/{entry['strategy_id']}")).json()
+        assert run["owner"] == "key:alice" and run["selected"] and run["sample"] == "out"
+        assert run["metrics"]["sharpe"] == entry["score"]
+    bobs = (await api.get("/v1/leaderboard/mine", who="bob")).json()["entries"]
+    assert bobs and not {e["strategy_id"] for e in bobs} & {
+        e["strategy_id"] for e in board["entries"]
+    }
+    assert (await api.get("/v1/leaderboard/mine", who="root")).json()["entries"] == []
+    assert (await api.get("/v1/leaderboard/mine?metric=nope")).status_code == 422
+
+
+async def test_without_a_shared_leaderboard_the_answer_says_where_your_own_is(api):
+    r = await api.get("/v1/leaderboard")
+    assert r.status_code == 404
+    assert "GET /v1/leaderboard/mine" in r.json()["error"]["message"]
