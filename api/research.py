@@ -49,6 +49,9 @@ class Bar(BaseModel):
     close: float
     volume: float
     source: str
+    adjustment: Literal["none", "split_dividend"] = Field(
+        description="split_dividend: scaled so splits and dividends are no jumps; none: as traded"
+    )
 
 
 class PricePage(BaseModel):

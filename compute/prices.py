@@ -5,11 +5,14 @@ Every provider answers `fetch(symbol, start, end, interval) -> DataFrame` with t
 BAR_COLUMNS, indexed by nothing in particular, one row per bar:
 
 - `sample`: real daily prices shipped in the `bokeh-sampledata` package: AAPL, GOOG, IBM,
-  MSFT (2000-03-01 to 2013-03-01) and FB (2012-05-18 to 2013-03-01), unadjusted, from the
-  Quandl WIKI prices, which Quandl declared public domain. The default: real data, no network.
+  MSFT (2000-03-01 to 2013-03-01) and FB (2012-05-18 to 2013-03-01), from the Quandl WIKI
+  prices, which Quandl declared public domain; split- and dividend-adjusted with the file's
+  `Adj Close` (open, high and low scaled by the same factor; volume as traded). The default:
+  real data, no network.
 - `csv`: a CSV or Parquet file, or a folder of `<SYMBOL>.csv` / `<SYMBOL>.parquet`, with columns
   `ts` (or `date`), `open`, `high`, `low`, `close`, `volume` (and `symbol` for a single file
-  holding several).
+  holding several); with an `adj_close` (or `adj close`) column, or a `factor` column, the
+  prices are adjusted by it, as the sample's are.
 - `synthetic`: geometric Brownian motion from a seed, for load tests and demos — not market
   data, and labelled `synthetic` wherever it is stored.
 
@@ -30,6 +33,22 @@ import numpy as np
 import pandas as pd
 
 BAR_COLUMNS = ["ts", "open", "high", "low", "close", "volume"]
+ADJUSTMENTS = ("none", "split_dividend")
+"""How a provider's bars are adjusted, in an `adjustment` column beside BAR_COLUMNS (absent:
+`none`), stored with each bar. Backtests want `split_dividend`: a split as traded is a
+−50 % day no strategy lived through."""
+
+
+def adjusted(df: pd.DataFrame, factor: pd.Series) -> pd.DataFrame:
+    """Open, high, low and close scaled by `factor` (adjusted close / close), marked
+    `split_dividend`; volume stays as traded."""
+    out = df.copy()
+    for column in ("open", "high", "low", "close"):
+        out[column] = df[column].astype(float) * factor.to_numpy(float)
+    out["adjustment"] = "split_dividend"
+    return out
+
+
 INTERVALS = ("1d",)
 """Daily bars only, for now: every provider here is daily."""
 
@@ -98,6 +117,7 @@ class SampleProvider:
                 "volume": rows["Volume"].astype(float),
             }
         )
+        df = adjusted(df, rows["Adj Close"].astype(float) / rows["Close"].astype(float))
         return _window(df.sort_values("ts"), start, end)
 
 
@@ -122,6 +142,11 @@ class CsvProvider:
             raise BadPrices(f"{symbol}: {file.name} lacks the columns {', '.join(missing)}")
         df = raw[BAR_COLUMNS].copy()
         df["ts"] = pd.to_datetime(df["ts"], utc=True)
+        adj = next((c for c in ("adj_close", "adj close") if c in raw.columns), None)
+        if adj is not None:
+            df = adjusted(df, raw[adj].astype(float) / raw["close"].astype(float))
+        elif "factor" in raw.columns:
+            df = adjusted(df, raw["factor"].astype(float))
         return _window(df, start, end)
 
     def _file(self, symbol: str) -> Path:
@@ -200,7 +225,7 @@ class YahooProvider:
             start=start,
             end=None if end is None else end + timedelta(days=1),
             interval=interval,
-            auto_adjust=False,
+            auto_adjust=True,  # splits and dividends folded into open, high, low, close
         )
         if raw.empty:
             raise BadPrices(f"Yahoo Finance returned no bars for {symbol!r}")
@@ -212,6 +237,7 @@ class YahooProvider:
                 "low": raw["Low"].to_numpy(float),
                 "close": raw["Close"].to_numpy(float),
                 "volume": raw["Volume"].to_numpy(float),
+                "adjustment": "split_dividend",
             }
         )
 
@@ -249,13 +275,13 @@ def validate(symbol: str, df: pd.DataFrame, nan_tolerance: float = 0.0) -> pd.Da
 
 # Idempotent: re-running an ingestion rewrites the same bars in place, never adds twice.
 UPSERT_BARS = """
-INSERT INTO price_bar (symbol, interval, ts, open, high, low, close, volume, source)
-SELECT $1, $2, t.ts, t.open, t.high, t.low, t.close, t.volume, $3
+INSERT INTO price_bar (symbol, interval, ts, open, high, low, close, volume, source, adjustment)
+SELECT $1, $2, t.ts, t.open, t.high, t.low, t.close, t.volume, $3, $10
 FROM unnest($4::timestamptz[], $5::float8[], $6::float8[], $7::float8[], $8::float8[],
             $9::float8[]) AS t(ts, open, high, low, close, volume)
 ON CONFLICT (symbol, interval, ts) DO UPDATE
 SET open = excluded.open, high = excluded.high, low = excluded.low, close = excluded.close,
-    volume = excluded.volume, source = excluded.source
+    volume = excluded.volume, source = excluded.source, adjustment = excluded.adjustment
 WHERE excluded.source <> 'synthetic' OR price_bar.source = 'synthetic'
 """
 """Synthetic bars never replace market data (they may replace synthetic ones)."""
@@ -280,5 +306,16 @@ async def store_bars(
         bars["low"].astype(float).tolist(),
         bars["close"].astype(float).tolist(),
         bars["volume"].astype(float).tolist(),
+        adjustment_of(bars),
     )
     return int(status.rsplit(" ", 1)[-1])
+
+
+def adjustment_of(bars: pd.DataFrame) -> str:
+    """How these bars are adjusted (one value for the whole frame); `none` unless said."""
+    if "adjustment" not in bars.columns or bars.empty:
+        return "none"
+    values: set[str] = {str(v) for v in bars["adjustment"]}
+    if len(values) != 1 or not values <= set(ADJUSTMENTS):
+        raise BadPrices(f"bars must carry one adjustment of {ADJUSTMENTS}, not {sorted(values)}")
+    return values.pop()

@@ -126,7 +126,7 @@ on (snapshot_id, rank).)"""
 # -- reads for the API ------------------------------------------------------------------------
 
 READ_BARS = """
-SELECT ts, open, high, low, close, volume, source
+SELECT ts, open, high, low, close, volume, source, adjustment
 FROM price_bar
 WHERE symbol = $1 AND interval = $2
   AND ($3::timestamptz IS NULL OR ts >= $3)

@@ -52,6 +52,7 @@ async def test_prices_page_through_every_bar_in_order(api, store, research):
     assert seen == sorted(seen)
     r = await api.get("/v1/prices/IBM?start=2012-12-01T00:00:00Z&end=2012-12-31T23:59:59Z")
     assert len(r.json()["bars"]) == 20 and r.json()["bars"][0]["source"] == "sample"
+    assert {b["adjustment"] for b in r.json()["bars"]} == {"split_dividend"}
 
 
 async def test_prices_of_an_unknown_symbol_say_how_to_get_them(api, research):

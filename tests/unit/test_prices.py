@@ -17,11 +17,12 @@ from compute.prices import (
 
 def test_the_sample_provider_serves_real_daily_prices():
     bars = SampleProvider().fetch("AAPL", date(2010, 1, 1), date(2010, 12, 31), "1d")
-    assert list(bars.columns) == BAR_COLUMNS
+    assert list(bars.columns) == [*BAR_COLUMNS, "adjustment"]
     assert len(bars) == 252  # NYSE trading days in 2010
     first = bars.iloc[0]
     assert first["ts"] == pd.Timestamp("2010-01-04", tz="UTC")
-    assert first["close"] == pytest.approx(214.01)  # unadjusted, as the source published it
+    # 214.01 as traded; the file's adjusted close (for every later split and dividend)
+    assert first["close"] == pytest.approx(27.503268)
     assert validate("AAPL", bars) is not None
     with pytest.raises(BadPrices, match="has AAPL, FB, GOOG, IBM, MSFT"):
         SampleProvider().fetch("TSLA", None, None, "1d")
@@ -111,3 +112,48 @@ def test_a_parquet_file_in_the_folder_is_read_like_a_csv(tmp_path):
     assert str(bars["ts"].iloc[0]) == "2024-01-02 00:00:00+00:00"
     with pytest.raises(BadPrices, match=r"no NOPE\.csv or NOPE\.parquet"):
         CsvProvider(tmp_path).fetch("NOPE", None, None, "1d")
+
+
+@pytest.mark.parametrize(
+    ("symbol", "day", "raw_move"),
+    [("AAPL", "2000-06-21", -0.45), ("AAPL", "2005-02-28", -0.50), ("MSFT", "2003-02-18", -0.48)],
+)
+def test_the_sample_is_split_adjusted_so_a_split_is_no_crash(symbol, day, raw_move):
+    """As traded, AAPL went 101.25 → 55.63 on 2000-06-21 (a 2:1 split); every backtest read
+    that as a −45 % day. Adjusted, the day moves as the company did."""
+    from compute.prices import _sample_table
+
+    bars = SampleProvider().fetch(symbol, None, None)
+    assert set(bars["adjustment"]) == {"split_dividend"}
+    i = int(bars.index[bars["ts"] == pd.Timestamp(day, tz="UTC")][0])
+    move = bars["close"][i] / bars["close"][i - 1] - 1
+    assert abs(move) < 0.15, move
+    raw = _sample_table()
+    raw = raw[raw["Ticker"] == symbol].reset_index(drop=True)
+    raw_i = int(raw.index[raw["Date"] == day][0])
+    assert raw["Close"][raw_i] / raw["Close"][raw_i - 1] - 1 < raw_move + 0.05  # the cliff
+    assert bars["close"][i] == pytest.approx(raw["Adj Close"][raw_i], rel=1e-12)
+    ratio = bars["open"][i] / raw["Open"][raw_i]
+    assert ratio == pytest.approx(bars["close"][i] / raw["Close"][raw_i], rel=1e-12)
+    assert validate(symbol, bars) is not None  # still a valid bar: high ≥ open, close, low
+
+
+def test_a_csv_with_an_adjusted_close_or_a_factor_is_adjusted_by_it(tmp_path):
+    rows = {
+        "date": ["2024-01-02", "2024-01-03"],
+        "open": [100.0, 50.0],
+        "high": [102.0, 51.0],
+        "low": [99.0, 49.0],
+        "close": [101.0, 50.5],
+        "volume": [10.0, 20.0],
+    }
+    pd.DataFrame({**rows, "adj_close": [50.5, 50.5]}).to_csv(tmp_path / "ABC.csv", index=False)
+    pd.DataFrame({**rows, "factor": [0.5, 1.0]}).to_csv(tmp_path / "DEF.csv", index=False)
+    pd.DataFrame(rows).to_csv(tmp_path / "GHI.csv", index=False)
+    provider = CsvProvider(tmp_path)
+    for symbol in ("ABC", "DEF"):
+        bars = provider.fetch(symbol, None, None)
+        assert bars["close"].tolist() == [50.5, 50.5] and bars["open"].tolist() == [50.0, 50.0]
+        assert set(bars["adjustment"]) == {"split_dividend"}
+        assert bars["volume"].tolist() == [10.0, 20.0]  # as traded
+    assert "adjustment" not in provider.fetch("GHI", None, None).columns  # as traded: none
