@@ -31,6 +31,9 @@ from jobs.settings import DatabaseSettings
 log = get_logger(__name__)
 
 DEFAULT_PORT = 8000
+SAMPLE_INGEST_KEY = "dev-sample-prices:adjusted"
+"""Once per database. Named for the adjusted bars (migration 0008): a cluster kept from
+before ingests them once more, replacing the as-traded ones."""
 
 
 class DevError(ConveyorError):
@@ -249,7 +252,7 @@ def sample_prices(url: str) -> None:
         try:
             payload = {"symbols": UniverseSettings().symbol_list, "provider": "sample"}
             await store.enqueue(
-                NewJob(kind="prices.ingest", payload=payload, idempotency_key="dev-sample-prices")
+                NewJob(kind="prices.ingest", payload=payload, idempotency_key=SAMPLE_INGEST_KEY)
             )
         finally:
             await store.close()

@@ -147,7 +147,7 @@ async def test_dev_keeps_its_data_between_runs_until_fresh(tmp_path):
             )
             assert await conn.fetchval("SELECT count(*) FROM api_key WHERE name = 'kept'") == 1
             ingests = await conn.fetchval(
-                "SELECT count(*) FROM job WHERE idempotency_key = 'dev-sample-prices'"
+                "SELECT count(*) FROM job WHERE idempotency_key = 'dev-sample-prices:adjusted'"
             )
             assert ingests == 1  # the sample prices once, not on every start
         finally:
