@@ -16,7 +16,7 @@ from api.auth import Admin, Caller, Lapse, StreamCaller
 from api.errors import ERRORS, ApiError
 from api.keys import Principal
 from api.payloads import authorized, validated_payload
-from api.routing import GuardedRoute
+from api.routing import GuardedRoute, app_settings, app_specs
 from api.schemas import (
     NAME,
     TEXT,
@@ -34,7 +34,6 @@ from api.schemas import (
     SubmitJob,
     Timestamp,
 )
-from api.settings import ApiSettings
 from api.stream import (
     ACTIVE_POLL_S,
     active_stream_body,
@@ -97,16 +96,6 @@ def new_job(
     )
 
 
-def _settings(request: Request) -> ApiSettings:
-    settings: ApiSettings = request.app.state.settings
-    return settings
-
-
-def _specs(request: Request) -> Mapping[str, type[BaseModel]]:
-    specs: Mapping[str, type[BaseModel]] = request.app.state.specs
-    return specs
-
-
 router = APIRouter(route_class=GuardedRoute)
 
 
@@ -138,7 +127,7 @@ async def submit(
     `Idempotency-Key` header) answers 200 with the existing job."""
     store: Store = request.app.state.store
     job, duplicate = await store.submit(
-        new_job(body, who, _specs(request), idempotency_key), notify=False
+        new_job(body, who, app_specs(request), idempotency_key), notify=False
     )
     response.headers["Location"] = f"/v1/jobs/{job.id}"
     if duplicate:
@@ -158,7 +147,7 @@ async def submit_batch(request: Request, body: SubmitBatch, who: Caller) -> Batc
     jobs = []
     for i, item in enumerate(body.jobs):
         try:
-            jobs.append(new_job(item, who, _specs(request)))
+            jobs.append(new_job(item, who, app_specs(request)))
         except ApiError as exc:
             raise ApiError(
                 exc.status,
@@ -287,12 +276,12 @@ async def stream(
         job_id,
         who.owner_filter,
         last_event_id,
-        poll_s=_settings(request).stream_poll_s,
-        keepalive_s=_settings(request).stream_keepalive_s,
-        retry_ms=_settings(request).stream_retry_ms,
+        poll_s=app_settings(request).stream_poll_s,
+        keepalive_s=app_settings(request).stream_keepalive_s,
+        retry_ms=app_settings(request).stream_retry_ms,
     )
     return event_stream(
-        while_credential_holds(body, Lapse(request, who), _settings(request).stream_recheck_s)
+        while_credential_holds(body, Lapse(request, who), app_settings(request).stream_recheck_s)
     )
 
 
@@ -395,10 +384,10 @@ async def active_stream(
         request.app.state.watch,
         who.owner_filter,
         recent_s,
-        poll_s=min(_settings(request).stream_poll_s, ACTIVE_POLL_S),
-        keepalive_s=_settings(request).stream_keepalive_s,
-        retry_ms=_settings(request).stream_retry_ms,
+        poll_s=min(app_settings(request).stream_poll_s, ACTIVE_POLL_S),
+        keepalive_s=app_settings(request).stream_keepalive_s,
+        retry_ms=app_settings(request).stream_retry_ms,
     )
     return event_stream(
-        while_credential_holds(body, Lapse(request, who), _settings(request).stream_recheck_s)
+        while_credential_holds(body, Lapse(request, who), app_settings(request).stream_recheck_s)
     )

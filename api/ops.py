@@ -4,17 +4,15 @@ metrics, queues, workers (admins only), kinds, who the caller is, finished jobs 
 from __future__ import annotations
 
 import hmac
-from collections.abc import Mapping
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
-from pydantic import BaseModel
 
 from api.auth import Admin, Caller, bearer_credential
 from api.errors import ERRORS, ApiError, ErrorBody
 from api.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from api.metrics import render as render_metrics
-from api.routing import GuardedRoute
+from api.routing import GuardedRoute, app_settings, app_specs
 from api.schemas import (
     HealthOut,
     KindOut,
@@ -25,22 +23,11 @@ from api.schemas import (
     ThroughputPoint,
     WorkerOut,
 )
-from api.settings import ApiSettings
 from jobs.logging import get_logger
 from jobs.migrate import head_revision
 from jobs.store import Store
 
 log = get_logger(__name__)
-
-
-def _settings(request: Request) -> ApiSettings:
-    settings: ApiSettings = request.app.state.settings
-    return settings
-
-
-def _specs(request: Request) -> Mapping[str, type[BaseModel]]:
-    specs: Mapping[str, type[BaseModel]] = request.app.state.specs
-    return specs
 
 
 router = APIRouter(route_class=GuardedRoute)
@@ -64,7 +51,7 @@ async def metrics(request: Request) -> Response:
     """Prometheus text: queue depth per state, oldest queued age, jobs finished by kind
     and outcome, the handler duration histogram, live workers. Unauthenticated unless
     CONVEYOR_METRICS_TOKEN is set; then `Authorization: Bearer <token>` (401 otherwise)."""
-    token = _settings(request).metrics_token
+    token = app_settings(request).metrics_token
     if token is not None:
         sent = bearer_credential(request) or ""
         if not hmac.compare_digest(sent.encode(), token.encode()):
@@ -118,7 +105,7 @@ async def list_kinds(request: Request, who: Caller) -> list[KindOut]:
     """Every job kind with the JSON schema of its payload."""
     return [
         KindOut(kind=k, payload_schema=m.model_json_schema())
-        for k, m in sorted(_specs(request).items())
+        for k, m in sorted(app_specs(request).items())
     ]
 
 

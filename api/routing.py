@@ -11,16 +11,18 @@ is sent (413 with or without Content-Length) and a 408 for one that stops arrivi
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
 from fastapi import Request, Response
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
+from pydantic import BaseModel
 
 from api.auth import admin, authenticated, stream_caller
 from api.errors import ApiError
 from api.keys import Principal
+from api.settings import ApiSettings
 
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 
@@ -56,7 +58,7 @@ class GuardedRoute(APIRoute):
                 if admin_only:
                     await admin(who)
             if reads_body:
-                settings = request.app.state.settings
+                settings = app_settings(request)
                 await read_body(request, settings.max_body_bytes, settings.body_timeout_s)
             return await handler(request)
 
@@ -94,3 +96,15 @@ def _too_large(limit: int) -> ApiError:
         f"the request body is over {limit:,} bytes",
         headers={"Connection": "close"},
     )
+
+
+def app_settings(request: Request) -> ApiSettings:
+    """The settings the app was made with (`create_app`)."""
+    settings: ApiSettings = request.app.state.settings
+    return settings
+
+
+def app_specs(request: Request) -> Mapping[str, type[BaseModel]]:
+    """Every kind's payload model the app validates with: the built-in ones and an app's."""
+    specs: Mapping[str, type[BaseModel]] = request.app.state.specs
+    return specs
