@@ -85,9 +85,10 @@ def own_leaderboard_sql(metric: str) -> str:
     of METRIC_NAMES: it is spliced into the statement."""
     if metric not in METRIC_NAMES:
         raise ValueError(f"cannot rank by {metric!r}")
+    key = f"{metric}::float8"  # counts (trades) are integers: compared as float8 too
     return f"""
     SELECT id, symbol, family, params, {", ".join(METRIC_NAMES)},
-           row_number() OVER (ORDER BY {metric} DESC, id) AS rank, {metric} AS score
+           row_number() OVER (ORDER BY {key} DESC, id) AS rank, {key} AS score
     FROM (
         SELECT DISTINCT ON (symbol, family, params) *
         FROM strategy_run
@@ -95,8 +96,8 @@ def own_leaderboard_sql(metric: str) -> str:
           AND ($2::int IS NULL OR created_at >= now() - make_interval(days => $2))
         ORDER BY symbol, family, params, id DESC
     ) newest
-    WHERE {metric} IS NOT NULL AND {metric} NOT IN ('NaN', 'Infinity', '-Infinity')
-    ORDER BY {metric} DESC, id
+    WHERE {key} IS NOT NULL AND {key} NOT IN ('NaN', 'Infinity', '-Infinity')
+    ORDER BY {key} DESC, id
     LIMIT $3
     """
 

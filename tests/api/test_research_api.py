@@ -238,6 +238,10 @@ async def test_each_user_has_a_leaderboard_of_its_own_strategies(api, research):
     }
     assert (await api.get("/v1/leaderboard/mine", who="root")).json()["entries"] == []
     assert (await api.get("/v1/leaderboard/mine?metric=nope")).status_code == 422
+    for metric in ("trades", "max_drawdown_duration", "win_rate"):  # counts are integers
+        r = await api.get(f"/v1/leaderboard/mine?metric={metric}&window_days=1")
+        assert r.status_code == 200, (metric, r.text)
+        assert r.json()["entries"], metric
 
 
 async def test_without_a_shared_leaderboard_the_answer_says_where_your_own_is(api):
