@@ -28,6 +28,15 @@ async def _fires(conn, name: str) -> list[datetime]:
     return [datetime.fromisoformat(r["idempotency_key"].split(":", 2)[2]) for r in rows]
 
 
+async def _every_second(conn, name: str) -> None:
+    await conn.execute(
+        "INSERT INTO schedule (name, cron, kind, updated_at)"
+        " VALUES ($1, '* * * * * *', 'demo.noop', $2)",
+        name,
+        T0,
+    )
+
+
 async def _run(schedulers: list[Scheduler], start: datetime, seconds: float, step_s: float):
     t = start
     while t <= start + timedelta(seconds=seconds):
@@ -46,11 +55,7 @@ async def four(db_url: str):
 
 
 async def test_four_schedulers_enqueue_each_second_of_a_minute_exactly_once(four, conn):
-    await conn.execute(
-        "INSERT INTO schedule (name, cron, kind, updated_at) VALUES ('tick', '* * * * * *', "
-        "'demo.noop', $1)",
-        T0,
-    )
+    await _every_second(conn, "tick")
     # passes at uneven moments, as workers' timers drift: 0.3 s apart over 60 s
     await _run(four, T0, 60, 0.3)
     fires = await _fires(conn, "tick")
@@ -59,11 +64,7 @@ async def test_four_schedulers_enqueue_each_second_of_a_minute_exactly_once(four
 
 
 async def test_an_edit_applies_from_the_next_pass_and_a_disable_stops_fires(four, conn):
-    await conn.execute(
-        "INSERT INTO schedule (name, cron, kind, updated_at) VALUES ('edit', '* * * * * *', "
-        "'demo.noop', $1)",
-        T0,
-    )
+    await _every_second(conn, "edit")
     await _run(four, T0, 10, 0.5)
     edited = T0 + timedelta(seconds=10.2)
     await conn.execute(
