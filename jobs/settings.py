@@ -42,6 +42,19 @@ class QueueSettings(BaseSettings):
     )
     reap_batch: int = Field(default=500, ge=1, description="expired leases returned per reap")
     prune_batch: int = Field(default=5000, ge=1, description="rows deleted per prune statement")
+    ready_rotate_rows: int = Field(
+        default=4096,
+        ge=16,
+        description="a half of the claim table (`job_ready`) is emptied and rotated after "
+        "taking in about this many jobs (count): the most dead rows a claim walks past while "
+        "a long transaction holds back vacuum",
+    )
+    ready_move_rows: int = Field(
+        default=10_000,
+        ge=0,
+        description="at most this many unclaimed jobs (a backlog, jobs due later) are moved "
+        "to let a half rotate, unless as many were claimed out of it already (count)",
+    )
 
     def backoff(self) -> Backoff:
         return Backoff(

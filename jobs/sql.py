@@ -37,6 +37,24 @@ def _notify_changes(source: str) -> str:
 
 _SENT = "(SELECT count(n) FROM changes_notified) >= 0"
 
+READY_HALVES = (0, 1)
+"""The partitions of `job_ready`, named `job_ready_<n>` (migration 0009)."""
+
+CURRENT_HALF = "(SELECT last_value FROM job_ready_generation)::smallint"
+"""The half that new ready rows go to. A sequence, because reading one takes no row lock and
+leaves no row version behind, whatever holds the vacuum horizon."""
+
+
+def _ready(source: str, where: str = "true") -> str:
+    """A CTE that gives every row of `source` (id, queue, priority, run_at) that has just
+    become queued its row in `job_ready`, which is what claims read. Every statement that
+    makes a job queued includes it, so the two are written together or not at all."""
+    return f"""ready AS (
+    INSERT INTO job_ready (id, queue, priority, run_at, generation)
+    SELECT id, queue, priority, run_at, {CURRENT_HALF} FROM {source} WHERE {where}
+)"""
+
+
 _JOB_INSERT_COLUMNS = (
     "queue, kind, payload, priority, run_at, max_attempts, timeout_s, idempotency_key, owner"
 )
@@ -59,12 +77,12 @@ WITH ins AS (
             $9)
     ON CONFLICT (owner, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING {returning}
-)
+), {_ready("ins")}
 SELECT ins.*{wake} FROM ins
 """
 
 
-ENQUEUE = _enqueue_one("id, queue")
+ENQUEUE = _enqueue_one("id, queue, priority, run_at")
 
 # The same, answering with the whole row: the API's submit needs no second round trip.
 ENQUEUE_RETURNING_JOB = _enqueue_one("*")
@@ -105,8 +123,8 @@ WITH ins AS (
          WITH ORDINALITY AS t({_JOB_INSERT_COLUMNS}, run_after_s, ord)
     ORDER BY ord
     ON CONFLICT (owner, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-    RETURNING id, queue, owner, idempotency_key
-), notified AS (
+    RETURNING id, queue, priority, run_at, owner, idempotency_key
+), {_ready("ins")}, notified AS (
     SELECT pg_notify('{NOTIFY_CHANNEL}', queue)::text AS n
     FROM (SELECT DISTINCT queue FROM ins) q
 )
@@ -126,20 +144,45 @@ FROM unnest($1::text[], $2::text[]) AS k(owner, key)
 JOIN job j ON j.owner = k.owner AND j.idempotency_key = k.key
 """
 
-# 1. claim. The MATERIALIZED CTE picks at most $2 ids and is a fence: without it the planner
-# may turn the join into one that locks and updates more rows than the limit. `queue = $1`
-# (one queue per statement) lets the partial index job_claim_idx hand rows over already in
-# claim order, so the LIMIT stops the scan early; `queue = ANY(...)` would make Postgres
-# fetch and sort every queued row of those queues on every claim. SKIP LOCKED lets many
-# claimers run at once without waiting on each other's rows.
-CLAIM = f"""
-WITH next AS MATERIALIZED (
-    SELECT id FROM job
-    WHERE state = 'queued' AND queue = $1 AND run_at <= coalesce($5, now())
+
+# 1. claim. Claims read `job_ready` (one narrow row per queued job), not `job`: a dead entry
+# in a claim index is walked by every later claim until vacuum removes it, and while anything
+# holds back the vacuum horizon nothing can; `job_ready`'s halves are emptied with TRUNCATE
+# (`ROTATE_*` below), which drops them whatever any snapshot holds.
+# - Each half is read in claim order from its own index and locked with SKIP LOCKED, so many
+#   claimers run at once without waiting on each other; `queue = $1` (one queue per
+#   statement) lets the index hand rows over in order, so the LIMIT stops the scan early.
+#   The halves are named, not read through the partitioned parent: a delete joined to the
+#   parent was planned as a hash join over every row of both halves.
+# - `picked` merges the two (at most $2 in all) and only those are deleted, by ctid; rows
+#   locked in a half but not picked are let go at commit.
+# - The job row is the truth: a ready row whose job is no longer queued (cancelled while
+#   queued, which leaves its ready row behind) is deleted and claims nothing.
+# - Rows come back in claim order, so a worker starts its jobs in that order.
+def _claim_half(half: int) -> str:
+    return f"""half_{half} AS MATERIALIZED (
+    SELECT {half} AS half, ctid AS tid, id, priority, run_at FROM job_ready_{half}
+    WHERE queue = $1 AND run_at <= coalesce($5, now())
     ORDER BY priority DESC, run_at, id
     LIMIT $2
-    FOR NO KEY UPDATE SKIP LOCKED
-), claimed AS (
+    FOR UPDATE SKIP LOCKED
+)"""
+
+
+def _take_half(half: int) -> str:
+    return f"""taken_{half} AS (
+    DELETE FROM job_ready_{half}
+    WHERE ctid = ANY (ARRAY(SELECT tid FROM picked WHERE half = {half}))
+    RETURNING id
+)"""
+
+
+CLAIM = f"""
+WITH {", ".join(_claim_half(h) for h in READY_HALVES)}, picked AS MATERIALIZED (
+    {" UNION ALL ".join(f"SELECT * FROM half_{h}" for h in READY_HALVES)}
+    ORDER BY priority DESC, run_at, id
+    LIMIT $2
+), {", ".join(_take_half(h) for h in READY_HALVES)}, claimed AS (
     UPDATE job j
     SET state = 'running',
         attempt = j.attempt + 1,
@@ -148,11 +191,11 @@ WITH next AS MATERIALIZED (
         started_at = coalesce($5, now()),
         progress = 0,
         progress_message = NULL
-    FROM next
-    WHERE j.id = next.id
+    FROM ({" UNION ALL ".join(f"SELECT id FROM taken_{h}" for h in READY_HALVES)}) t
+    WHERE j.id = t.id AND (j.state = 'queued') IS TRUE AND j.run_at <= coalesce($5, now())
     RETURNING {", ".join("j." + c for c in CLAIMED_COLUMNS.split(", "))}
 ), {_notify_changes("claimed")}
-SELECT * FROM claimed WHERE {_SENT}
+SELECT * FROM claimed WHERE {_SENT} ORDER BY priority DESC, run_at, id
 """
 
 # 2. extend_leases: one statement per heartbeat for everything a worker holds. Each lease is
@@ -161,12 +204,16 @@ SELECT * FROM claimed WHERE {_SENT}
 # for the new one. Rows are locked in id order first (here and in FINISH_MANY): the heartbeat
 # and the completer touch overlapping rows, and locking them in join order could deadlock.
 # The cancel flag rides along so the worker learns of a cancel request without a query.
+# The fence is `lease_owner` alone (a lease is held iff the job is running: CHECK
+# job_lease_iff_running) and not also `state = 'running'`: that condition matches the partial
+# job_lease_idx, and the planner then read all of that index (every running job, and every
+# dead entry a held vacuum horizon keeps) instead of looking the ids up in the primary key.
 EXTEND_LEASES = """
 WITH held AS (
     SELECT * FROM unnest($1::bigint[], $2::integer[]) AS h(id, attempt)
 ), locked AS MATERIALIZED (
     SELECT j.id FROM job j JOIN held h ON j.id = h.id AND j.attempt = h.attempt
-    WHERE j.state = 'running' AND j.lease_owner = $5
+    WHERE j.lease_owner = $5
     ORDER BY j.id
     FOR NO KEY UPDATE OF j
 )
@@ -185,7 +232,8 @@ RETURNING j.id, j.attempt, j.cancel_requested_at IS NOT NULL AS cancel_requested
 # cancel request made after the worker's last heartbeat wins over a requeue (retry, snooze,
 # release, expired lease), so a job someone cancelled never runs again.
 # Events for the non-happy paths are inserted by the same statement: a change and its event
-# land together or not at all.
+# land together or not at all; so is the `job_ready` row of a job sent back to the queue.
+# (The fence names no state: see EXTEND_LEASES.)
 FINISH_MANY = f"""
 WITH outcome AS (
     SELECT * FROM unnest($1::bigint[], $2::integer[], $3::text[], $4::text[],
@@ -197,7 +245,6 @@ WITH outcome AS (
     SELECT o.*, (o.state = 'queued' AND j.cancel_requested_at IS NOT NULL) AS cancel_wins
     FROM job j
     JOIN outcome o ON j.id = o.id AND j.attempt = o.attempt AND j.lease_owner = o.lease_owner
-    WHERE j.state = 'running'
     ORDER BY j.id
     FOR NO KEY UPDATE OF j
 ), decided AS (
@@ -227,8 +274,8 @@ WITH outcome AS (
     FROM decided d
     WHERE j.id = d.id
     RETURNING j.id, j.attempt, d.lease_owner, j.state, d.event, d.event_data, d.run_after_s,
-              j.run_at
-), logged AS (
+              j.run_at, j.queue, j.priority
+), {_ready("applied", "state = 'queued'")}, logged AS (
     INSERT INTO job_event (job_id, at, type, data)
     SELECT id, coalesce($11, now()), event,
            CASE WHEN run_after_s IS NULL THEN event_data::jsonb
@@ -248,7 +295,7 @@ WITH outcome AS (
 ), target AS MATERIALIZED (
     SELECT o.id, o.result
     FROM job j JOIN outcome o ON j.id = o.id AND j.attempt = o.attempt
-    WHERE j.state = 'running' AND j.lease_owner = $4
+    WHERE j.lease_owner = $4
     ORDER BY j.id
     FOR NO KEY UPDATE OF j
 ), applied AS (
@@ -270,10 +317,16 @@ SELECT id, attempt FROM applied WHERE {_SENT}
 # SKIP LOCKED keeps concurrent reapers (every worker runs one) from queueing on each other;
 # job_lease_idx keeps the scan to running rows only. The decision per row is the same pure
 # function the completer uses, and the fenced FINISH_MANY applies it under these locks.
+# $3 bounds the pass to leases that expired in the last $3 seconds (NULL: all of them): the
+# index also holds an entry for every finished job's last lease, and a pass from the start
+# would walk all those a held vacuum horizon keeps (`worker.reaper` says when a bounded pass
+# is enough).
 LOCK_EXPIRED = """
 SELECT id, queue, kind, attempt, max_attempts, lease_owner, lease_expires_at
 FROM job
 WHERE state = 'running' AND lease_expires_at < coalesce($1, now())
+  AND lease_expires_at >= CASE WHEN $3::float8 IS NULL THEN '-infinity'::timestamptz
+                               ELSE coalesce($1, now()) - make_interval(secs => $3) END
 ORDER BY lease_expires_at
 LIMIT $2
 FOR NO KEY UPDATE SKIP LOCKED
@@ -324,8 +377,8 @@ WITH changed AS (
         progress_message = NULL,
         result = NULL
     WHERE state IN ('dead', 'cancelled') AND {{where}}
-    RETURNING id, queue
-), logged AS (
+    RETURNING id, queue, priority, run_at
+), {_ready("changed")}, logged AS (
     INSERT INTO job_event (job_id, at, type, data)
     SELECT id, coalesce($3, now()), 'retried', jsonb_build_object('by', $2::text, 'budget', $1)
     FROM changed
@@ -371,6 +424,62 @@ SELECT (SELECT count(*) FROM updated) AS applied,
        (SELECT count(*) FROM added) AS added,
        (SELECT count(n) FROM changes_notified) AS changes
 """
+
+# 6. rotate_ready: keep `job_ready`'s dead rows bounded (see CLAIM). New rows go to the
+# current half; the other one only drains. Once the other has no rows left (or its last rows
+# are moved into the current half), it is emptied with TRUNCATE and becomes current. What to
+# do is decided by `jobs.ready.rotation` from these figures: the halves' sizes on disk (no
+# scan, no snapshot) and a bounded count of the other half's rows.
+READY_STATE = """
+SELECT last_value::integer AS current,
+       pg_relation_size('job_ready_0') AS bytes_0,
+       pg_relation_size('job_ready_1') AS bytes_1
+FROM job_ready_generation
+"""
+
+
+def ready_rows(half: int) -> str:
+    """How many rows half `half` holds, counted up to $1."""
+    return f"SELECT count(*) FROM (SELECT 1 FROM job_ready_{half} LIMIT $1) r"
+
+
+def move_ready(source: int, target: int) -> str:
+    """Up to $1 rows of half `source` moved to half `target`, as a claim takes them (SKIP
+    LOCKED: a row being claimed meanwhile stays where it is). A row whose job is no longer
+    queued is dropped instead."""
+    return f"""
+WITH moved AS (
+    DELETE FROM job_ready_{source}
+    WHERE ctid = ANY (ARRAY(SELECT ctid FROM job_ready_{source} LIMIT $1 FOR UPDATE SKIP LOCKED))
+    RETURNING id, queue, priority, run_at
+), kept AS (
+    INSERT INTO job_ready_{target} (id, queue, priority, run_at, generation)
+    SELECT m.id, m.queue, m.priority, m.run_at, {target} FROM moved m
+    WHERE EXISTS (SELECT 1 FROM job j WHERE j.id = m.id AND j.state = 'queued')
+    RETURNING id
+)
+SELECT (SELECT count(*) FROM moved) AS moved, (SELECT count(*) FROM kept) AS kept
+"""
+
+
+READY_ROTATION_LOCK = "SELECT pg_try_advisory_xact_lock(hashtext('conveyor.job_ready'))"
+"""One rotation at a time, whoever runs it (every worker tries)."""
+
+
+def empty_ready(half: int) -> list[str]:
+    """In one transaction, after READY_ROTATION_LOCK: wait briefly for the half's lock (a
+    claim holds it for a few milliseconds, and claims queue behind a waiting TRUNCATE, so
+    the wait is short and a busy half is tried again later), then TRUNCATE it only if it
+    is empty under that lock: nothing can be added to it in between."""
+    return [
+        "SET LOCAL lock_timeout = '50ms'",
+        f"LOCK TABLE job_ready_{half} IN ACCESS EXCLUSIVE MODE",
+        f"SELECT NOT EXISTS (SELECT 1 FROM job_ready_{half})",
+        f"TRUNCATE job_ready_{half}",
+    ]
+
+
+SET_CURRENT_HALF = "SELECT setval('job_ready_generation', $1, true)"
 
 # prune: delete finished jobs of one state older than a cutoff, a bounded batch at a time so
 # a large backlog never holds locks or bloats one transaction. job_finished_idx finds them;

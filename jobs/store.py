@@ -33,6 +33,7 @@ from jobs.model import (
     Lease,
     NewJob,
 )
+from jobs.ready import ROW_BYTES, Rotation, rotation
 from jobs.settings import DatabaseSettings, QueueSettings
 from jobs.transitions import Change, LeaseExpired, Outcome, decide
 
@@ -446,12 +447,21 @@ class Store:
         )
         return job.lease in await self.finish_many([(job.lease, change)], now=now)
 
-    async def reap(self, *, now: datetime | None = None, limit: int | None = None) -> list[Reaped]:
-        """Expired leases back to queued (with backoff) or dead; an expiry uses an attempt."""
+    async def reap(
+        self,
+        *,
+        now: datetime | None = None,
+        limit: int | None = None,
+        within_s: float | None = None,
+    ) -> list[Reaped]:
+        """Expired leases back to queued (with backoff) or dead; an expiry uses an attempt.
+        `within_s`: only leases that expired in the last this many seconds (None: all)."""
         backoff = self.settings.backoff()
         async with self.pool.acquire() as conn, conn.transaction():
             clock = now or cast(datetime, await conn.fetchval("SELECT now()"))
-            rows = await conn.fetch(sql.LOCK_EXPIRED, clock, limit or self.settings.reap_batch)
+            rows = await conn.fetch(
+                sql.LOCK_EXPIRED, clock, limit or self.settings.reap_batch, within_s
+            )
             if not rows:
                 return []
             changes = [
@@ -484,6 +494,59 @@ class Store:
         for r in reaped:
             log.info("job.reaped", job_id=r.job_id, owner=r.owner, state=r.state.value)
         return reaped
+
+    async def rotate_ready(self) -> Rotation:
+        """One step of keeping `job_ready`'s dead rows bounded (`jobs.ready`): returns what
+        was done. Safe to call from any number of workers at once."""
+        q = self.settings
+
+        def decide_with(rows: int | None) -> Rotation:
+            return rotation(
+                *sizes, rows, rotate_rows=q.ready_rotate_rows, move_rows=q.ready_move_rows
+            )
+
+        async with self.pool.acquire() as conn:
+            state = await conn.fetchrow(sql.READY_STATE)
+            assert state is not None
+            current = state["current"]
+            other = 1 - current
+            sizes = (state[f"bytes_{current}"], state[f"bytes_{other}"])
+            step = decide_with(None)
+            if step is Rotation.COUNT:
+                limit = max(q.ready_move_rows, sizes[1] // ROW_BYTES) + 1
+                step = decide_with(await conn.fetchval(sql.ready_rows(other), limit))
+            if step is Rotation.MOVE:
+                batch = max(q.ready_move_rows, 1000)
+                moved = await conn.fetchrow(sql.move_ready(other, current), batch)
+                assert moved is not None
+                log.debug("queue.ready_moved", moved=moved["moved"], kept=moved["kept"])
+                if await conn.fetchval(sql.ready_rows(other), 1):
+                    return Rotation.MOVE  # more to move, or rows being claimed: next round
+                step = decide_with(0)
+            if step in (Rotation.EMPTY, Rotation.ROTATE):
+                made_current = step is Rotation.ROTATE
+                if await self._empty_ready(conn, other, make_current=made_current):
+                    return step
+            return Rotation.WAIT
+
+    @staticmethod
+    async def _empty_ready(conn: asyncpg.Connection, half: int, *, make_current: bool) -> bool:
+        """TRUNCATE `half` if it is empty under its lock (then, if asked, make it current)."""
+        timeout, lock, check, truncate = sql.empty_ready(half)
+        try:
+            async with conn.transaction():
+                if not await conn.fetchval(sql.READY_ROTATION_LOCK):
+                    return False  # another worker is rotating
+                await conn.execute(timeout)
+                await conn.execute(lock)
+                if not await conn.fetchval(check):
+                    return False  # a row arrived since it was counted
+                await conn.execute(truncate)
+                if make_current:
+                    await conn.fetchval(sql.SET_CURRENT_HALF, half)
+        except asyncpg.LockNotAvailableError:
+            return False  # claims or a long transaction hold the half: next round
+        return True
 
     async def report_progress(
         self, lease: Lease, percent: int, message: str | None = None, *, now: datetime | None = None

@@ -5,6 +5,7 @@
   completer  writes decided outcomes in batches, each row fenced on its lease
   heartbeat  every lease/3: extends every held lease at once; stops lost or cancelled jobs
   reaper     every few seconds: returns expired leases (any worker may; SKIP LOCKED)
+  rotator    a few times a second: empties a drained half of the claim table (TRUNCATE)
   listener   one connection outside the pool, LISTENing for new jobs
   progress   writes the latest progress of each job every few hundred ms
   scheduler  enqueues cron fires (scheduler/loop.py); every worker runs one, none duplicates
@@ -42,6 +43,7 @@ from worker.pool import ProcessPool
 from worker.progress import ProgressWriter
 from worker.reaper import Reaper
 from worker.registry import Registry
+from worker.rotator import ReadyRotator
 from worker.settings import WorkerSettings
 
 log = get_logger(__name__)
@@ -124,6 +126,7 @@ class Worker:
                 self.store, self.id, s, self.held, self.executor, self._flush_stats
             ).run(),
             "reaper": Reaper(self.store, s, self._tally).run(),
+            "rotator": ReadyRotator(self.store).run(),
             "progress": ProgressWriter(
                 self.store, self.executor.progress, s.progress_flush_ms
             ).run(),

@@ -293,3 +293,14 @@ async def test_delay_s_counts_from_the_databases_clock(store):
     [many] = await store.enqueue_many([NewJob(kind="k", run_after_s=60)])
     job = await store.get(many.id)
     assert abs((job.run_at - job.created_at).total_seconds() - 60) < 2
+
+
+async def test_a_bounded_reap_looks_back_only_as_far_as_asked(store):
+    await store.enqueue_many([NewJob(kind="k") for _ in range(2)])
+    old, new = await store.claim(["default"], 2, "w1", 10, now=T0)  # both expire at T0+10
+    await store.extend_leases("w1", [lease_of(new)], 10, now=T0 + timedelta(seconds=3590))
+    later = T0 + timedelta(seconds=3605)  # `new` expired 5 s ago, `old` an hour ago
+    bounded = await store.reap(now=later, within_s=60)
+    assert [r.job_id for r in bounded] == [new.id]
+    full = await store.reap(now=later)
+    assert [r.job_id for r in full] == [old.id]

@@ -8,22 +8,28 @@ from jobs.model import NewJob
 
 @pytest.fixture
 async def busy(store):
-    """20,000 queued jobs in two queues, 5,000 finished, 200 running."""
-    await store.enqueue_many([NewJob(kind="k", queue=("a", "b")[i % 2]) for i in range(20_000)])
+    """20,000 queued jobs in two queues (in both halves of `job_ready`), 5,000 finished, 200
+    running."""
+    for half in sql.READY_HALVES:
+        await store.pool.execute(sql.SET_CURRENT_HALF, half)
+        await store.enqueue_many([NewJob(kind="k", queue=("a", "b")[i % 2]) for i in range(10_000)])
     await store.enqueue_many([NewJob(kind="k", queue="old") for _ in range(5_000)])
     await store.pool.execute(
         "UPDATE job SET state = 'succeeded', finished_at = now() WHERE queue = 'old'"
     )
     running = await store.claim(["a"], 200, "w", 30)
-    await store.pool.execute("VACUUM ANALYZE job")
+    await store.pool.execute("VACUUM ANALYZE job, job_ready")
     return running
 
 
-async def test_claim_reads_the_partial_index_in_claim_order(store, busy):
+async def test_claim_reads_each_ready_half_in_claim_order_and_deletes_by_tid(store, busy):
     text = await _explain(store, sql.CLAIM, "b", 100, "w2", 30.0, None)
-    assert "job_claim_idx" in text
-    assert "Sort" not in text  # rows come out of the index already in claim order
+    for half in sql.READY_HALVES:
+        # rows come out of each half's index already in claim order, and go by their tid
+        assert f"Index Scan using job_ready_{half}_queue_priority_run_at_id_idx" in text
+        assert f"Tid Scan on job_ready_{half}" in text
     assert "Seq Scan on job" not in text
+    assert "Index Scan using job_pkey on job j" in text
 
 
 async def test_finish_and_heartbeat_touch_only_their_rows(store, busy):
@@ -47,11 +53,17 @@ async def test_finish_and_heartbeat_touch_only_their_rows(store, busy):
     assert "Seq Scan on job " not in finish and "rows=100 loops=1" in finish
     extend = await _explain(store, sql.EXTEND_LEASES, ids, [1] * n, 30.0, None, "w")
     assert "Seq Scan on job " not in extend
+    succeed = await _explain(store, sql.SUCCEED_MANY, ids, [1] * n, [None] * n, "w", None)
+    # The ids are looked up in the primary key: the lease index holds every running job
+    # (and, while vacuum is held back, an entry for each finished one).
+    for plan in (finish, extend, succeed):
+        assert "job_lease_idx" not in plan and "job_pkey" in plan
 
 
 async def test_reaper_scans_only_running_rows(store, busy):
-    text = await _explain(store, sql.LOCK_EXPIRED, None, 500)
-    assert "job_lease_idx" in text and "Seq Scan on job" not in text
+    for within_s in (None, 15.0):
+        text = await _explain(store, sql.LOCK_EXPIRED, None, 500, within_s)
+        assert "job_lease_idx" in text and "Seq Scan on job" not in text
 
 
 async def _explain(store, statement, *args):

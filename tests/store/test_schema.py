@@ -77,10 +77,10 @@ async def test_hot_table_storage_settings(conn):
     assert "autovacuum_vacuum_scale_factor=0.01" in options
 
 
-async def test_claim_and_reaper_indexes_are_partial(conn):
+async def test_queued_and_reaper_indexes_are_partial(conn):
     rows = await conn.fetch("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'job'")
     defs = {r["indexname"]: r["indexdef"] for r in rows}
-    assert "WHERE (state = 'queued'::text)" in defs["job_claim_idx"]
+    assert "WHERE (state = 'queued'::text)" in defs["job_queued_idx"]
     assert "WHERE (state = 'running'::text)" in defs["job_lease_idx"]
     assert "UNIQUE" in defs["job_owner_idempotency_key_idx"]
 
@@ -136,6 +136,32 @@ async def test_owners_move_into_their_namespace_keys_by_name_tokens_under_the_is
     await asyncio.to_thread(upgrade, db_url)
     owners = await conn.fetch("SELECT owner FROM job ORDER BY id")
     assert [r["owner"] for r in owners][:3] == ["key:alice", "legacy:carol", "system"]
+
+
+async def test_an_upgrade_keeps_queued_running_and_finished_jobs_and_queued_ones_claimable(
+    db_url, conn, store
+):
+    """0009: claims read `job_ready`; the upgrade gives every queued job its ready row, and
+    running and finished jobs stay as they were."""
+    await asyncio.to_thread(downgrade, db_url, "0008")
+    for state, extra in (
+        ("queued", {"priority": "3"}),
+        ("queued", {"run_at": "now() - interval '1 hour'"}),
+        ("running", {"attempt": "1", "lease_owner": "'w0'", "lease_expires_at": "now()"}),
+        ("succeeded", {"attempt": "1", "finished_at": "now()"}),
+        ("dead", {"attempt": "1", "finished_at": "now()"}),
+    ):
+        await conn.execute(insert(state=f"'{state}'", **extra))
+    await asyncio.to_thread(upgrade, db_url)
+    states = await conn.fetch("SELECT id, state FROM job ORDER BY id")
+    assert [r["state"] for r in states] == ["queued", "queued", "running", "succeeded", "dead"]
+    assert await conn.fetchval("SELECT array_agg(id ORDER BY id) FROM job_ready") == [1, 2]
+    claimed = await store.claim(["default"], 10, "w1", 30)
+    assert [j.id for j in claimed] == [1, 2]  # priority 3 first, then the older one
+    await store.retry(5)  # a replayed job gets its ready row too
+    assert [j.id for j in await store.claim(["default"], 10, "w1", 30)] == [5]
+    await asyncio.to_thread(downgrade, db_url, "0008")
+    assert await conn.fetchval("SELECT count(*) FROM job") == 5
 
 
 async def test_the_state_check_constraint_allows_exactly_the_job_states(conn):
