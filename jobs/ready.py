@@ -7,6 +7,8 @@ once the half that only drains (`other`) has no rows left, it is truncated and b
 current half, where new rows go. The dead rows a claim can meet are then what the two halves
 took in since the last rotation (`rotate_rows` or so each).
 
+All of this only while a snapshot holds the vacuum horizon back (see `rotation`).
+
 Rows that stay in the other half (a backlog, jobs due later) would stop the rotation for
 good, so they are moved into the current half when that is cheap: at most `move_rows` of
 them, or when at least as many rows have been claimed out of that half as are left in it
@@ -42,11 +44,20 @@ def rotation(
     other_bytes: int,
     other_rows: int | None,
     *,
+    held_s: float,
     rotate_rows: int,
     move_rows: int,
+    held_after_s: float,
 ) -> Rotation:
     """What to do next. `other_rows`: the rows left in the other half (None: not counted
-    yet, which is asked for only when the sizes say there may be something to do)."""
+    yet, which is asked for only when the sizes say there may be something to do).
+
+    Only while the vacuum horizon has been held back for `held_after_s` (`held_s`, the age
+    of the oldest snapshot): otherwise the first claim to pass a deleted row's index entry
+    marks it, later ones skip it cheaply, and vacuum removes it, so rotating and moving rows
+    would only cost the claims time (measured: a 20,000-job drain at 0.4 of its speed)."""
+    if held_s < held_after_s:
+        return Rotation.WAIT
     threshold = rotate_rows * ROW_BYTES
     current_full = current_bytes >= threshold
     if not current_full and other_bytes < threshold:

@@ -49,6 +49,12 @@ class QueueSettings(BaseSettings):
         "taking in about this many jobs (count): the most dead rows a claim walks past while "
         "a long transaction holds back vacuum",
     )
+    ready_rotate_held_s: float = Field(
+        default=2.0,
+        ge=0,
+        description="the claim table's halves rotate only while some session has held a "
+        "snapshot (and so the vacuum horizon) for this long (seconds)",
+    )
     ready_move_rows: int = Field(
         default=10_000,
         ge=0,

@@ -155,7 +155,9 @@ JOIN job j ON j.owner = k.owner AND j.idempotency_key = k.key
 #   The halves are named, not read through the partitioned parent: a delete joined to the
 #   parent was planned as a hash join over every row of both halves.
 # - `picked` merges the two (at most $2 in all) and only those are deleted, by ctid; rows
-#   locked in a half but not picked are let go at commit.
+#   locked in a half but not picked are let go at commit. The jobs are joined to `picked`,
+#   not to the deletes' results (the same rows: they are locked): a job row updated
+#   concurrently is re-checked by EvalPlanQual, which cannot re-read a DELETE's output.
 # - The job row is the truth: a ready row whose job is no longer queued (cancelled while
 #   queued, which leaves its ready row behind) is deleted and claims nothing.
 # - Rows come back in claim order, so a worker starts its jobs in that order.
@@ -173,7 +175,6 @@ def _take_half(half: int) -> str:
     return f"""taken_{half} AS (
     DELETE FROM job_ready_{half}
     WHERE ctid = ANY (ARRAY(SELECT tid FROM picked WHERE half = {half}))
-    RETURNING id
 )"""
 
 
@@ -191,12 +192,30 @@ WITH {", ".join(_claim_half(h) for h in READY_HALVES)}, picked AS MATERIALIZED (
         started_at = coalesce($5, now()),
         progress = 0,
         progress_message = NULL
-    FROM ({" UNION ALL ".join(f"SELECT id FROM taken_{h}" for h in READY_HALVES)}) t
+    FROM picked t
     WHERE j.id = t.id AND (j.state = 'queued') IS TRUE AND j.run_at <= coalesce($5, now())
     RETURNING {", ".join("j." + c for c in CLAIMED_COLUMNS.split(", "))}
 ), {_notify_changes("claimed")}
 SELECT * FROM claimed WHERE {_SENT} ORDER BY priority DESC, run_at, id
 """
+
+# The plans of the claim, finish and heartbeat, fixed: each half of `job_ready` by its index in
+# claim order, its rows deleted by tid, jobs by primary key. Left to its estimates the planner
+# went wrong two ways. A half just emptied by TRUNCATE has no row count and often no column
+# statistics: it guessed two matching rows, then read the whole half and sorted it on every
+# claim (a 20,000-job burst was claimed at a tenth of the rate). And for a finish of 230 ids
+# it chose a hash join over a read of all of `job` (44 ms a batch where it takes 3). Every
+# plan these settings rule out reads a whole half, or a whole index or table of `job`. (Not
+# `enable_sort`: with it off, the claim took 500 ms where it takes 4.) The store sets them on
+# the connections it keeps for these statements, or SET LOCAL inside a transaction.
+HOT_PLANNER = (
+    "SET enable_seqscan = off; SET enable_bitmapscan = off; "
+    "SET enable_hashjoin = off; SET enable_mergejoin = off"
+)
+HOT_PLANNER_LOCAL = HOT_PLANNER.replace("SET ", "SET LOCAL ")
+HOT_PLANNER_RESET = (
+    "RESET enable_seqscan; RESET enable_bitmapscan; RESET enable_hashjoin; RESET enable_mergejoin"
+)
 
 # 2. extend_leases: one statement per heartbeat for everything a worker holds. Each lease is
 # matched on (id, attempt, owner) and reported back as (id, attempt), so a job that was
@@ -433,9 +452,16 @@ SELECT (SELECT count(*) FROM updated) AS applied,
 READY_STATE = """
 SELECT last_value::integer AS current,
        pg_relation_size('job_ready_0') AS bytes_0,
-       pg_relation_size('job_ready_1') AS bytes_1
+       pg_relation_size('job_ready_1') AS bytes_1,
+       (SELECT coalesce(extract(epoch FROM now() - min(xact_start)), 0)::float8
+        FROM pg_stat_activity
+        WHERE backend_xmin IS NOT NULL AND pid <> pg_backend_pid()) AS held_s
 FROM job_ready_generation
 """
+"""`held_s`: how long the oldest snapshot another session holds has been open, which is how
+long the vacuum horizon has been held back (0: not at all). Without that, an index scan marks
+the entries of rows every snapshot sees as deleted, and later scans skip them cheaply: no
+rotation is needed, and moving rows would only compete with the claims."""
 
 
 def ready_rows(half: int) -> str:
@@ -444,13 +470,18 @@ def ready_rows(half: int) -> str:
 
 
 def move_ready(source: int, target: int) -> str:
-    """Up to $1 rows of half `source` moved to half `target`, as a claim takes them (SKIP
-    LOCKED: a row being claimed meanwhile stays where it is). A row whose job is no longer
-    queued is dropped instead."""
+    """Up to $1 rows of half `source` moved to half `target`, the last in claim order first
+    (the rows claims want next are locked by the move while it runs, and claims skip them),
+    with SKIP LOCKED as a claim (a row being claimed meanwhile stays where it is). A row whose
+    job is no longer queued is dropped instead."""
     return f"""
 WITH moved AS (
     DELETE FROM job_ready_{source}
-    WHERE ctid = ANY (ARRAY(SELECT ctid FROM job_ready_{source} LIMIT $1 FOR UPDATE SKIP LOCKED))
+    WHERE ctid = ANY (ARRAY(
+        SELECT ctid FROM job_ready_{source}
+        ORDER BY queue DESC, priority, run_at DESC, id DESC
+        LIMIT $1
+        FOR UPDATE SKIP LOCKED))
     RETURNING id, queue, priority, run_at
 ), kept AS (
     INSERT INTO job_ready_{target} (id, queue, priority, run_at, generation)
@@ -472,7 +503,7 @@ def empty_ready(half: int) -> list[str]:
     the wait is short and a busy half is tried again later), then TRUNCATE it only if it
     is empty under that lock: nothing can be added to it in between."""
     return [
-        "SET LOCAL lock_timeout = '50ms'",
+        "SET LOCAL lock_timeout = '20ms'",
         f"LOCK TABLE job_ready_{half} IN ACCESS EXCLUSIVE MODE",
         f"SELECT NOT EXISTS (SELECT 1 FROM job_ready_{half})",
         f"TRUNCATE job_ready_{half}",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeAlias, cast
@@ -40,6 +40,8 @@ from jobs.transitions import Change, LeaseExpired, Outcome, decide
 log = get_logger(__name__)
 
 DEADLOCK_RETRIES = 3
+MOVE_BATCH = 2000
+"""Ready rows moved per statement when a half rotates: each batch is locked while it moves."""
 
 Executor: TypeAlias = "asyncpg.Connection | asyncpg.Pool"
 
@@ -125,13 +127,62 @@ class RetryFilter:
 
 
 @dataclass(slots=True)
+class _Kept:
+    """One pool connection kept out for one statement family, with session settings of its
+    own, while nobody else is using it (callers that find it busy use the pool). Borrowing
+    from asyncpg's pool costs about 70 µs a call; a SET LOCAL needs a transaction, which is
+    two more round trips. The settings are undone before it goes back to the pool, which
+    happens only when it breaks or the store closes."""
+
+    setup: str
+    reset: str
+    conn: asyncpg.Connection | None = None
+    busy: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    async def get(self, pool: asyncpg.Pool) -> asyncpg.Connection:
+        if self.conn is None:
+            conn = await pool.acquire()
+            try:
+                await conn.execute(self.setup)
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    await pool.release(conn)
+                raise
+            self.conn = conn
+        return self.conn
+
+    async def drop(self, pool: asyncpg.Pool) -> None:
+        conn, self.conn = self.conn, None
+        if conn is not None:
+            # A connection that died was already taken back by the pool: releasing it again
+            # raises, and there is nothing left to do.
+            with contextlib.suppress(Exception):
+                await pool.release(conn)
+
+    async def close(self, pool: asyncpg.Pool) -> None:
+        async with self.busy:
+            if self.conn is not None:
+                with contextlib.suppress(*TRANSIENT_ERRORS):
+                    await self.conn.execute(self.reset)
+            await self.drop(pool)
+
+
+@dataclass(slots=True)
 class Store:
     pool: asyncpg.Pool
     settings: QueueSettings = field(default_factory=QueueSettings)
-    _own: asyncpg.Connection | None = field(default=None, repr=False)
-    """One pool connection kept out for single enqueues, while nobody else is using it:
-    borrowing from asyncpg's pool costs about 70 µs a call (a quarter of an enqueue)."""
-    _own_busy: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
+    _enqueuer: _Kept = field(
+        # An insert has one plan: planning it again on every call (the pool's
+        # force_custom_plan, there for the claim and finish) cost about 60 µs of 330.
+        default_factory=lambda: _Kept("SET plan_cache_mode = auto", "RESET plan_cache_mode"),
+        repr=False,
+    )
+    _claimer: _Kept = field(
+        default_factory=lambda: _Kept(sql.HOT_PLANNER, sql.HOT_PLANNER_RESET), repr=False
+    )
+    _finisher: _Kept = field(
+        default_factory=lambda: _Kept(sql.HOT_PLANNER, sql.HOT_PLANNER_RESET), repr=False
+    )
 
     @classmethod
     async def connect(
@@ -144,48 +195,49 @@ class Store:
         return cls(await create_pool(url, db), settings or QueueSettings())
 
     async def close(self) -> None:
-        async with self._own_busy:
-            if self._own is not None:
-                with contextlib.suppress(*TRANSIENT_ERRORS):
-                    await self._own.execute("RESET plan_cache_mode")
-            await self._drop_own()
+        await self._enqueuer.close(self.pool)
+        await self._claimer.close(self.pool)
+        await self._finisher.close(self.pool)
         await self.pool.close()
 
-    async def _own_connection(self) -> asyncpg.Connection:
-        if self._own is None:
-            own = await self.pool.acquire()
-            try:
-                # An insert has one plan: planning it again on every call (the pool's
-                # force_custom_plan, there for the claim and finish) cost about 60 µs of
-                # 330. Only this connection, which goes back to the pool only to close.
-                await own.execute("SET plan_cache_mode = auto")
-            except BaseException:
-                with contextlib.suppress(Exception):
-                    await self.pool.release(own)
-                raise
-            self._own = own
-        return self._own
-
-    async def _drop_own(self) -> None:
-        own, self._own = self._own, None
-        if own is not None:
-            # A connection that died was already taken back by the pool: releasing it again
-            # raises, and there is nothing left to do.
-            with contextlib.suppress(Exception):
-                await self.pool.release(own)
+    @contextlib.asynccontextmanager
+    async def _hot(
+        self, kept: _Kept, conn: asyncpg.Connection | None = None
+    ) -> AsyncIterator[asyncpg.Connection]:
+        """A connection planned as sql.HOT_PLANNER says: the caller's (which must be in a
+        transaction), else `kept` when it is free, else one of the pool's inside a
+        transaction. In autocommit on the kept one, a claim holds the halves' locks for its
+        own statement only (a rotation waits on them), and costs one round trip."""
+        if conn is not None:
+            await conn.execute(sql.HOT_PLANNER_LOCAL)
+            yield conn
+        elif not kept.busy.locked():
+            async with kept.busy:
+                own = await kept.get(self.pool)
+                try:
+                    yield own
+                except BaseException as exc:
+                    if isinstance(exc, (*TRANSIENT_ERRORS, asyncio.CancelledError)):
+                        await kept.drop(self.pool)  # broken, or left mid-statement
+                    raise
+        else:
+            async with self.pool.acquire() as c, c.transaction():
+                await c.execute(sql.HOT_PLANNER_LOCAL)
+                yield c
 
     # -- enqueue ---------------------------------------------------------------------------
 
     async def enqueue(self, job: NewJob, *, conn: asyncpg.Connection | None = None) -> Enqueued:
         """Insert one job, or report the existing one when its idempotency key is taken."""
-        if conn is None and not self._own_busy.locked():
-            async with self._own_busy:
-                own = await self._own_connection()
+        kept = self._enqueuer
+        if conn is None and not kept.busy.locked():
+            async with kept.busy:
+                own = await kept.get(self.pool)
                 try:
                     row, duplicate = await self._enqueue_one(own, job, sql.ENQUEUE, sql.FIND_BY_KEY)
                 except BaseException as exc:
                     if isinstance(exc, (*TRANSIENT_ERRORS, asyncio.CancelledError)):
-                        await self._drop_own()  # broken, or left mid-statement: a fresh one
+                        await kept.drop(self.pool)  # broken, or left mid-statement: a fresh one
                     raise
         else:  # inside the caller's transaction, or concurrent enqueues: the pool's share
             row, duplicate = await self._enqueue_one(
@@ -329,13 +381,13 @@ class Store:
         Never more than `limit` in all. Callers rotate the queue order between calls so
         that a busy first queue cannot starve the others.
         """
-        claimed: list[Claimed] = []
-        async with self.pool.acquire() as conn:
+        async with self._hot(self._claimer) as conn:
             if len(queues) == 1:
                 rows = await conn.fetch(sql.CLAIM, queues[0], limit, worker_id, lease_s, now)
                 return [Claimed(*r) for r in rows]
             # Several statements: one transaction, so that a failure or a cancelled caller
             # part-way through leaves no job claimed that nobody will run.
+            claimed: list[Claimed] = []
             async with conn.transaction():
                 for queue in queues:
                     want = limit - len(claimed)
@@ -343,7 +395,7 @@ class Store:
                         break
                     rows = await conn.fetch(sql.CLAIM, queue, want, worker_id, lease_s, now)
                     claimed.extend(Claimed(*r) for r in rows)
-        return claimed
+            return claimed
 
     async def extend_leases(
         self,
@@ -355,14 +407,15 @@ class Store:
     ) -> LeaseStatus:
         if not leases:
             return LeaseStatus(frozenset(), frozenset())
-        rows = await self.pool.fetch(
-            sql.EXTEND_LEASES,
-            [lease.job_id for lease in leases],
-            [lease.attempt for lease in leases],
-            lease_s,
-            now,
-            worker_id,
-        )
+        async with self._hot(self._finisher) as conn:
+            rows = await conn.fetch(
+                sql.EXTEND_LEASES,
+                [lease.job_id for lease in leases],
+                [lease.attempt for lease in leases],
+                lease_s,
+                now,
+                worker_id,
+            )
         held = {Lease(r["id"], worker_id, r["attempt"]): r["cancel_requested"] for r in rows}
         return LeaseStatus(
             held=frozenset(held),
@@ -385,46 +438,46 @@ class Store:
         if len(unique) < len(changes):
             log.warning("job.duplicate_outcome", leases=len(changes) - len(unique))
             changes = list(unique.items())
-        db: Executor = conn or self.pool
-        owner = changes[0][0].owner
-        if all(
-            c.state is JobState.SUCCEEDED
-            and c.event is None
-            and c.error is None
-            and c.extra_attempts == 0
-            and lease.owner == owner
-            for lease, c in changes
-        ):
-            done = await db.fetch(
-                sql.SUCCEED_MANY,
+        async with self._hot(self._finisher, conn) as db:
+            owner = changes[0][0].owner
+            if all(
+                c.state is JobState.SUCCEEDED
+                and c.event is None
+                and c.error is None
+                and c.extra_attempts == 0
+                and lease.owner == owner
+                for lease, c in changes
+            ):
+                done = await db.fetch(
+                    sql.SUCCEED_MANY,
+                    [lease.job_id for lease, _ in changes],
+                    [lease.attempt for lease, _ in changes],
+                    [_json(change.result) for _, change in changes],
+                    owner,
+                    now,
+                )
+                held = {Lease(r["id"], owner, r["attempt"]): JobState.SUCCEEDED for r in done}
+                self._log_lost(changes, held)
+                return held
+            rows = await db.fetch(
+                sql.FINISH_MANY,
                 [lease.job_id for lease, _ in changes],
                 [lease.attempt for lease, _ in changes],
+                [lease.owner for lease, _ in changes],
+                [change.state.value for _, change in changes],
+                [change.run_after_s for _, change in changes],
                 [_json(change.result) for _, change in changes],
-                owner,
+                [_json(change.error) for _, change in changes],
+                [change.extra_attempts for _, change in changes],
+                [change.event.value if change.event else None for _, change in changes],
+                [_json(change.event_data) if change.event else None for _, change in changes],
                 now,
             )
-            held = {Lease(r["id"], owner, r["attempt"]): JobState.SUCCEEDED for r in done}
-            self._log_lost(changes, held)
-            return held
-        rows = await db.fetch(
-            sql.FINISH_MANY,
-            [lease.job_id for lease, _ in changes],
-            [lease.attempt for lease, _ in changes],
-            [lease.owner for lease, _ in changes],
-            [change.state.value for _, change in changes],
-            [change.run_after_s for _, change in changes],
-            [_json(change.result) for _, change in changes],
-            [_json(change.error) for _, change in changes],
-            [change.extra_attempts for _, change in changes],
-            [change.event.value if change.event else None for _, change in changes],
-            [_json(change.event_data) if change.event else None for _, change in changes],
-            now,
-        )
-        applied = {
-            Lease(r["id"], r["lease_owner"], r["attempt"]): JobState(r["state"]) for r in rows
-        }
-        self._log_lost(changes, applied)
-        return applied
+            applied = {
+                Lease(r["id"], r["lease_owner"], r["attempt"]): JobState(r["state"]) for r in rows
+            }
+            self._log_lost(changes, applied)
+            return applied
 
     @staticmethod
     def _log_lost(changes: Sequence[tuple[Lease, Change]], applied: Mapping[Lease, Any]) -> None:
@@ -502,7 +555,12 @@ class Store:
 
         def decide_with(rows: int | None) -> Rotation:
             return rotation(
-                *sizes, rows, rotate_rows=q.ready_rotate_rows, move_rows=q.ready_move_rows
+                *sizes,
+                rows,
+                held_s=state["held_s"],
+                rotate_rows=q.ready_rotate_rows,
+                move_rows=q.ready_move_rows,
+                held_after_s=q.ready_rotate_held_s,
             )
 
         async with self.pool.acquire() as conn:
@@ -516,8 +574,9 @@ class Store:
                 limit = max(q.ready_move_rows, sizes[1] // ROW_BYTES) + 1
                 step = decide_with(await conn.fetchval(sql.ready_rows(other), limit))
             if step is Rotation.MOVE:
-                batch = max(q.ready_move_rows, 1000)
-                moved = await conn.fetchrow(sql.move_ready(other, current), batch)
+                async with conn.transaction():
+                    await conn.execute(sql.HOT_PLANNER_LOCAL)  # the index, backwards
+                    moved = await conn.fetchrow(sql.move_ready(other, current), MOVE_BATCH)
                 assert moved is not None
                 log.debug("queue.ready_moved", moved=moved["moved"], kept=moved["kept"])
                 if await conn.fetchval(sql.ready_rows(other), 1):

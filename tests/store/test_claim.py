@@ -2,6 +2,8 @@ import asyncio
 import random
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from jobs.model import JobState, NewJob
 
 
@@ -78,3 +80,16 @@ async def test_eight_concurrent_claimers_claim_every_job_exactly_once(store):
     owners = {r["lease_owner"]: r["n"] for r in rows}
     for n, ids in enumerate(results):
         assert owners.get(f"w{n}", 0) == len(ids)  # the database agrees on who holds what
+
+
+async def test_claims_recover_when_their_kept_connection_dies_and_leave_the_pool_as_it_was(store):
+    await store.enqueue_many([NewJob(kind="k") for _ in range(3)])
+    assert len(await store.claim(["default"], 1, "w", 30)) == 1
+    kept = store._claimer.conn
+    assert kept is not None and await kept.fetchval("SHOW enable_seqscan") == "off"
+    async with store.pool.acquire() as other:  # the pool's others plan as usual
+        assert await other.fetchval("SHOW enable_seqscan") == "on"
+        assert await other.fetchval("SELECT pg_terminate_backend($1)", kept.get_server_pid())
+    with pytest.raises(Exception):  # noqa: B017 - whatever asyncpg says of a dead connection
+        await store.claim(["default"], 1, "w", 30)
+    assert len(await store.claim(["default"], 5, "w", 30)) == 2  # on a fresh connection

@@ -173,8 +173,8 @@ async def test_run_at_in_the_past_is_allowed_and_claimable(store):
 
 async def test_single_enqueues_recover_when_their_kept_connection_dies(store):
     first = await store.enqueue(NewJob(kind="k"))
-    assert store._own is not None  # single enqueues keep a connection aside
-    pid = store._own.get_server_pid()
+    assert store._enqueuer.conn is not None  # single enqueues keep a connection aside
+    pid = store._enqueuer.conn.get_server_pid()
     async with store.pool.acquire() as other:
         assert await other.fetchval("SELECT pg_terminate_backend($1)", pid)
     with pytest.raises(Exception):  # noqa: B017 - whatever asyncpg says of a dead connection

@@ -67,11 +67,14 @@ async def test_reaper_scans_only_running_rows(store, busy):
 
 
 async def _explain(store, statement, *args):
-    """EXPLAIN ANALYZE as the store's own connections plan it, rolled back afterwards."""
+    """EXPLAIN ANALYZE as the store's own connections plan it (the hot statements with
+    sql.HOT_PLANNER), rolled back afterwards."""
     async with store.pool.acquire() as conn:
         tx = conn.transaction()
         await tx.start()
         try:
+            if statement in (sql.CLAIM, sql.FINISH_MANY, sql.SUCCEED_MANY, sql.EXTEND_LEASES):
+                await conn.execute(sql.HOT_PLANNER_LOCAL)
             rows = await conn.fetch("EXPLAIN (ANALYZE, BUFFERS) " + statement, *args)
         finally:
             await tx.rollback()

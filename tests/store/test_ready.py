@@ -21,10 +21,13 @@ T0 = datetime(2030, 1, 1, tzinfo=UTC)
 
 @pytest.fixture
 async def small(db_url):
-    """A store whose halves rotate after about 64 jobs."""
+    """A store whose halves rotate after about 64 jobs, whether or not the vacuum horizon is
+    held back."""
     s = await Store.connect(
         db_url,
-        settings=QueueSettings(ready_rotate_rows=64, ready_move_rows=50, backoff_jitter=0),
+        settings=QueueSettings(
+            ready_rotate_rows=64, ready_move_rows=50, ready_rotate_held_s=0, backoff_jitter=0
+        ),
         db=DatabaseSettings(db_pool_min=1, db_pool_max=20),
     )
     try:
@@ -99,6 +102,21 @@ async def test_claims_read_both_halves_in_one_order(store):
     assert [j.id for j in await store.claim(["default"], 2, "w", 30)] == [first.id]
 
 
+async def test_nothing_rotates_while_no_snapshot_holds_vacuum_back(store, db_url):
+    await store.enqueue_many([NewJob(kind="k") for _ in range(5000)])
+    while await store.claim(["default"], 1000, "w", 30):
+        pass
+    assert await store.rotate_ready() is Rotation.WAIT  # 5,000 dead rows, nothing held
+    pinned = await asyncpg.connect(db_url)
+    try:
+        await pinned.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+        await pinned.fetchval("SELECT count(*) FROM job")
+        await asyncio.sleep(store.settings.ready_rotate_held_s)
+        assert await store.rotate_ready() is Rotation.ROTATE
+    finally:
+        await pinned.close()
+
+
 async def test_a_drained_half_is_truncated_and_made_current(small):
     assert await small.rotate_ready() is Rotation.WAIT  # nothing taken in yet
     await small.enqueue_many([NewJob(kind="k") for _ in range(300)])
@@ -141,7 +159,7 @@ async def test_a_backlog_is_moved_only_once_as_much_was_claimed_out_of_its_half(
     await small.claim(["default"], 150, "w", 30)
     assert await small.rotate_ready() is Rotation.WAIT  # 150 claimed out, 450 left
     await small.claim(["default"], 200, "w", 30)
-    # 350 claimed out, 250 left: moved (in one batch, as a batch is at least 1,000), rotated.
+    # 350 claimed out, 250 left: moved (in one batch of up to 2,000), then rotated.
     assert await small.rotate_ready() is Rotation.ROTATE
     left = await small.pool.fetchval("SELECT count(*) FROM job_ready")
     assert left == 350 and (await half_sizes(small))[1] == 0

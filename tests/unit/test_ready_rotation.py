@@ -13,8 +13,24 @@ def rows(n: int) -> int:
     return n * ROW_BYTES
 
 
-def decide(current: int, other: int, left: int | None, move_rows: int = 10) -> Rotation:
-    return rotation(rows(current), rows(other), left, rotate_rows=ROWS, move_rows=move_rows)
+def decide(
+    current: int, other: int, left: int | None, move_rows: int = 10, held_s: float = 60.0
+) -> Rotation:
+    return rotation(
+        rows(current),
+        rows(other),
+        left,
+        held_s=held_s,
+        rotate_rows=ROWS,
+        move_rows=move_rows,
+        held_after_s=2.0,
+    )
+
+
+def test_nothing_rotates_while_no_snapshot_holds_the_vacuum_horizon_back():
+    assert decide(100 * ROWS, 100 * ROWS, None, held_s=1.9) is Rotation.WAIT
+    assert decide(100 * ROWS, 100 * ROWS, 0, held_s=0.0) is Rotation.WAIT
+    assert decide(100 * ROWS, 0, None, held_s=2.0) is Rotation.COUNT
 
 
 def test_small_halves_are_left_alone_without_counting():

@@ -1,0 +1,61 @@
+"""Two `conveyor worker` processes keep their speed while a REPEATABLE READ session holds the
+vacuum horizon back for the whole run (the full figure is `bench/horizon.py`'s)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import asyncpg
+import pytest
+
+from jobs.model import NewJob
+from jobs.store import Store
+from tests.processes import Processes
+
+pytestmark = pytest.mark.slow
+
+BURSTS, BURST = 10, 20_000
+
+
+async def drained(conn: asyncpg.Connection) -> bool:
+    return not await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM job WHERE state = 'queued')"
+        " OR EXISTS (SELECT 1 FROM job WHERE state = 'running')"
+    )
+
+
+async def test_two_workers_drain_200000_jobs_under_a_held_horizon_each_once(
+    store: Store, procs: Processes, db_url: str
+):
+    pinned = await asyncpg.connect(db_url)
+    watch = await asyncpg.connect(db_url)
+    try:
+        await pinned.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+        await pinned.fetchval("SELECT count(*) FROM job")
+        workers = [procs.start_worker("--processes", "0") for _ in range(2)]
+        await asyncio.sleep(2.0)  # started and idle
+        rates = []
+        for _ in range(BURSTS):
+            t = time.perf_counter()
+            await store.enqueue_many([NewJob(kind="demo.noop") for _ in range(BURST)])
+            while not await drained(watch):
+                assert all(w.poll() is None for w in workers), procs.log(workers[0])
+                await asyncio.sleep(0.02)
+            rates.append(BURST / (time.perf_counter() - t))
+        # Still pinned: the session's snapshot sees none of the jobs.
+        assert await pinned.fetchval("SELECT count(*) FROM job") == 0
+    finally:
+        await pinned.close()
+    try:
+        counts = await watch.fetchrow(
+            "SELECT count(*) AS jobs, count(*) FILTER (WHERE state = 'succeeded' AND attempt = 1)"
+            " AS once FROM job"
+        )
+        assert counts["jobs"] == counts["once"] == BURSTS * BURST
+        assert await watch.fetchval("SELECT count(*) FROM job_ready") == 0
+    finally:
+        await watch.close()
+    # Claiming from `job` itself, the rate fell burst by burst (to 0.25 in the issue's run);
+    # the benchmark's figure for this is about 0.7. A generous floor, as the machine is shared.
+    assert min(rates[-3:]) >= 0.5 * max(rates[:2]), [round(r) for r in rates]
