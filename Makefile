@@ -67,6 +67,7 @@ lint: $(STAMP) ## ruff, mypy (strict on jobs/), import-linter contracts
 bench: $(STAMP) postgres-binaries ## print store, worker and HTTP figures, beside pgbench's and PgQueuer's
 	$(BIN)/python -m bench.store
 	$(BIN)/python -m bench.peers
+	$(BIN)/python -m bench.horizon
 	$(BIN)/python -m bench.http
 	$(BIN)/python -m bench.grid
 
