@@ -3,7 +3,8 @@
     STAMP_FILE=/tmp/x python -m bench.peer_conveyor --concurrency 10
 
 The same runtime and options as `conveyor worker` (`worker.runtime.serve`); the handler
-records (now − the enqueue call's time in the payload) and the list is written on exit.
+records (the enqueue call's time in the payload, now − that time) and the list is written on
+exit.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from worker.registry import default_registry
 from worker.runtime import run_worker
 from worker.settings import WorkerSettings
 
-STAMPS: list[float] = []
+STAMPS: list[tuple[float, float]] = []
 
 
 class Stamp(BaseModel):
@@ -28,7 +29,7 @@ class Stamp(BaseModel):
 
 
 async def stamp(ctx: object, payload: Stamp) -> None:
-    STAMPS.append(time.monotonic() - payload.t)
+    STAMPS.append((payload.t, time.monotonic() - payload.t))
 
 
 if __name__ == "__main__":

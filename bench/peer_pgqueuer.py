@@ -5,7 +5,7 @@
 
 The asyncpg driver on one connection and `QueueManager.run(batch_size=…)` with its other
 defaults, as PgQueuer's README shows. With STAMP_FILE set, the "stamp" entrypoint records
-(now − the enqueue call's time in the payload) and writes the list there on exit.
+(the enqueue call's time in the payload, now − that time) and writes the list there on exit.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import time
 import asyncpg
 from pgqueuer import AsyncpgDriver, Job, Queries, QueueManager
 
-STAMPS: list[float] = []
+STAMPS: list[tuple[float, float]] = []
 
 
 async def main(batch: int) -> None:
@@ -34,7 +34,8 @@ async def main(batch: int) -> None:
     @qm.entrypoint("stamp")
     async def stamp(job: Job) -> None:
         assert job.payload is not None
-        STAMPS.append(time.monotonic() - float(job.payload.decode()))
+        sent = float(job.payload.decode())
+        STAMPS.append((sent, time.monotonic() - sent))
 
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

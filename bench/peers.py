@@ -198,6 +198,52 @@ async def startup(server_url: str, system: str, log_dir: Path) -> float:
         await conn.close()
 
 
+async def steady(rate: float, seconds: float, send: Callable[[], Awaitable[None]]) -> None:
+    """Call `send` `rate` times a second for `seconds`, from as many concurrent senders as
+    that takes (one client cannot send much more than 500 a second)."""
+    senders = max(1, int(rate // 500))
+    t0 = time.perf_counter()
+
+    async def sender(offset: int) -> None:
+        interval = senders / rate
+        start = t0 + offset / rate
+        k = 0
+        while (due := start + k * interval) < t0 + seconds:
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+            await send()
+            k += 1
+
+    await asyncio.gather(*(sender(i) for i in range(senders)))
+
+
+async def stamp_sender(
+    system: str, url: str, rate: float
+) -> tuple[Callable[[], Awaitable[None]], Callable[[], Awaitable[None]]]:
+    """(send, close): `send` enqueues one job whose handler records its pickup latency."""
+    if system == "conveyor":
+        store = await Store.connect(url)
+
+        async def send() -> None:
+            await store.enqueue(NewJob(kind="bench.stamp", payload={"t": time.monotonic()}))
+
+        return send, store.close
+    conns = [await asyncpg.connect(url) for _ in range(max(1, int(rate // 500)))]
+    idle = [Queries(AsyncpgDriver(c)) for c in conns]
+
+    async def send_pgq() -> None:
+        queries = idle.pop()
+        try:
+            await queries.enqueue("stamp", str(time.monotonic()).encode())
+        finally:
+            idle.append(queries)
+
+    async def close() -> None:
+        for c in conns:
+            await c.close()
+
+    return send_pgq, close
+
+
 async def latency(
     server_url: str, system: str, rate: float, seconds: float, log_dir: Path
 ) -> list[float]:
@@ -205,47 +251,15 @@ async def latency(
     url = await fresh(server_url, system)
     stamps = log_dir / f"{system}-stamps.json"
     proc = spawn(system, url, 10, log_dir / f"{system}-latency.log", STAMP_FILE=str(stamps))
-    senders = max(1, int(rate // 500))  # one client cannot send much more than this
     try:
         await asyncio.sleep(3.0)  # started and idle, listening
-        if system == "conveyor":
-            store = await Store.connect(url)
-
-            async def send() -> None:
-                await store.enqueue(NewJob(kind="bench.stamp", payload={"t": time.monotonic()}))
-
-            close: Callable[[], Awaitable[None]] = store.close
-        else:
-            conns = [await asyncpg.connect(url) for _ in range(senders)]
-            idle = [Queries(AsyncpgDriver(c)) for c in conns]
-
-            async def send() -> None:
-                queries = idle.pop()
-                try:
-                    await queries.enqueue("stamp", str(time.monotonic()).encode())
-                finally:
-                    idle.append(queries)
-
-            async def close() -> None:
-                for c in conns:
-                    await c.close()
-
-        async def sender(offset: int) -> None:
-            interval = senders / rate
-            start = time.perf_counter() + offset / rate
-            k = 0
-            while (due := start + k * interval) < t0 + seconds:
-                await asyncio.sleep(max(0.0, due - time.perf_counter()))
-                await send()
-                k += 1
-
-        t0 = time.perf_counter()
-        await asyncio.gather(*(sender(i) for i in range(senders)))
+        send, close = await stamp_sender(system, url, rate)
+        await steady(rate, seconds, send)
         await asyncio.sleep(1.0)
         await close()
     finally:
         stop([proc])
-    return [s * 1000 for s in json.loads(stamps.read_text())]
+    return [lat * 1000 for _, lat in json.loads(stamps.read_text())]
 
 
 def pct(values: list[float], p: float) -> float:
