@@ -24,30 +24,49 @@ WHERE symbol = $1 AND interval = $2
 ORDER BY ts
 """
 
+RUN_COLUMNS = (
+    "job_id", "owner", "kind", "symbol", "interval", "family", "cost", "risk_free",
+    "conventions", "published", "params", "sample", "selected", "start_ts", "end_ts", "bars",
+    "benchmark", *METRIC_NAMES,
+)  # fmt: skip
+"""What a save writes of a run, in this order: COPY's columns and UPSERT_RUNS's arrays."""
+
+LOCK_JOB_RUNS = (
+    "SELECT pg_advisory_xact_lock(hashtext('conveyor.strategy_run'), hashtext($1::bigint::text))"
+)
+"""Taken first by a save, so two attempts of one job (a lost lease's and its retry's) store
+one after the other, and the second sees what the first stored."""
+
+JOB_HAS_RUNS = "SELECT EXISTS (SELECT 1 FROM strategy_run WHERE job_id = $1)"
+"""Whether an earlier attempt stored runs: if not, the save COPYs its rows in (31,000 rows in
+about 0.4 s against about 1.3 s for UPSERT_RUNS), as nothing can conflict."""
+
 _METRIC_ARRAYS = ", ".join(
     f"${i}::{'int' if m in INTEGER_METRICS else 'float8'}[]"
     for i, m in enumerate(METRIC_NAMES, start=18)
 )
 UPSERT_RUNS = f"""
-INSERT INTO strategy_run AS s (
-    job_id, owner, kind, symbol, interval, family, cost, risk_free, conventions, published,
-    params, sample, selected, start_ts, end_ts, bars, benchmark, {", ".join(METRIC_NAMES)})
-SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9::text::jsonb, $10,
+INSERT INTO strategy_run AS s ({", ".join(RUN_COLUMNS)})
+SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10,
        t.params::jsonb, t.sample, t.selected, t.start_ts, t.end_ts, t.bars, t.benchmark::jsonb,
        {", ".join("t." + m for m in METRIC_NAMES)}
-FROM unnest($11::text[], $12::text[], $13::bool[], $14::timestamptz[], $15::timestamptz[],
-            $16::int[], $17::text[], {_METRIC_ARRAYS})
+FROM unnest($11::jsonb[], $12::text[], $13::bool[], $14::timestamptz[], $15::timestamptz[],
+            $16::int[], $17::jsonb[], {_METRIC_ARRAYS})
      AS t(params, sample, selected, start_ts, end_ts, bars, benchmark, {", ".join(METRIC_NAMES)})
 ON CONFLICT (job_id, symbol, family, params, sample) DO UPDATE
 SET selected = excluded.selected, published = excluded.published,
     start_ts = excluded.start_ts, end_ts = excluded.end_ts,
     bars = excluded.bars, benchmark = excluded.benchmark,
     {", ".join(f"{m} = excluded.{m}" for m in METRIC_NAMES)}
-RETURNING id, params, sample
+RETURNING id
 """
-"""$1 job_id, $2 owner, $3 kind, $4 symbol, $5 interval, $6 family, $7 cost, $8 risk_free,
-$9 conventions, $10 published; then one array per row field: params (JSON), sample,
-selected, start_ts, end_ts, bars, benchmark (JSON or NULL), and each of METRIC_NAMES."""
+"""A repeated attempt's save: the RUN_COLUMNS, the first ten as values ($1–$10), the rest as
+one array per column; the rows it rewrites keep their ids."""
+
+RUN_ID = """
+SELECT id FROM strategy_run
+WHERE job_id = $1 AND symbol = $2 AND family = $3 AND params = $4::jsonb AND sample = $5
+"""
 
 DELETE_STALE_RUNS = "DELETE FROM strategy_run WHERE job_id = $1 AND NOT (id = ANY($2::bigint[]))"
 """A save ends by removing its job's rows it did not write: an earlier attempt that saw other

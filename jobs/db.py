@@ -38,8 +38,29 @@ def sqlalchemy_url(url: str) -> str:
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
     # Rows come back with jsonb decoded. Writes pass JSON as text and cast in SQL, so the
-    # store's statements also run on a caller's own connection that has no such codec.
-    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+    # store's statements also run on a caller's own connection that has no such codec. The
+    # binary format (a version byte, then the text) is what lets COPY write jsonb columns.
+    await conn.set_type_codec(
+        "jsonb", encoder=_jsonb, decoder=_unjsonb, schema="pg_catalog", format="binary"
+    )
+
+
+JSONB_VERSION = b"\x01"
+
+
+class JsonText(str):
+    """JSON already encoded, sent as it is: a value that is written many times (a column that
+    is the same for every row of a COPY) is encoded once. A plain str is a JSON string."""
+
+
+def _jsonb(value: object) -> bytes:
+    if type(value) is JsonText:
+        return JSONB_VERSION + value.encode()
+    return JSONB_VERSION + json.dumps(value).encode()
+
+
+def _unjsonb(data: bytes) -> object:
+    return json.loads(data[1:])
 
 
 # The queue's statements take arrays and a nullable `$now`; Postgres' generic plans for them

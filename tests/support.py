@@ -67,10 +67,12 @@ class InlineContext:
     kind: str
     attempt: int = 1
     reported: list[int] = field(default_factory=list)
+    messages: list[str | None] = field(default_factory=list)
     log: Any = None
 
     def progress(self, percent: int, message: str | None = None) -> None:
         self.reported.append(percent)
+        self.messages.append(message)
 
     def cancelled(self) -> bool:
         return False
