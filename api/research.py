@@ -9,21 +9,25 @@ Listings are keyset-paginated like `/v1/jobs`: pass `next_cursor` back as `curso
 
 from __future__ import annotations
 
+import asyncio
 import math
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 import asyncpg
+import numpy as np
 from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, Field, StringConstraints
 
 from api.auth import Caller
 from api.errors import ERRORS, ApiError
+from api.keys import Principal
 from api.routing import GuardedRoute
 from api.schemas import Timestamp
-from compute import results
+from compute import curves, results
 from compute.specs import COUNT_METRICS, METRIC_NAMES, SYMBOL, AnyMetric, Family, PatternName
 
 router = APIRouter(route_class=GuardedRoute, prefix="/v1", responses=ERRORS)
@@ -283,6 +287,208 @@ async def strategy(request: Request, strategy_id: Id, who: Caller) -> StrategyOu
     if row is None:
         raise ApiError(404, "strategy_not_found", f"there is no strategy run {strategy_id}")
     return _strategy(row)
+
+
+class StrategyRuns(BaseModel):
+    runs: list[StrategyOut] = Field(
+        description="in-sample then out-of-sample (an optimization), or the walk-forward run"
+    )
+
+
+@router.get("/strategies/{strategy_id}/runs", response_model=StrategyRuns, tags=["research"])
+async def strategy_runs(request: Request, strategy_id: Id, who: Caller) -> StrategyRuns:
+    """The same strategy (symbol, family, parameters) in the same job, every sample: how it
+    did on the bars it was chosen on beside the ones it was not."""
+    pool = _pool(request)
+    run = await _visible_run(pool, strategy_id, who)
+    rows = await pool.fetch(
+        results.SAME_STRATEGY_RUNS, run["job_id"], run["symbol"], run["family"], run["params"]
+    )
+    return StrategyRuns(runs=[_strategy(r) for r in rows])
+
+
+async def _visible_run(pool: asyncpg.Pool, strategy_id: int, who: Principal) -> asyncpg.Record:
+    row = await pool.fetchrow(results.GET_STRATEGY, strategy_id, who.owner_filter)
+    if row is None:
+        raise ApiError(404, "strategy_not_found", f"there is no strategy run {strategy_id}")
+    return row
+
+
+class CurveTrade(BaseModel):
+    direction: Literal["long", "short"]
+    entry_ts: datetime
+    entry_price: float = Field(description="the close the position was taken at")
+    exit_ts: datetime | None = Field(description="null: still open at the run's end")
+    exit_price: float | None
+    bars: int = Field(description="bars held")
+    trade_return: float = Field(description="compounded over the bars held, after costs")
+
+
+class CurveFold(BaseModel):
+    start_ts: datetime
+    end_ts: datetime
+    params: dict[str, Any]
+    traded: bool = Field(description="false: nothing was defined before it, so it stayed flat")
+
+
+class Curve(BaseModel):
+    strategy_id: int
+    symbol: str
+    interval: str
+    family: str
+    sample: Literal["in", "out", "walk_forward"]
+    ts: list[datetime] = Field(description="every bar of the run, its first to its last")
+    close: list[float]
+    equity: list[float] = Field(description="growth of 1 from the first bar, after costs")
+    buy_and_hold: list[float] = Field(description="holding the symbol over the same bars")
+    drawdown: list[float] = Field(description="equity below its running peak, ≤ 0")
+    trades: list[CurveTrade]
+    folds: list[CurveFold] = Field(description="a walk-forward run's windows and parameters")
+    metrics: dict[str, int | float | None] = Field(description="of the recomputed equity")
+    buy_and_hold_metrics: dict[str, int | float | None]
+    matches_stored: bool = Field(
+        description="the recomputed metrics are the stored ones (false once the bars were"
+        " re-ingested with other values: re-run the job)"
+    )
+
+
+@router.get("/strategies/{strategy_id}/curve", response_model=Curve, tags=["research"])
+async def strategy_curve(request: Request, strategy_id: Id, who: Caller) -> Curve:
+    """A run's equity against buy-and-hold, its drawdown and its trades, recomputed on
+    request from the stored prices by the engine that scored it. 409 when the bars it was
+    scored on are no longer stored."""
+    pool = _pool(request)
+    run = await _visible_run(pool, strategy_id, who)
+    siblings = await pool.fetch(
+        results.SAME_STRATEGY_RUNS, run["job_id"], run["symbol"], run["family"], run["params"]
+    )
+    plan = _series_plan(run, siblings)
+    bars = await pool.fetch(
+        results.SERIES_ENDING, run["symbol"], run["interval"], plan.end_ts, plan.returns + 1
+    )
+    if len(bars) != plan.returns + 1 or bars[plan.segment[0]]["ts"] != run["start_ts"]:
+        raise ApiError(
+            409,
+            "prices_changed",
+            f"the {run['symbol']} bars this run was scored on are no longer all stored"
+            f" ({len(bars)} of {plan.returns + 1} up to {plan.end_ts:%Y-%m-%d}): re-ingest"
+            " them, or run the job again",
+        )
+    close = np.asarray([b["close"] for b in bars], dtype=np.float64)
+    folds = [curves.Fold(f.start, f.end, f.params, f.traded) for f in plan.folds]
+    replay = await asyncio.to_thread(
+        curves.replay,
+        close,
+        run["family"],
+        run["cost"],
+        run["risk_free"],
+        plan.segment,
+        params=None if folds else run["params"],
+        folds=folds or None,
+    )
+    ts = [b["ts"] for b in bars]
+    a, b = plan.segment
+    recomputed = _metrics(replay.metrics.as_dict())
+    stored = _metrics({m: run[m] for m in METRIC_NAMES})
+    return Curve(
+        strategy_id=run["id"],
+        symbol=run["symbol"],
+        interval=run["interval"],
+        family=run["family"],
+        sample=run["sample"],
+        ts=ts[a : b + 1],
+        close=close[a : b + 1].tolist(),
+        equity=replay.equity.tolist(),
+        buy_and_hold=replay.buy_and_hold.tolist(),
+        drawdown=replay.drawdown.tolist(),
+        trades=[
+            CurveTrade(
+                direction=t.direction,  # type: ignore[arg-type]
+                entry_ts=ts[a + t.entry],
+                entry_price=float(close[a + t.entry]),
+                exit_ts=None if t.exit is None else ts[a + t.exit],
+                exit_price=None if t.exit is None else float(close[a + t.exit]),
+                bars=(b - a if t.exit is None else t.exit) - t.entry,
+                trade_return=t.ret,
+            )
+            for t in replay.trades
+        ],
+        folds=[
+            CurveFold(start_ts=ts[f.start], end_ts=ts[f.end], params=f.params, traded=f.traded)
+            for f in plan.folds
+        ],
+        metrics=recomputed,
+        buy_and_hold_metrics=_metrics(replay.buy_and_hold_metrics.as_dict()),
+        matches_stored=_same_metrics(recomputed, stored),
+    )
+
+
+@dataclass(frozen=True)
+class _PlannedFold:
+    start: int
+    end: int
+    params: dict[str, Any]
+    traded: bool
+
+
+@dataclass(frozen=True)
+class _SeriesPlan:
+    """Where a run's series ends, how many returns it has, and the run's part of them."""
+
+    end_ts: datetime
+    returns: int
+    segment: tuple[int, int]
+    folds: list[_PlannedFold]
+
+
+def _series_plan(run: asyncpg.Record, siblings: list[asyncpg.Record]) -> _SeriesPlan:
+    if run["sample"] == "walk_forward":
+        folds = [
+            _PlannedFold(int(f["from"]), int(f["to"]), f["params"], bool(f.get("traded", True)))
+            for f in (run["benchmark"] or {}).get("folds", [])
+        ]
+        if not folds:
+            raise ApiError(409, "curve_unavailable", "this run records no folds to replay")
+        return _SeriesPlan(run["end_ts"], folds[-1].end, (folds[0].start, folds[-1].end), folds)
+    samples = {r["sample"]: r for r in siblings}
+    if "in" not in samples or "out" not in samples:
+        raise ApiError(
+            409,
+            "curve_unavailable",
+            "this run's in- and out-of-sample pair is not both stored, so its series is unknown",
+        )
+    cut, n = samples["in"]["bars"], samples["in"]["bars"] + samples["out"]["bars"]
+    segment = (0, cut) if run["sample"] == "in" else (cut, n)
+    return _SeriesPlan(samples["out"]["end_ts"], n, segment, [])
+
+
+def _same_metrics(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    for name in METRIC_NAMES:
+        x, y = a.get(name), b.get(name)
+        if x is None or y is None:
+            if x is not y:
+                return False
+        elif not math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-12):
+            return False
+    return True
+
+
+class StoredSeries(BaseModel):
+    symbol: str
+    interval: str
+    first: datetime
+    last: datetime
+
+
+class StoredSymbols(BaseModel):
+    symbols: list[StoredSeries]
+
+
+@router.get("/symbols", response_model=StoredSymbols, tags=["research"])
+async def stored_symbols(request: Request, _who: Caller) -> StoredSymbols:
+    """Every symbol with stored bars, per interval, with its first and last bar."""
+    rows = await _pool(request).fetch(results.STORED_SYMBOLS)
+    return StoredSymbols(symbols=[StoredSeries.model_validate(dict(r)) for r in rows])
 
 
 async def _leaderboard(pool: asyncpg.Pool, snapshot: asyncpg.Record) -> Leaderboard:

@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from compute.backtest import FAMILIES, Metrics, metrics, strategy_returns
+from compute.backtest import Metrics, metrics, strategy_returns
+from compute.curves import Fold, stitch
 from compute.grid import PARAMETERS, GridResult, GridTask
 from compute.specs import METRIC_NAMES, WHOLE_PARAMETERS
 
@@ -196,26 +197,14 @@ def walk_forward(
     """Trade each fold with the candidate that `trained` (the `training_task`'s result) ranks
     best on the bars before it."""
     bounds = fold_bounds(len(close) - 1, folds)
-    r_parts: list[Array] = []
-    p_parts: list[Array] = []
     chosen: list[dict[str, Any]] = []
-    previous_position = 0.0
+    plan: list[Fold] = []
     for fold, (a, b) in enumerate(bounds):
         row = best_index(trained.metrics[fold][metric])
         params = params_of(family, candidates[0 if row is None else row])
-        signal = (
-            np.zeros(len(close)) if row is None else FAMILIES[family](close, **params)
-        )  # nothing defined in-sample: stay flat
-        r, position = strategy_returns(close, signal, cost)
-        r, position = r[a:b].copy(), position[a:b]
-        # switching parameters at the fold's first bar trades from what the last fold held
-        r[0] += cost * abs(position[0] - (signal[a - 1] if a > 0 else 0.0))
-        r[0] -= cost * abs(position[0] - previous_position)
-        previous_position = float(position[-1])
-        r_parts.append(r)
-        p_parts.append(position)
+        plan.append(Fold(a, b, params, traded=row is not None))  # undefined in-sample: flat
         chosen.append({"from": a, "to": b, "params": params, "traded": row is not None})
-    returns, positions = np.concatenate(r_parts), np.concatenate(p_parts)
+    returns, positions = stitch(close, family, plan, cost)
     hold_r, hold_p = strategy_returns(close, np.ones(len(close)), cost)
     first, last = bounds[0][0], bounds[-1][1]
     return WalkForward(

@@ -257,3 +257,41 @@ LIMIT $6
 """
 """Newest bar first; $1 and $3 are arrays (any matches), ($4, $5) the keyset cursor: the
 previous page's last (ts, id)."""
+
+STORED_SYMBOLS = """
+WITH RECURSIVE series (symbol, interval) AS (
+    (SELECT symbol, interval FROM price_bar ORDER BY symbol, interval LIMIT 1)
+    UNION ALL
+    SELECT next.symbol, next.interval
+    FROM series s,
+         LATERAL (SELECT symbol, interval FROM price_bar p
+                  WHERE (p.symbol, p.interval) > (s.symbol, s.interval)
+                  ORDER BY symbol, interval LIMIT 1) next
+)
+SELECT s.symbol, s.interval,
+       (SELECT min(ts) FROM price_bar p WHERE p.symbol = s.symbol AND p.interval = s.interval)
+           AS first,
+       (SELECT max(ts) FROM price_bar p WHERE p.symbol = s.symbol AND p.interval = s.interval)
+           AS last
+FROM series s
+ORDER BY s.symbol, s.interval
+"""
+"""Each stored series and its span, one primary-key descent per series and per end (a skip
+scan), not a pass over every bar: a platform's price_bar holds millions."""
+
+SAME_STRATEGY_RUNS = f"""
+SELECT {STRATEGY_COLUMNS} FROM strategy_run
+WHERE job_id = $1 AND symbol = $2 AND family = $3 AND params = $4::jsonb
+ORDER BY CASE sample WHEN 'in' THEN 0 WHEN 'out' THEN 1 ELSE 2 END
+"""
+"""One strategy's runs in one job: an optimization's in- and out-of-sample pair, or one
+walk-forward run. They share the first run's owner and publication."""
+
+SERIES_ENDING = """
+SELECT ts, close FROM (
+    SELECT ts, close FROM price_bar
+    WHERE symbol = $1 AND interval = $2 AND ts <= $3
+    ORDER BY ts DESC LIMIT $4
+) last ORDER BY ts
+"""
+"""The $4 bars up to $3: the series a run was scored on, which ends at its last bar."""

@@ -4,7 +4,7 @@ errors; and who may submit the kinds that write shared research."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 
 import pytest
 
@@ -248,3 +248,105 @@ async def test_without_a_shared_leaderboard_the_answer_says_where_your_own_is(ap
     r = await api.get("/v1/leaderboard")
     assert r.status_code == 404
     assert "GET /v1/leaderboard/mine" in r.json()["error"]["message"]
+
+
+def _total_return(equity: list[float]) -> float:
+    return equity[-1] / equity[0] - 1.0
+
+
+async def test_a_runs_curve_is_recomputed_from_the_prices_and_is_what_was_scored(
+    api, store, research
+):
+    """Every one of alice's optimized runs, in- and out-of-sample: the curve's metrics are
+    the stored ones, its equity ends at the stored total return, and its trades are as many
+    as the stored count (plus one still open at the end)."""
+    page = (await api.get("/v1/strategies?symbol=IBM&limit=100")).json()["strategies"]
+    assert {s["sample"] for s in page} == {"in", "out"}
+    for run in page:
+        r = await api.get(f"/v1/strategies/{run['id']}/curve")
+        assert r.status_code == 200, r.text
+        curve = r.json()
+        assert curve["matches_stored"] is True
+        assert curve["ts"][0] == run["start_ts"] and curve["ts"][-1] == run["end_ts"]
+        assert len(curve["ts"]) == len(curve["equity"]) == run["bars"] + 1
+        assert len(curve["buy_and_hold"]) == len(curve["drawdown"]) == len(curve["close"])
+        got = _total_return(curve["equity"])
+        assert abs(got - run["metrics"]["total_return"]) < 1e-9
+        assert min(curve["drawdown"]) == pytest.approx(run["metrics"]["max_drawdown"], abs=1e-9)
+        closed = [t for t in curve["trades"] if t["exit_ts"] is not None]
+        assert len(closed) == run["metrics"]["trades"]
+        assert len(curve["trades"]) - len(closed) <= 1
+        for t in closed:
+            assert curve["ts"].index(t["entry_ts"]) < curve["ts"].index(t["exit_ts"])
+            assert t["entry_price"] == curve["close"][curve["ts"].index(t["entry_ts"])]
+    # buy-and-hold over the out-of-sample bars compounds the closes' move (one entry cost)
+    out = next(s for s in page if s["sample"] == "out")
+    curve = (await api.get(f"/v1/strategies/{out['id']}/curve")).json()
+    moved = curve["close"][-1] / curve["close"][0] - 1
+    assert _total_return(curve["buy_and_hold"]) == pytest.approx(moved, rel=1e-9)
+
+
+async def test_a_discovered_runs_curve_replays_its_folds(api, store, research):
+    found = await run_inline(
+        store,
+        "strategy.discover",
+        {"symbols": ["IBM"], "budget": 40, "seed": 5, "folds": 3},
+        "key:alice",
+    )
+    kept = found["symbols"]["IBM"]["discovered"]
+    assert kept, "the discovery must keep a strategy for this test to check anything"
+    for entry in kept:
+        run = (await api.get(f"/v1/strategies/{entry['strategy_id']}")).json()
+        curve = (await api.get(f"/v1/strategies/{entry['strategy_id']}/curve")).json()
+        assert curve["matches_stored"] is True and curve["folds"]
+        assert curve["folds"][0]["start_ts"] == run["start_ts"] == curve["ts"][0]
+        assert curve["folds"][-1]["end_ts"] == run["end_ts"] == curve["ts"][-1]
+        assert abs(_total_return(curve["equity"]) - run["metrics"]["total_return"]) < 1e-9
+        hold = run["benchmark"]["metrics"]["total_return"]
+        assert abs(_total_return(curve["buy_and_hold"]) - hold) < 1e-9
+
+
+async def test_a_curve_whose_bars_changed_says_so(api, store, research):
+    run = (await api.get("/v1/strategies?symbol=IBM&sample=out&limit=1")).json()["strategies"][0]
+    await store.pool.execute(
+        "DELETE FROM price_bar WHERE symbol = 'IBM' AND ts = (SELECT min(ts) FROM price_bar"
+        " WHERE symbol = 'IBM' AND ts > $1)",
+        datetime.fromisoformat(run["start_ts"]),
+    )
+    r = await api.get(f"/v1/strategies/{run['id']}/curve")
+    assert r.status_code == 409 and r.json()["error"]["code"] == "prices_changed"
+    assert "run the job again" in r.json()["error"]["message"]
+
+
+async def test_a_strategys_runs_pair_its_samples_and_others_runs_stay_hidden(api, research):
+    bobs = (await api.get("/v1/strategies?symbol=IBM&limit=1", who="bob")).json()["strategies"]
+    r = await api.get(f"/v1/strategies/{bobs[0]['id']}/curve")  # alice asks for bob's
+    assert r.status_code == 404 and r.json()["error"]["code"] == "strategy_not_found"
+    assert (await api.get(f"/v1/strategies/{bobs[0]['id']}/runs")).status_code == 404
+    best = research["optimized"]["symbols"]["IBM"]["best"]
+    runs = (await api.get(f"/v1/strategies/{best['strategy_id']}/runs")).json()["runs"]
+    assert [r["sample"] for r in runs] == ["in", "out"]
+    assert all(r["params"] == best["params"] and r["selected"] for r in runs)
+    assert runs[0]["metrics"]["sharpe"] == pytest.approx(best["in_sample"]["sharpe"])
+
+
+async def test_every_stored_symbol_is_listed_with_its_span(api, store, research):
+    r = await api.get("/v1/symbols")
+    assert r.status_code == 200, r.text
+    listed = {(s["symbol"], s["interval"]): s for s in r.json()["symbols"]}
+    stored = await store.pool.fetch(
+        "SELECT symbol, interval, min(ts) AS first, max(ts) AS last FROM price_bar"
+        " GROUP BY symbol, interval"
+    )
+    assert (
+        set(listed)
+        == {(s["symbol"], s["interval"]) for s in stored}
+        == {
+            ("IBM", "1d"),
+            ("MSFT", "1d"),
+        }
+    )
+    for s in stored:
+        assert listed[(s["symbol"], s["interval"])]["first"] == s["first"].isoformat().replace(
+            "+00:00", "Z"
+        )
