@@ -473,6 +473,52 @@ def _same_metrics(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
     return True
 
 
+class GridAxis(BaseModel):
+    name: str
+    values: list[float]
+
+
+class OptimizationGrid(BaseModel):
+    strategy_id: int
+    job_id: int
+    symbol: str
+    metric: str
+    sample: Literal["in"]
+    axes: list[GridAxis] = Field(description="in the family's parameter order")
+    values: list[Any] = Field(
+        description="the metric as nested lists, one level per axis in order (null: undefined)"
+    )
+    best: dict[str, Any] | None = Field(description="the parameter set the job chose")
+
+
+@router.get("/strategies/{strategy_id}/grid", response_model=OptimizationGrid, tags=["research"])
+async def optimization_grid(request: Request, strategy_id: Id, who: Caller) -> OptimizationGrid:
+    """The grid an optimized run was chosen from, for a heatmap: the in-sample metric of
+    every parameter set, as its job stored it. 404 for a discovered run, once the job is
+    no longer kept, or when the grid was too large to keep (its runs are all stored)."""
+    pool = _pool(request)
+    run = await _visible_run(pool, strategy_id, who)
+    entry = await pool.fetchval(results.OPTIMIZATION_GRID, run["job_id"], run["symbol"])
+    if not entry or not entry.get("grid"):
+        why = (
+            "only an optimization has a grid"
+            if run["kind"] != "strategy.optimize"
+            else "its job is no longer kept, or its grid was too large to keep"
+        )
+        raise ApiError(404, "grid_not_found", f"no grid for strategy run {strategy_id}: {why}")
+    grid = entry["grid"]
+    return OptimizationGrid(
+        strategy_id=run["id"],
+        job_id=run["job_id"],
+        symbol=run["symbol"],
+        metric=grid["metric"],
+        sample=grid["sample"],
+        axes=grid["axes"],
+        values=grid["values"],
+        best=(entry.get("best") or {}).get("params"),
+    )
+
+
 class StoredSeries(BaseModel):
     symbol: str
     interval: str

@@ -295,3 +295,9 @@ SELECT ts, close FROM (
 ) last ORDER BY ts
 """
 """The $4 bars up to $3: the series a run was scored on, which ends at its last bar."""
+
+OPTIMIZATION_GRID = """
+SELECT result -> 'symbols' -> $2 AS entry FROM job
+WHERE id = $1 AND kind = 'strategy.optimize' AND state = 'succeeded'
+"""
+"""One symbol's entry of an optimization's stored result: its grid and its best set."""

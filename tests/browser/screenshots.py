@@ -9,6 +9,7 @@ import os
 import tempfile
 import uuid
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -22,6 +23,7 @@ from tests.processes import Processes
 from tests.support import with_database
 
 OUT = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+SHOTS = ("overview.png", "job.png", "results.png", "strategy.png")
 
 
 async def make_jobs(base_url: str, key: str) -> int:
@@ -68,30 +70,40 @@ async def make_jobs(base_url: str, key: str) -> int:
         return retried
 
 
-async def make_research(base_url: str, key: str) -> None:
-    """Real research results: IBM and MSFT prices, a discovery, patterns, a leaderboard."""
+async def make_research(base_url: str, key: str) -> int:
+    """Real research results: IBM and MSFT prices, an optimization, a discovery, patterns, a
+    leaderboard; the id of the optimization's chosen out-of-sample run."""
     auth = {"Authorization": f"Bearer {key}"}
     async with httpx.AsyncClient(base_url=base_url, headers=auth, timeout=30) as client:
 
-        async def finish(kind: str, payload: dict[str, object]) -> None:
+        async def finish(kind: str, payload: dict[str, object]) -> dict[str, Any]:
             r = await client.post("/v1/jobs", json={"kind": kind, "payload": payload})
             job_id = r.json()["id"]
             for _ in range(1200):
                 job = (await client.get(f"/v1/jobs/{job_id}")).json()
                 if job["state"] in ("succeeded", "dead"):
-                    return
+                    break
                 await asyncio.sleep(0.1)
+            return dict(job.get("result") or {})
 
         symbols = ["IBM", "MSFT"]
         await finish("prices.ingest", {"symbols": symbols, "start": "2009-01-01"})
+        grid = {
+            "fast": {"start": 5, "stop": 50, "step": 5},
+            "slow": {"start": 20, "stop": 200, "step": 10},
+        }
+        optimized = await finish(
+            "strategy.optimize", {"symbols": ["IBM"], "grid": grid, "publish": True}
+        )
         await finish(
             "strategy.discover", {"symbols": symbols, "budget": 80, "seed": 1, "publish": True}
         )
         await finish("patterns.analyze", {"symbols": symbols, "since": "2012-06-01"})
         await finish("leaderboard.refresh", {"limit": 10})
+        return int(optimized["symbols"]["IBM"]["best"]["strategy_id"])
 
 
-async def capture(page: Page, base_url: str, key: str, job_id: int) -> None:
+async def capture(page: Page, base_url: str, key: str, job_id: int, strategy_id: int) -> None:
     await sign_in(page, base_url, key, "root")
     await expect(page.get_by_role("heading", name="Workers")).to_be_visible()
     await expect(page.locator("#view progress, #view table").first).to_be_visible()
@@ -105,6 +117,10 @@ async def capture(page: Page, base_url: str, key: str, job_id: int) -> None:
     await page.get_by_label("Symbol").select_option("IBM")
     await expect(page.get_by_role("img", name="IBM closing prices", exact=False)).to_be_visible()
     await page.screenshot(path=OUT / "results.png", full_page=True)
+    await page.goto(f"{base_url}/#/strategies/{strategy_id}")
+    await expect(page.get_by_role("img", name="Equity of strategy", exact=False)).to_be_visible()
+    await expect(page.get_by_role("img", name="in-sample sharpe", exact=False)).to_be_visible()
+    await page.screenshot(path=OUT / "strategy.png", full_page=True)
     await page.set_viewport_size({"width": 390, "height": 844})
     await page.goto(f"{base_url}/#/")
     await expect(page.get_by_role("heading", name="Workers")).to_be_visible()
@@ -135,12 +151,12 @@ async def main() -> None:
                 procs.start_worker(
                     "--concurrency", "2", "--processes", "0", "--queues", "research,prices"
                 )
-                await make_research(base_url, key)
+                strategy_id = await make_research(base_url, key)
                 job_id = await make_jobs(base_url, key)
                 async with async_playwright() as p:
                     browser = await launch(p)
                     page = await browser.new_page(viewport={"width": 1280, "height": 800})
-                    await capture(page, base_url, key, job_id)
+                    await capture(page, base_url, key, job_id, strategy_id)
                     await browser.close()
             finally:
                 procs.stop_all()
@@ -149,7 +165,7 @@ async def main() -> None:
     finally:
         if pg is not None:
             pg.destroy()
-    print(f"wrote {OUT / 'overview.png'}, {OUT / 'job.png'}")
+    print(f"wrote {', '.join(str(OUT / n) for n in SHOTS)}")
 
 
 if __name__ == "__main__":

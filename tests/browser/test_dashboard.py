@@ -8,6 +8,7 @@ import re
 
 import httpx
 import pytest
+import pytest_asyncio
 from playwright.async_api import Page, expect
 
 from tests.browser.support import sign_in, submit
@@ -138,49 +139,140 @@ async def test_a_phone_sized_window_scrolls_no_page_sideways(page: Page, system:
         assert width <= 390, f"{section} is {width}px wide"
 
 
-async def test_results_show_the_leaderboard_and_a_price_chart_with_patterns(
-    page: Page, system: System
-):
-    """The research kinds run by the real worker from an operator's API submissions (shared
-    research is an admin's to write); the Results page then shows a user what they stored."""
-    root = system.keys["root"]
+async def finish(system: System, kind: str, payload: dict, who: str = "root") -> dict:
+    """Submit through the API and poll it until the real worker has run the job."""
+    job_id = submit(system.base_url, system.keys[who], kind=kind, payload=payload)
+    for _ in range(600):  # polled through the API, as a frontend would
+        job = api_get(system, f"/v1/jobs/{job_id}", who)
+        if job["state"] in ("succeeded", "dead"):
+            break
+        await asyncio.sleep(0.1)
+    assert job["state"] == "succeeded", job["errors"]
+    return {**job["result"], "job_id": job_id}
 
-    async def finish(kind: str, payload: dict) -> dict:
-        job_id = submit(system.base_url, root, kind=kind, payload=payload)
-        for _ in range(600):  # polled through the API, as a frontend would
-            job = api_get(system, f"/v1/jobs/{job_id}", "root")
-            if job["state"] in ("succeeded", "dead"):
-                break
-            await asyncio.sleep(0.1)
-        assert job["state"] == "succeeded", job["errors"]
-        return job["result"]
 
-    await finish("prices.ingest", {"symbols": ["IBM"], "start": "2010-01-01", "end": "2012-12-31"})
-    grid = {
-        "fast": {"start": 5, "stop": 20, "step": 5},
-        "slow": {"start": 30, "stop": 90, "step": 30},
-    }
-    optimized = await finish(
-        "strategy.optimize", {"symbols": ["IBM"], "grid": grid, "publish": True}
+GRID = {"fast": {"start": 5, "stop": 30, "step": 5}, "slow": {"start": 30, "stop": 120, "step": 30}}
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def research(system: System) -> dict:
+    """Research the real worker ran from an operator's API submissions (shared research is
+    an admin's to write), and one optimization of bob's own."""
+    await finish(
+        system,
+        "prices.ingest",
+        {"symbols": ["IBM", "MSFT"], "start": "2000-01-01", "end": "2012-12-31"},
     )
-    found = await finish("patterns.analyze", {"symbols": ["IBM"]})
-    board = await finish("leaderboard.refresh", {"limit": 10})
+    shared = await finish(
+        system, "strategy.optimize", {"symbols": ["IBM"], "grid": GRID, "publish": True}
+    )
+    found = await finish(system, "patterns.analyze", {"symbols": ["IBM"]})
+    board = await finish(system, "leaderboard.refresh", {"limit": 10})
+    own = await finish(system, "strategy.optimize", {"symbols": ["MSFT"], "grid": GRID}, "bob")
     assert board["entries"] >= 1
+    return {"shared": shared, "patterns": found["patterns"], "board": board, "own": own}
 
-    await sign_in(page, system.base_url, system.keys["bob"], "key:bob (user)")  # shared results
+
+async def test_results_show_both_leaderboards_and_any_stored_symbols_prices_with_patterns(
+    page: Page, system: System, research: dict
+):
+    await sign_in(page, system.base_url, system.keys["bob"], "key:bob (user)")
     await page.get_by_role("link", name="Results").click()
     table = page.get_by_role("table", name="Leaderboard")
-    await expect(table.locator("tbody tr")).to_have_count(board["entries"])
-    best = optimized["symbols"]["IBM"]["best"]
+    await expect(table.locator("tbody tr")).to_have_count(research["board"]["entries"])
+    best = research["shared"]["symbols"]["IBM"]["best"]
     await expect(table.locator("tbody tr").first).to_contain_text("IBM")
     await expect(table).to_contain_text(f"fast={best['params']['fast']}")
+    mine = page.get_by_role("table", name="Your strategies")
+    own = research["own"]["symbols"]["MSFT"]["best"]
+    await expect(mine.locator(f'tr[data-strategy-id="{own["strategy_id"]}"]')).to_contain_text(
+        "MSFT"
+    )
+
+    # the symbols are the stored ones (MSFT was never among them before), not a fixed list
+    options = await page.get_by_label("Symbol").locator("option").all_text_contents()
+    stored = [s["symbol"] for s in api_get(system, "/v1/symbols", "bob")["symbols"]]
+    assert options == stored and "MSFT" in options
+    first = {s["symbol"]: s["first"][:10] for s in api_get(system, "/v1/symbols", "bob")["symbols"]}
     await page.get_by_label("Symbol").select_option("IBM")
-    chart = page.get_by_role("img", name=re.compile(r"^IBM closing prices from 2010-01-04"))
+    chart = page.get_by_role("img", name=re.compile(f"^IBM closing prices from {first['IBM']}"))
     await expect(chart).to_be_visible()
-    markers = await chart.locator("text.marker").count()
-    assert 0 < markers <= found["patterns"]
-    await page.get_by_label("Symbol").select_option("AAPL")
-    await expect(page.get_by_text("No AAPL prices yet")).to_be_visible()
+    # every pattern found is drawn, in lanes under the line, not the newest 500
+    await expect(chart.locator("rect.lane-mark")).to_have_count(research["patterns"])
+    assert research["patterns"] > 500
+    assert await chart.locator("text.tick").count() >= 8  # several ticks on each axis
+    years = await chart.locator("text.tick").all_text_contents()
+    assert {"2004", "2008", "2012"} <= set(years)
+    await page.get_by_label("Symbol").select_option("MSFT")
+    msft = page.get_by_role("img", name=re.compile(f"^MSFT closing prices from {first['MSFT']}"))
+    await expect(msft).to_be_visible()
+    await expect(page.get_by_text("No pattern detected on MSFT yet")).to_be_visible()
+
+
+async def test_a_strategy_page_shows_its_samples_curve_drawdown_trades_and_grid(
+    page: Page, system: System, research: dict
+):
+    best = research["shared"]["symbols"]["IBM"]["best"]
+    sid = best["strategy_id"]
+    curve = api_get(system, f"/v1/strategies/{sid}/curve", "bob")
+    await sign_in(page, system.base_url, system.keys["bob"], "key:bob (user)")
+    await page.get_by_role("link", name="Results").click()
+    await page.get_by_role("table", name="Leaderboard").get_by_role("link", name=f"#{sid}").click()
+    await expect(page).to_have_url(re.compile(f"#/strategies/{sid}$"))
+    await expect(
+        page.get_by_role("heading", name=re.compile("^IBM · ma_crossover"))
+    ).to_be_visible()
+    metrics = page.get_by_role("table", name="Metrics")
+    header = await metrics.locator("thead th").all_text_contents()
+    assert header[1:] == ["In sample", "Out of sample", "Buy and hold (out of sample)"]
+    sharpe = metrics.locator("tr", has_text="Sharpe")
+    cells = await sharpe.locator("td").all_text_contents()
+    assert cells[0] == f"{best['in_sample']['sharpe']:.2f}"
+    assert cells[1] == f"{best['out_of_sample']['sharpe']:.2f}"
+
+    equity = page.get_by_role("img", name=re.compile(f"^Equity of strategy {sid}"))
+    await expect(equity).to_be_visible()
+    assert await equity.locator("polyline").count() == 2  # the strategy and buy-and-hold
+    name = await equity.get_attribute("aria-label")
+    assert f"ends at {curve['equity'][-1]:.3f}" in name
+    await expect(
+        page.get_by_role("img", name=re.compile(f"^Drawdown of strategy {sid}"))
+    ).to_be_visible()
+    prices = page.get_by_role("img", name=re.compile(r"^IBM closing prices .* trade entries"))
+    entries = len(curve["trades"])
+    exits = sum(1 for t in curve["trades"] if t["exit_ts"])
+    assert entries > 0
+    await expect(prices.locator("text.marker.entry")).to_have_count(entries)
+    await expect(prices.locator("text.marker.exit")).to_have_count(exits)
+    await expect(page.get_by_role("table", name="Trades").locator("tbody tr")).to_have_count(
+        entries
+    )
+
+    heat = page.get_by_role("img", name=re.compile(r"^IBM: in-sample sharpe over fast and slow"))
+    await expect(heat).to_be_visible()
+    grid = research["shared"]["symbols"]["IBM"]["grid"]
+    sizes = [len(a["values"]) for a in grid["axes"]]
+    await expect(heat.locator("rect.cell")).to_have_count(sizes[0] * sizes[1])
+    chosen = heat.locator("rect.cell-best")
+    await expect(chosen).to_have_count(1)
+    assert "(chosen)" in await chosen.locator("title").text_content()
+    # swap the axes: the same cells, transposed
+    await page.get_by_label("Across").select_option(label="slow")
+    await expect(page.get_by_role("img", name=re.compile("over slow and fast"))).to_be_visible()
+
+    # an optimization's job page draws its grid too, linked to the chosen strategy
+    job_id = research["own"]["job_id"]
+    await page.goto(f"{system.base_url}/#/jobs/{job_id}")
+    heat = page.get_by_role("img", name=re.compile(r"^MSFT: in-sample sharpe"))
+    await expect(heat).to_be_visible()
+    cells = await heat.locator("rect.cell").evaluate_all("cells => cells.map(c => c.dataset.value)")
+    grid = research["own"]["symbols"]["MSFT"]["grid"]
+    expected = [v for row in zip(*grid["values"], strict=True) for v in row]  # rows are slow
+    assert [float(c) if c else None for c in cells] == expected
+    await page.get_by_role("link", name="the chosen strategy").click()
+    await expect(
+        page.get_by_role("heading", name=re.compile("^MSFT · ma_crossover"))
+    ).to_be_visible()
 
 
 async def test_the_api_reference_renders_from_this_server_under_its_csp(page: Page, system: System):

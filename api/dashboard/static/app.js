@@ -9,6 +9,7 @@ import * as job from "./job.js";
 import * as dead from "./dead.js";
 import * as schedules from "./schedules.js";
 import * as results from "./results.js";
+import * as strategy from "./strategy.js";
 
 const view = document.getElementById("view");
 const ctx = { me: null };
@@ -21,6 +22,7 @@ const ROUTES = [
   [/^#\/dead(\?.*)?$/, dead, "Dead letters"],
   [/^#\/schedules$/, schedules, "Schedules"],
   [/^#\/results$/, results, "Results"],
+  [/^#\/strategies\/(\d+)$/, strategy, "Strategy"],
 ];
 
 function signIn(reason) {
@@ -87,7 +89,8 @@ async function route() {
   const found = ROUTES.find(([re]) => re.test(hash));
   for (const a of document.querySelectorAll("#nav a")) {
     const here = a.getAttribute("href") === hash.split("?")[0] ||
-      (hash.startsWith("#/jobs/") && a.getAttribute("href") === "#/active");
+      (hash.startsWith("#/jobs/") && a.getAttribute("href") === "#/active") ||
+      (hash.startsWith("#/strategies/") && a.getAttribute("href") === "#/results");
     if (here) a.setAttribute("aria-current", "page"); else a.removeAttribute("aria-current");
   }
   if (!found) {

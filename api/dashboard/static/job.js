@@ -3,6 +3,7 @@
 // page current; a state change re-reads the job and its events.
 
 import { ApiError, follow, get, post } from "./api.js";
+import { heatmap } from "./heatmap.js";
 import {
   act, clear, duration, errorText, h, json, message, notice, progressBar, stateBadge, TERMINAL, timeEl,
 } from "./ui.js";
@@ -76,6 +77,7 @@ export async function render(root, { params, signal }) {
           h("h2", { id: "payload-title" }, "Payload"), json(job.payload),
           h("h2", {}, "Result"),
           job.result === null ? message("empty", job.state === "succeeded" ? "The job returned nothing." : "No result yet.") : json(job.result))),
+      gridCard(job),
       h("section", { class: "card", "aria-labelledby": "errors-title" },
         h("h2", { id: "errors-title" }, `Errors (${job.errors.length})`),
         job.errors.length === 0 ? message("empty", "No attempt has failed.") :
@@ -125,6 +127,17 @@ function timeline(job, events) {
   if (job.started_at) all.push({ at: job.started_at, type: "started", data: { attempt: job.attempt } });
   if (job.finished_at) all.push({ at: job.finished_at, type: job.state });
   return all.sort((a, b) => new Date(a.at) - new Date(b.at));
+}
+
+// An optimization's grids, one heatmap per symbol, each linked to its chosen strategy.
+function gridCard(job) {
+  const symbols = job.kind === "strategy.optimize" ? Object.entries(job.result?.symbols || {}).filter(([, e]) => e.grid) : [];
+  if (!symbols.length) return null;
+  return h("section", { class: "card", "aria-labelledby": "grids-title" },
+    h("h2", { id: "grids-title" }, "Grid"),
+    symbols.map(([symbol, e]) => h("div", {},
+      h("h3", {}, symbol, e.best?.strategy_id ? [" · ", h("a", { href: `#/strategies/${e.best.strategy_id}` }, "the chosen strategy")] : null),
+      heatmap(symbol, e.grid, e.best?.params))));
 }
 
 function pair(term, value) {

@@ -21,7 +21,7 @@ export function s(tag, attrs = {}, ...children) {
 const ATTRIBUTES = new Set([
   "class", "id", "type", "name", "value", "for", "scope", "role", "hidden", "title", "size",
   "placeholder", "pattern", "min", "max", "step", "datetime", "colspan", "rowspan", "disabled",
-  "required", "autocomplete", "spellcheck", "tabindex", "open", "lang", "href", "method",
+  "required", "selected", "autocomplete", "spellcheck", "tabindex", "open", "lang", "href", "method",
   "x", "y", "x1", "y1", "x2", "y2", "cx", "cy", "r", "width", "height", "points", "d", "fill",
   "stroke", "stroke-width", "stroke-dasharray", "text-anchor", "dominant-baseline", "transform",
   "viewBox", "preserveAspectRatio", "opacity", "font-size",
