@@ -78,14 +78,23 @@ class InlineContext:
         return False
 
 
-async def run_inline(store: Store, kind: str, payload: dict[str, Any], owner: str) -> Any:
+async def run_inline(
+    store: Store, kind: str, payload: dict[str, Any], owner: str, *, finish: bool = False
+) -> Any:
     """Enqueue a job, claim it for real, and run its kind's load → handler → save here, as a
-    worker would (without finishing the job): the research tables get real rows."""
-    return (await run_attempts(store, kind, payload, owner, 1))[0]
+    worker would: the research tables get real rows. With `finish`, the job then succeeds
+    with that result, as the worker's completer would write it."""
+    return (await run_attempts(store, kind, payload, owner, 1, finish=finish))[0]
 
 
 async def run_attempts(
-    store: Store, kind: str, payload: dict[str, Any], owner: str, times: int
+    store: Store,
+    kind: str,
+    payload: dict[str, Any],
+    owner: str,
+    times: int,
+    *,
+    finish: bool = False,
 ) -> list[Any]:
     """`run_inline`, its attempt repeated `times` (as after a crash between storing and
     finishing); each attempt's result."""
@@ -101,4 +110,8 @@ async def run_attempts(
         inputs = await spec.load(store.pool, job, model)
         output = spec.handler(InlineContext(job.id, kind), model, inputs)
         results.append(await spec.save(store.pool, job, model, output))
+    if finish:
+        from jobs.transitions import Success
+
+        assert await store.complete(job, Success(results[-1]))
     return results

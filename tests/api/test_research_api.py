@@ -29,7 +29,7 @@ async def research(api, store):
     )
     # the platform's own research (its schedules' jobs) is published
     shared = await run_inline(
-        store, "strategy.optimize", {"symbols": ["MSFT"], "grid": grid}, owner="system"
+        store, "strategy.optimize", {"symbols": ["MSFT"], "grid": grid}, owner="system", finish=True
     )
     found = await run_inline(store, "patterns.analyze", {"symbols": ["IBM"]}, owner="system")
     board = await run_inline(store, "leaderboard.refresh", {"limit": 5}, owner="system")
@@ -350,3 +350,32 @@ async def test_every_stored_symbol_is_listed_with_its_span(api, store, research)
         assert listed[(s["symbol"], s["interval"])]["first"] == s["first"].isoformat().replace(
             "+00:00", "Z"
         )
+
+
+async def test_an_optimized_runs_grid_is_served_to_whoever_sees_the_run(api, store, research):
+    """bob sees the platform's published run, and its grid, though not the job behind it."""
+    entry = research["shared"]["symbols"]["MSFT"]
+    sid = entry["best"]["strategy_id"]
+    r = await api.get(f"/v1/strategies/{sid}/grid", who="bob")
+    assert r.status_code == 200, r.text
+    grid = r.json()
+    assert grid["axes"] == entry["grid"]["axes"] and grid["values"] == entry["grid"]["values"]
+    assert grid["best"] == entry["best"]["params"] and grid["metric"] == "sharpe"
+    job = (await api.get(f"/v1/strategies/{sid}", who="bob")).json()["job_id"]
+    assert (await api.get(f"/v1/jobs/{job}", who="bob")).status_code == 404
+    mine = research["optimized"]["symbols"]["IBM"]["best"]["strategy_id"]
+    assert (await api.get(f"/v1/strategies/{mine}/grid", who="bob")).status_code == 404
+
+
+async def test_a_discovered_run_has_no_grid_and_says_why(api, store, research):
+    found = await run_inline(
+        store,
+        "strategy.discover",
+        {"symbols": ["IBM"], "budget": 40, "seed": 5, "folds": 3},
+        "key:alice",
+    )
+    sid = found["symbols"]["IBM"]["discovered"][0]["strategy_id"]
+    r = await api.get(f"/v1/strategies/{sid}/grid")
+    assert (
+        r.status_code == 404 and "only an optimization has a grid" in r.json()["error"]["message"]
+    )
