@@ -274,6 +274,25 @@ async def test_a_strategy_page_shows_its_samples_curve_drawdown_trades_and_grid(
         page.get_by_role("heading", name=re.compile("^MSFT · ma_crossover"))
     ).to_be_visible()
 
+    # a grid that computes for a second: its progress names the symbol and the step, the
+    # job page's timeline shows them, and a finished job shows no stale step
+    big = {"fast": {"start": 2, "stop": 100}, "slow": {"start": 10, "stop": 250, "step": 2}}
+    job_id = (
+        await finish(system, "strategy.optimize", {"symbols": ["MSFT", "IBM"], "grid": big}, "bob")
+    )["job_id"]
+    said = [
+        e["data"].get("message") or ""
+        for e in api_get(system, f"/v1/jobs/{job_id}/events", "bob")
+        if e["type"] == "progress"
+    ]
+    shape = r"(MSFT \(1|IBM \(2) of 2\), ma_crossover grid: [0-9,]+ of [0-9,]+ parameter sets"
+    steps = [m for m in said if re.fullmatch(shape, m)]
+    assert steps, said
+    step = steps[-1]
+    await page.goto(f"{system.base_url}/#/jobs/{job_id}")
+    await expect(page.locator("ol.timeline")).to_contain_text(step)
+    await expect(page.locator(".progress-text")).to_have_text("100%")
+
 
 async def test_the_api_reference_renders_from_this_server_under_its_csp(page: Page, system: System):
     # The page fixture fails the test on any console error, a CSP refusal among them.

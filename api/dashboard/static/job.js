@@ -60,7 +60,7 @@ export async function render(root, { params, signal }) {
         h("div", { class: "progress-cell" },
           progressBar(job.progress, "Progress"),
           h("span", { class: "progress-text", "aria-live": "polite" }, `${job.progress}%`,
-            job.progress_message ? ` — ${job.progress_message}` : ""))),
+            job.progress_message && job.state !== "succeeded" ? ` — ${job.progress_message}` : ""))),
       h("div", { class: "grid" },
         h("section", { class: "card", "aria-labelledby": "details-title" },
           h("h2", { id: "details-title" }, "Details"),
