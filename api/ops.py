@@ -6,7 +6,7 @@ from __future__ import annotations
 import hmac
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 
 from api.auth import Admin, Caller, bearer_credential
 from api.errors import ERRORS, ApiError, ErrorBody
@@ -14,10 +14,13 @@ from api.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from api.metrics import render as render_metrics
 from api.routing import GuardedRoute, app_settings, app_specs
 from api.schemas import (
+    NAME,
     HealthOut,
     KindOut,
     MeOut,
+    QueueControlOut,
     QueueOut,
+    QueuePatch,
     ReadyOut,
     ThroughputOut,
     ThroughputPoint,
@@ -91,6 +94,28 @@ async def queues(request: Request, who: Caller) -> list[QueueOut]:
     oldest ready job has waited. A user's figures count only its own jobs."""
     rows = await request.app.state.store.queue_stats(owner=who.owner_filter)
     return [QueueOut(**r) for r in rows]
+
+
+QueueName = Annotated[str, Path(min_length=1, max_length=128, pattern=NAME)]
+
+
+@router.patch("/v1/queues/{name}", response_model=QueueControlOut, responses=ERRORS, tags=["ops"])
+async def control_queue(
+    request: Request, name: QueueName, body: QueuePatch, who: Admin
+) -> QueueControlOut:
+    """Admin only: pause or resume a queue, or limit how many of its jobs run at once over
+    every worker (`null` lifts it). Applies to every worker's next claim; a queue need not
+    have jobs yet. A limit counts a dead worker's jobs until their leases expire and the
+    reaper requeues them, so it is never exceeded."""
+    given = body.model_fields_set
+    row = await request.app.state.store.control_queue(
+        name,
+        by=who.owner,
+        paused=body.paused if "paused" in given else None,
+        concurrency=body.concurrency,
+        set_concurrency="concurrency" in given,
+    )
+    return QueueControlOut(**row)
 
 
 @router.get("/v1/workers", response_model=list[WorkerOut], responses=ERRORS, tags=["ops"])

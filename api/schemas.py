@@ -242,6 +242,48 @@ class QueueOut(BaseModel):
     dead_last_minute: int
     cancelled_last_minute: int
     oldest_queued_age_s: float | None
+    paused: bool = Field(description="nothing is claimed from it until it is resumed")
+    concurrency: int | None = Field(description="at most this many run at once (null: no limit)")
+
+
+def _queue_patch_schema(schema: dict[str, Any]) -> None:
+    """`paused` is not nullable; an empty patch is refused."""
+    _not_nullable({"properties": {"paused": schema["properties"]["paused"]}})
+    schema["minProperties"] = 1
+
+
+class QueuePatch(JsonInput):
+    """Only the fields sent change. `concurrency: null` lifts the limit; `paused` takes true
+    or false, never null."""
+
+    model_config = ConfigDict(json_schema_extra=_queue_patch_schema)
+
+    paused: bool | None = Field(
+        default=None,
+        description="true: nothing is claimed from the queue (running jobs finish, new jobs"
+        " are still accepted); false: resume",
+    )
+    concurrency: int | None = Field(
+        default=None,
+        ge=0,
+        le=1_000_000,
+        description="at most this many of the queue's jobs run at once, over every worker and"
+        " host; null: no limit",
+    )
+
+    @model_validator(mode="after")
+    def _something(self) -> QueuePatch:
+        if not self.model_fields_set:
+            raise ValueError("send paused, concurrency, or both")
+        return self
+
+
+class QueueControlOut(BaseModel):
+    queue: str
+    paused: bool
+    concurrency: int | None
+    updated_at: datetime
+    updated_by: str
 
 
 class WorkerOut(BaseModel):

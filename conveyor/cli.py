@@ -258,8 +258,8 @@ def health(
 
 app.command()(remote.submit)
 app.command()(remote.watch)
-app.command()(remote.queues)
 app.command()(remote.workers)
+app.add_typer(remote.queues, name="queues")
 app.add_typer(remote.jobs, name="jobs")
 app.add_typer(remote.dead, name="dead")
 

@@ -1,5 +1,5 @@
 """Operator commands that talk to a running API over HTTP, as the frontend does:
-`conveyor submit|watch|queues|workers`, `conveyor jobs …`, `conveyor dead …`.
+`conveyor submit|watch|workers`, `conveyor queues …`, `conveyor jobs …`, `conveyor dead …`.
 
 Every command reads `--api-url` / CONVEYOR_API_URL and `--api-key` / CONVEYOR_API_KEY;
 listings print a table, or the API's JSON with `--json`. `watch` exits with a code that says
@@ -168,16 +168,73 @@ def watch(
 # -- listings ---------------------------------------------------------------------------------
 
 
-def queues(
-    api_url: ApiUrl = "http://127.0.0.1:8000", api_key: ApiKey = "", as_json: AsJson = False
+queues = typer.Typer(
+    help="Queues: list them (no sub-command), pause and resume one, limit how many run.",
+    invoke_without_command=True,
+)
+
+
+@queues.callback()
+def queues_list(
+    ctx: typer.Context,
+    api_url: ApiUrl = "http://127.0.0.1:8000",
+    api_key: ApiKey = "",
+    as_json: AsJson = False,
 ) -> None:
-    """Per queue: queued, running, finished in the last minute, oldest waiting."""
+    """Per queue: queued, running, finished in the last minute, oldest waiting, and whether
+    it is paused or limited."""
+    if ctx.invoked_subcommand is not None:
+        return
     rows = _call(api_url, api_key, "GET", "/v1/queues")
     if as_json:
         _print_json(rows)
         return
     columns = ["queue", "queued", "running", "succeeded_last_minute", "dead_last_minute"]
-    _table(rows, [*columns, "oldest_queued_age_s"], "queues")
+    _table(rows, [*columns, "oldest_queued_age_s", "paused", "concurrency"], "queues")
+
+
+QueueArg = Annotated[str, typer.Argument(help="The queue's name.")]
+
+
+def _control(api_url: str, api_key: str, name: str, body: dict[str, Any]) -> None:
+    from urllib.parse import quote
+
+    row = _call(api_url, api_key, "PATCH", f"/v1/queues/{quote(name, safe='')}", json=body)
+    limit = "no limit" if row["concurrency"] is None else f"at most {row['concurrency']} running"
+    out.print(f"{row['queue']}: {'paused' if row['paused'] else 'claimed'}, {limit}")
+
+
+@queues.command("pause")
+def queues_pause(
+    name: QueueArg, api_url: ApiUrl = "http://127.0.0.1:8000", api_key: ApiKey = ""
+) -> None:
+    """Claim nothing from the queue: running jobs finish, new ones are still accepted."""
+    _control(api_url, api_key, name, {"paused": True})
+
+
+@queues.command("resume")
+def queues_resume(
+    name: QueueArg, api_url: ApiUrl = "http://127.0.0.1:8000", api_key: ApiKey = ""
+) -> None:
+    """Claim from the queue again."""
+    _control(api_url, api_key, name, {"paused": False})
+
+
+@queues.command("limit")
+def queues_limit(
+    name: QueueArg,
+    concurrency: Annotated[str, typer.Argument(help="At most this many running, or `none`.")],
+    api_url: ApiUrl = "http://127.0.0.1:8000",
+    api_key: ApiKey = "",
+) -> None:
+    """At most CONCURRENCY of the queue's jobs run at once over every worker; `none` lifts it."""
+    if concurrency.lower() == "none":
+        value: int | None = None
+    elif concurrency.isdigit():
+        value = int(concurrency)
+    else:
+        raise typer.BadParameter(f"{concurrency!r}: a whole number, or none")
+    _control(api_url, api_key, name, {"concurrency": value})
 
 
 def workers(

@@ -161,12 +161,12 @@ JOIN job j ON j.owner = k.owner AND j.idempotency_key = k.key
 # - The job row is the truth: a ready row whose job is no longer queued (cancelled while
 #   queued, which leaves its ready row behind) is deleted and claims nothing.
 # - Rows come back in claim order, so a worker starts its jobs in that order.
-def _claim_half(half: int) -> str:
+def _claim_half(half: int, guard: str, limit: str, clock: str) -> str:
     return f"""half_{half} AS MATERIALIZED (
     SELECT {half} AS half, ctid AS tid, id, priority, run_at FROM job_ready_{half}
-    WHERE queue = $1 AND run_at <= coalesce($5, now())
+    WHERE queue = $1 AND run_at <= {clock}{guard}
     ORDER BY priority DESC, run_at, id
-    LIMIT $2
+    LIMIT {limit}
     FOR UPDATE SKIP LOCKED
 )"""
 
@@ -178,26 +178,84 @@ def _take_half(half: int) -> str:
 )"""
 
 
-CLAIM = f"""
-WITH {", ".join(_claim_half(h) for h in READY_HALVES)}, picked AS MATERIALIZED (
+def _claim(
+    guard: str = "", limit: str = "$2", first: str = "", clock: str = "coalesce($5, now())"
+) -> str:
+    halves = ", ".join(_claim_half(h, guard, limit, clock) for h in READY_HALVES)
+    return f"""
+WITH {first}{halves}, picked AS MATERIALIZED (
     {" UNION ALL ".join(f"SELECT * FROM half_{h}" for h in READY_HALVES)}
     ORDER BY priority DESC, run_at, id
-    LIMIT $2
+    LIMIT {limit}
 ), {", ".join(_take_half(h) for h in READY_HALVES)}, claimed AS (
     UPDATE job j
     SET state = 'running',
         attempt = j.attempt + 1,
         lease_owner = $3,
-        lease_expires_at = coalesce($5, now()) + make_interval(secs => $4),
-        started_at = coalesce($5, now()),
+        lease_expires_at = {clock} + make_interval(secs => $4),
+        started_at = {clock},
         progress = 0,
         progress_message = NULL
     FROM picked t
-    WHERE j.id = t.id AND (j.state = 'queued') IS TRUE AND j.run_at <= coalesce($5, now())
+    WHERE j.id = t.id AND (j.state = 'queued') IS TRUE AND j.run_at <= {clock}
     RETURNING {", ".join("j." + c for c in CLAIMED_COLUMNS.split(", "))}
 ), {_notify_changes("claimed")}
 SELECT * FROM claimed WHERE {_SENT} ORDER BY priority DESC, run_at, id
 """
+
+
+CONTROLLED = "(paused OR concurrency IS NOT NULL)"
+CLAIM = _claim(
+    guard=f"\n      AND NOT EXISTS (SELECT 1 FROM queue_control WHERE queue = $1 AND {CONTROLLED})"
+)
+"""A queue nobody controls. The guard is one probe of queue_control's primary key, evaluated
+once: a paused or limited queue claims nothing here, and the store, finding the claim empty,
+asks QUEUE_CONTROL and takes the controlled path below."""
+
+QUEUE_CONTROL = f"SELECT paused, concurrency FROM queue_control WHERE queue = $1 AND {CONTROLLED}"
+
+# A controlled queue is claimed in a transaction that first takes its queue_control row's
+# lock (LOCK_QUEUE_CONTROL, a statement of its own), then runs CLAIM_UNDER_LIMIT, whose
+# snapshot starts after the lock was granted: it counts every job another claim committed
+# before releasing the lock, so claims from every worker take turns and the limit holds
+# exactly. Counting one statement with the lock inside would not: a statement's snapshot is
+# taken before it waits for a lock, and would miss the claims it waited on. Running jobs
+# whose worker died still count until the reaper requeues them at lease expiry: the slot
+# heals then, never earlier. A job a worker holds in its buffer counts too: it is running
+# as far as the queue knows. $6 is the limit (NULL: paused only, which claims nothing).
+LOCK_QUEUE_CONTROL = QUEUE_CONTROL + " FOR UPDATE"
+
+# An operator's change of a queue's control: a field passed as NULL keeps its value ($4 says
+# whether $3, the limit, was given: NULL is also "no limit"). One statement, so two changes
+# at once (a pause and a limit) both hold. The queue's workers are woken: a resume or a
+# higher limit starts jobs at once.
+SET_QUEUE_CONTROL = f"""
+WITH changed AS (
+    INSERT INTO queue_control AS c (queue, paused, concurrency, updated_by)
+    VALUES ($1, coalesce($2, false), CASE WHEN $4 THEN $3::integer END, $5)
+    ON CONFLICT (queue) DO UPDATE
+    SET paused = coalesce($2, c.paused),
+        concurrency = CASE WHEN $4 THEN $3::integer ELSE c.concurrency END,
+        updated_at = now(), updated_by = $5
+    RETURNING queue, paused, concurrency, updated_at, updated_by
+)
+SELECT changed.*, pg_notify('{NOTIFY_CHANNEL}', queue)::text AS woken FROM changed
+"""
+
+QUEUE_CONTROLS = """
+SELECT queue, paused, concurrency, updated_at, updated_by FROM queue_control ORDER BY queue
+"""
+
+CLAIM_UNDER_LIMIT = _claim(
+    first="""room AS MATERIALIZED (
+    SELECT greatest(0, least($2, $6::integer - count(*))) AS n FROM job
+    WHERE state = 'running' AND queue = $1
+), """,
+    limit="(SELECT n FROM room)",
+    # the transaction began before the lock was granted: its now() would date the start
+    # before the finish that freed the slot
+    clock="coalesce($5, statement_timestamp())",
+)
 
 # The plans of the claim, finish and heartbeat, fixed: each half of `job_ready` by its index in
 # claim order, its rows deleted by tid, jobs by primary key. Left to its estimates the planner
@@ -577,14 +635,19 @@ WITH live AS (
       AND ($1::text IS NULL OR owner = $1)
     GROUP BY queue
 )
-SELECT coalesce(l.queue, r.queue) AS queue,
+SELECT coalesce(l.queue, r.queue, c.queue) AS queue,
        coalesce(l.queued, 0) AS queued,
        coalesce(l.running, 0) AS running,
        coalesce(r.succeeded, 0) AS succeeded_last_minute,
        coalesce(r.dead, 0) AS dead_last_minute,
        coalesce(r.cancelled, 0) AS cancelled_last_minute,
-       extract(epoch FROM now() - l.oldest_ready)::float8 AS oldest_queued_age_s
+       extract(epoch FROM now() - l.oldest_ready)::float8 AS oldest_queued_age_s,
+       coalesce(c.paused, false) AS paused,
+       c.concurrency
 FROM live l FULL JOIN recent r ON r.queue = l.queue
+FULL JOIN (SELECT queue, paused, concurrency FROM queue_control) c
+       ON c.queue = coalesce(l.queue, r.queue)
+WHERE coalesce(l.queue, r.queue) IS NOT NULL OR c.paused OR c.concurrency IS NOT NULL
 ORDER BY 1
 """
 

@@ -183,6 +183,11 @@ class Store:
     _finisher: _Kept = field(
         default_factory=lambda: _Kept(sql.HOT_PLANNER, sql.HOT_PLANNER_RESET), repr=False
     )
+    _controlled: set[str] = field(default_factory=set, repr=False)
+    """Queues found paused or limited: claimed under their control row's lock."""
+    _limited_jobs: dict[int, str] = field(default_factory=dict, repr=False)
+    """Jobs claimed from a limited queue, and its name: their finish frees a slot, which
+    wakes that queue's workers (no other finish notifies)."""
 
     @classmethod
     async def connect(
@@ -383,8 +388,7 @@ class Store:
         """
         async with self._hot(self._claimer) as conn:
             if len(queues) == 1:
-                rows = await conn.fetch(sql.CLAIM, queues[0], limit, worker_id, lease_s, now)
-                return [Claimed(*r) for r in rows]
+                return await self._claim_queue(conn, queues[0], limit, worker_id, lease_s, now)
             # Several statements: one transaction, so that a failure or a cancelled caller
             # part-way through leaves no job claimed that nobody will run.
             claimed: list[Claimed] = []
@@ -393,9 +397,47 @@ class Store:
                     want = limit - len(claimed)
                     if want <= 0:
                         break
-                    rows = await conn.fetch(sql.CLAIM, queue, want, worker_id, lease_s, now)
-                    claimed.extend(Claimed(*r) for r in rows)
+                    claimed += await self._claim_queue(conn, queue, want, worker_id, lease_s, now)
             return claimed
+
+    async def _claim_queue(
+        self,
+        conn: asyncpg.Connection,
+        queue: str,
+        want: int,
+        worker_id: str,
+        lease_s: float,
+        now: datetime | None,
+    ) -> list[Claimed]:
+        """One queue's claim: the one-statement CLAIM while nobody controls the queue; under
+        its queue_control row's lock once it is paused or limited (sql.CLAIM_UNDER_LIMIT).
+        Which one is learnt from an empty claim, so a claim that finds jobs costs nothing
+        more, and a control set or lifted applies to the very next claim."""
+        if queue not in self._controlled:
+            rows = await conn.fetch(sql.CLAIM, queue, want, worker_id, lease_s, now)
+            if rows or await conn.fetchrow(sql.QUEUE_CONTROL, queue) is None:
+                return [Claimed(*r) for r in rows]
+            self._controlled.add(queue)
+        async with conn.transaction():
+            control = await conn.fetchrow(sql.LOCK_QUEUE_CONTROL, queue)
+            if control is None:
+                self._controlled.discard(queue)
+                rows = await conn.fetch(sql.CLAIM, queue, want, worker_id, lease_s, now)
+            elif control["paused"]:
+                return []
+            else:
+                rows = await conn.fetch(
+                    sql.CLAIM_UNDER_LIMIT,
+                    queue,
+                    want,
+                    worker_id,
+                    lease_s,
+                    now,
+                    control["concurrency"],
+                )
+                for r in rows:
+                    self._limited_jobs[r["id"]] = queue
+        return [Claimed(*r) for r in rows]
 
     async def extend_leases(
         self,
@@ -438,6 +480,20 @@ class Store:
         if len(unique) < len(changes):
             log.warning("job.duplicate_outcome", leases=len(changes) - len(unique))
             changes = list(unique.items())
+        freed = {self._limited_jobs.pop(lease.job_id, None) for lease, _ in changes} - {None}
+        try:
+            return await self._finish_many(changes, now, conn)
+        finally:
+            if freed:  # a limited queue's slot is free: its workers may claim now
+                with contextlib.suppress(*TRANSIENT_ERRORS):
+                    await self.pool.execute(sql.NOTIFY_QUEUES, sorted(q for q in freed if q))
+
+    async def _finish_many(
+        self,
+        changes: Sequence[tuple[Lease, Change]],
+        now: datetime | None,
+        conn: asyncpg.Connection | None,
+    ) -> dict[Lease, JobState]:
         async with self._hot(self._finisher, conn) as db:
             owner = changes[0][0].owner
             if all(
@@ -819,6 +875,34 @@ class Store:
     ) -> list[Job]:
         rows = await self.pool.fetch(sql.ACTIVE_JOBS, owner, recent_s, limit)
         return [Job.from_row(r) for r in rows]
+
+    async def control_queue(
+        self,
+        queue: str,
+        *,
+        by: str,
+        paused: bool | None = None,
+        concurrency: int | None = None,
+        set_concurrency: bool = False,
+    ) -> dict[str, Any]:
+        """Pause or resume a queue, or set or lift its concurrency limit (`set_concurrency`
+        with None lifts it); what is not given keeps its value. Applies to the next claim of
+        every worker; the queue's workers are woken."""
+        row = await self.pool.fetchrow(
+            sql.SET_QUEUE_CONTROL, queue, paused, concurrency, set_concurrency, by
+        )
+        assert row is not None
+        log.info(
+            "queue.controlled",
+            queue=queue,
+            paused=row["paused"],
+            concurrency=row["concurrency"],
+            by=by,
+        )
+        return {k: row[k] for k in ("queue", "paused", "concurrency", "updated_at", "updated_by")}
+
+    async def queue_controls(self) -> list[dict[str, Any]]:
+        return [dict(r) for r in await self.pool.fetch(sql.QUEUE_CONTROLS)]
 
     async def queue_stats(self, *, owner: str | None = None) -> list[dict[str, Any]]:
         return [dict(r) for r in await self.pool.fetch(sql.QUEUE_STATS, owner)]

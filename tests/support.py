@@ -30,6 +30,7 @@ SCHEMA_TABLES = [
     "leaderboard_snapshot",
     "pattern",
     "price_bar",
+    "queue_control",
     "schedule",
     "strategy_run",
     "worker",

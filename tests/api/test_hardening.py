@@ -29,7 +29,14 @@ def operations_with_a_body() -> list[tuple[str, str]]:
 
 
 BODIES = operations_with_a_body()
-ADMIN_ONLY = {"/v1/schedules", "/v1/schedules/x", "/v1/jobs/retry", "/v1/jobs/retry/count"}
+ADMIN_ONLY = {
+    "/v1/schedules",
+    "/v1/schedules/x",
+    "/v1/jobs/retry",
+    "/v1/jobs/retry/count",
+    "/v1/queues/x",
+}
+PATCHED = {"/v1/schedules/x", "/v1/queues/x"}
 
 
 def test_the_generated_list_holds_every_body_route():
@@ -51,7 +58,7 @@ async def test_a_malformed_body_without_a_valid_credential_answers_401_not_422(
 
 @pytest.mark.parametrize("path", sorted(ADMIN_ONLY))
 async def test_a_users_malformed_body_to_an_admin_route_answers_403_not_422(api, path):
-    method = "PATCH" if path == "/v1/schedules/x" else "POST"
+    method = "PATCH" if path in PATCHED else "POST"
     headers = {**api.auth("alice"), "Content-Type": "application/json"}
     r = await api.client.request(method, path, content=MALFORMED, headers=headers)
     assert r.status_code == 403, r.text

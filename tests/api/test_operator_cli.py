@@ -98,3 +98,21 @@ async def test_queues_workers_and_a_bad_key(live):
     with_mallory = (client, {**auth, "mallory": {"Authorization": "Bearer nope"}})
     bad = conveyor(with_mallory, "mallory", "queues")
     assert bad.returncode == 1 and "401" in bad.stderr and "unknown or revoked" in bad.stderr
+
+
+async def test_an_operator_pauses_limits_and_resumes_a_queue_from_the_cli(live):
+    paused = await run(live, "root", "queues", "pause", "reports")
+    assert paused.returncode == 0, paused.stderr
+    assert "reports: paused, no limit" in paused.stdout
+    limited = await run(live, "root", "queues", "limit", "reports", "2")
+    assert "reports: paused, at most 2 running" in limited.stdout
+    listed = json.loads((await run(live, "root", "queues", "--json")).stdout)
+    assert {(q["queue"], q["paused"], q["concurrency"]) for q in listed} >= {("reports", True, 2)}
+    resumed = await run(live, "root", "queues", "resume", "reports")
+    assert "reports: claimed, at most 2 running" in resumed.stdout
+    lifted = await run(live, "root", "queues", "limit", "reports", "none")
+    assert "reports: claimed, no limit" in lifted.stdout
+    refused = await run(live, "alice", "queues", "pause", "reports")
+    assert refused.returncode == 1 and "403" in refused.stderr
+    bad = await run(live, "root", "queues", "limit", "reports", "lots")
+    assert bad.returncode == 2 and "a whole number, or none" in bad.stderr

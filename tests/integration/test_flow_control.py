@@ -1,0 +1,83 @@
+"""Flow control with real `conveyor worker` processes: a queue's concurrency limit holds over
+four workers while one is killed with -9, and a paused queue starts nothing until resumed."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+
+import pytest
+
+from jobs.model import NewJob
+from jobs.store import Store
+from tests.processes import Processes
+from tests.support import eventually
+
+pytestmark = pytest.mark.slow
+
+
+async def count(store: Store, state: str) -> int:
+    return await store.pool.fetchval("SELECT count(*) FROM job WHERE state = $1", state)
+
+
+def deepest_overlap(intervals: list[tuple[float, float]]) -> int:
+    """The most intervals open at one instant (an end before a start at the same time)."""
+    edges = sorted([(a, 1) for a, _ in intervals] + [(b, -1) for _, b in intervals])
+    depth = best = 0
+    for _, step in edges:
+        depth += step
+        best = max(best, depth)
+    return best
+
+
+async def test_four_workers_never_run_more_than_a_queues_limit_through_a_kill_9(
+    store: Store, procs: Processes
+):
+    await store.control_queue("limited", by="key:root", concurrency=3, set_concurrency=True)
+    await store.enqueue_many(
+        [NewJob(kind="demo.sleep", queue="limited", payload={"seconds": 0.02}) for _ in range(500)]
+    )
+    args = ("--queues", "limited", "--concurrency", "4", "--processes", "0", "--lease", "2s")
+    workers = [procs.start_worker(*args) for _ in range(4)]
+    samples: list[int] = []
+    stop = asyncio.Event()
+
+    async def sample() -> None:
+        while not stop.is_set():
+            samples.append(await count(store, "running"))
+            await asyncio.sleep(0.05)
+
+    sampler = asyncio.create_task(sample())
+    await eventually(lambda: count(store, "succeeded"), 30)  # the workers are up
+    await eventually(lambda: _at_least(store, 150), 60)
+    os.kill(workers[0].pid, signal.SIGKILL)  # it dies holding slots: they heal at expiry
+    workers[0].wait(timeout=10)
+    await eventually(lambda: _at_least(store, 500), 120)
+    stop.set()
+    await sampler
+
+    assert max(samples) <= 3, max(samples)
+    assert samples.count(3) > len(samples) // 4  # the limit was used, not merely respected
+    rows = await store.pool.fetch(
+        "SELECT extract(epoch FROM started_at) AS a, extract(epoch FROM finished_at) AS b"
+        " FROM job WHERE state = 'succeeded'"
+    )
+    assert len(rows) == 500 and await count(store, "dead") == 0
+    assert deepest_overlap([(float(r["a"]), float(r["b"])) for r in rows]) <= 3
+
+
+async def _at_least(store: Store, n: int) -> bool:
+    return await count(store, "succeeded") >= n
+
+
+async def test_a_paused_queue_starts_nothing_and_resumes_at_once(store: Store, procs: Processes):
+    await store.control_queue("held", by="key:root", paused=True)
+    procs.start_worker("--queues", "held,free", "--concurrency", "4", "--processes", "0")
+    await store.enqueue_many([NewJob(kind="demo.noop", queue="held") for _ in range(20)])
+    await store.enqueue(NewJob(kind="demo.noop", queue="free"))
+    await eventually(lambda: _at_least(store, 1), 30)  # the other queue's job ran
+    await asyncio.sleep(1.5)  # several polls and NOTIFYs later
+    assert await count(store, "queued") == 20
+    await store.control_queue("held", by="key:root", paused=False)
+    await eventually(lambda: _at_least(store, 21), 5)  # woken by the resume, not a poll
