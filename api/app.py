@@ -15,6 +15,7 @@ from api import dashboard, docs, errors, jobs, ops, research, schedules
 from api.auth import Authenticator
 from api.headers import StandardHeaders
 from api.keys import stream_secret
+from api.quotas import QuotaBook
 from api.routing import GuardedRoute
 from api.schemas import (
     ONE_START_TIME,
@@ -51,6 +52,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.store = await Store.connect(database_url)
+        app.state.quotas = QuotaBook.over(app.state.store.pool)
         app.state.stream_secret = (
             settings.stream_secret.encode()
             if settings.stream_secret

@@ -126,9 +126,9 @@ async def submit(
     """Validate and enqueue a job. A repeated idempotency key (body or
     `Idempotency-Key` header) answers 200 with the existing job."""
     store: Store = request.app.state.store
-    job, duplicate = await store.submit(
-        new_job(body, who, app_specs(request), idempotency_key), notify=False
-    )
+    wanted = new_job(body, who, app_specs(request), idempotency_key)
+    await request.app.state.quotas.admit(who, [wanted])
+    job, duplicate = await store.submit(wanted, notify=False)
     response.headers["Location"] = f"/v1/jobs/{job.id}"
     if duplicate:
         response.status_code = 200
@@ -155,6 +155,7 @@ async def submit_batch(request: Request, body: SubmitBatch, who: Caller) -> Batc
                 f"jobs[{i}]: {exc.message}",
                 {"index": i, "problem": exc.details},
             ) from None
+    await request.app.state.quotas.admit(who, jobs)
     result = await request.app.state.store.enqueue_many(jobs)
     return BatchOut(ids=[r.id for r in result], duplicates=[r.duplicate for r in result])
 

@@ -21,6 +21,8 @@ from api.schemas import (
     QueueControlOut,
     QueueOut,
     QueuePatch,
+    QuotaIn,
+    QuotaOut,
     ReadyOut,
     ThroughputOut,
     ThroughputPoint,
@@ -116,6 +118,45 @@ async def control_queue(
         set_concurrency="concurrency" in given,
     )
     return QueueControlOut(**row)
+
+
+Owner = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=1024,
+        pattern=r"^[^\s/]+$",
+        description="an owner (key:NAME, jwt:ISSUER:SUB), or * for every user without its own",
+    ),
+]
+
+
+@router.get("/v1/quotas", response_model=list[QuotaOut], responses=ERRORS, tags=["ops"])
+async def quotas(request: Request, _admin: Admin) -> list[QuotaOut]:
+    """Admin only: what users may submit; `*` first, then the owners with their own."""
+    return [QuotaOut(**dict(r)) for r in await request.app.state.quotas.all()]
+
+
+@router.put("/v1/quotas/{owner}", response_model=QuotaOut, responses=ERRORS, tags=["ops"])
+async def put_quota(request: Request, owner: Owner, body: QuotaIn, who: Admin) -> QuotaOut:
+    """Admin only: set an owner's quota (or `*`, every other user's); every API process
+    applies it within a second. Admins are never limited."""
+    row = await request.app.state.quotas.put(owner, body.model_dump(), who.owner)
+    log.info("quota.set", owner=owner, by=who.owner)
+    return QuotaOut(**dict(row))
+
+
+@router.delete(
+    "/v1/quotas/{owner}", status_code=204, response_class=Response, responses=ERRORS, tags=["ops"]
+)
+async def delete_quota(request: Request, owner: Owner, who: Admin) -> Response:
+    """Admin only: the owner goes back to `*`'s quota (which itself can only be changed)."""
+    if owner == "*":
+        raise ApiError(409, "default_quota", "the default quota `*` stays: PUT it to change it")
+    if not await request.app.state.quotas.delete(owner):
+        raise ApiError(404, "quota_not_found", f"{owner} has no quota of its own")
+    log.info("quota.deleted", owner=owner, by=who.owner)
+    return Response(status_code=204)
 
 
 @router.get("/v1/workers", response_model=list[WorkerOut], responses=ERRORS, tags=["ops"])

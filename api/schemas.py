@@ -14,6 +14,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    StringConstraints,
     model_validator,
 )
 from pydantic.json_schema import WithJsonSchema, models_json_schema
@@ -282,6 +283,42 @@ class QueueControlOut(BaseModel):
     queue: str
     paused: bool
     concurrency: int | None
+    updated_at: datetime
+    updated_by: str
+
+
+QueueName = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=NAME)]
+
+
+class QuotaIn(JsonInput):
+    """What an owner (or `*`: every user without a quota of its own) may submit."""
+
+    priority_min: int = Field(ge=-32768, le=32767)
+    priority_max: int = Field(ge=-32768, le=32767)
+    queues: (
+        list[Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=NAME)]] | None
+    ) = Field(max_length=100, description="the queues it may submit to; null: any")
+    max_queued: int | None = Field(
+        ge=0, le=100_000_000, description="its queued jobs at most; null: no cap"
+    )
+    demo_kinds: bool = Field(description="whether it may submit the demo.* kinds")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> QuotaIn:
+        if self.priority_min > self.priority_max:
+            raise ValueError(
+                f"priority_min: {self.priority_min} is above priority_max {self.priority_max}"
+            )
+        return self
+
+
+class QuotaOut(BaseModel):
+    owner: str
+    priority_min: int
+    priority_max: int
+    queues: list[str] | None
+    max_queued: int | None
+    demo_kinds: bool
     updated_at: datetime
     updated_by: str
 

@@ -260,6 +260,7 @@ app.command()(remote.submit)
 app.command()(remote.watch)
 app.command()(remote.workers)
 app.add_typer(remote.queues, name="queues")
+app.add_typer(remote.quotas, name="quotas")
 app.add_typer(remote.jobs, name="jobs")
 app.add_typer(remote.dead, name="dead")
 

@@ -335,3 +335,83 @@ def retry_dead(
         raise typer.Exit(1)
     r = _call(api_url, api_key, "POST", "/v1/jobs/retry", json={"filter": where})
     out.print(f"retried {r['retried']} job(s)")
+
+
+quotas = typer.Typer(
+    help="What users may submit: list (no sub-command), set one owner's or `*`'s, clear one.",
+    invoke_without_command=True,
+)
+QUOTA_COLUMNS = ["owner", "priority_min", "priority_max", "queues", "max_queued", "demo_kinds"]
+
+
+@quotas.callback()
+def quotas_list(
+    ctx: typer.Context,
+    api_url: ApiUrl = "http://127.0.0.1:8000",
+    api_key: ApiKey = "",
+    as_json: AsJson = False,
+) -> None:
+    """`*` (every user without a quota of its own) first, then owners with their own."""
+    if ctx.invoked_subcommand is not None:
+        return
+    rows = _call(api_url, api_key, "GET", "/v1/quotas")
+    if as_json:
+        _print_json(rows)
+        return
+    _table(rows, QUOTA_COLUMNS, "quotas")
+
+
+def _priorities(text: str) -> tuple[int, int]:
+    low, _, high = text.partition("..")
+    try:
+        return int(low), int(high)
+    except ValueError:
+        raise typer.BadParameter(f"{text!r}: give MIN..MAX, e.g. -10..10") from None
+
+
+@quotas.command("set")
+def quotas_set(
+    owner: Annotated[str, typer.Argument(help="key:NAME, jwt:ISSUER:SUB, or * for every user.")],
+    priority: Annotated[str | None, typer.Option(help="MIN..MAX, e.g. -10..10.")] = None,
+    queues: Annotated[
+        str | None, typer.Option(help="Comma-separated queues it may submit to, or `any`.")
+    ] = None,
+    max_queued: Annotated[str | None, typer.Option(help="Queued jobs at most, or `none`.")] = None,
+    demo: Annotated[
+        bool | None, typer.Option("--demo/--no-demo", help="May it submit the demo kinds?")
+    ] = None,
+    api_url: ApiUrl = "http://127.0.0.1:8000",
+    api_key: ApiKey = "",
+) -> None:
+    """Change what is given; the rest stays as the owner's quota has it (or `*`'s, for an
+    owner without one yet)."""
+    from urllib.parse import quote
+
+    current = {r["owner"]: r for r in _call(api_url, api_key, "GET", "/v1/quotas")}
+    base = dict(current.get(owner) or current["*"])
+    body = {k: base[k] for k in QUOTA_COLUMNS[1:]}
+    if priority is not None:
+        body["priority_min"], body["priority_max"] = _priorities(priority)
+    if queues is not None:
+        body["queues"] = None if queues == "any" else [q for q in queues.split(",") if q]
+    if max_queued is not None:
+        if max_queued != "none" and not max_queued.isdigit():
+            raise typer.BadParameter(f"{max_queued!r}: a whole number, or none")
+        body["max_queued"] = None if max_queued == "none" else int(max_queued)
+    if demo is not None:
+        body["demo_kinds"] = demo
+    row = _call(api_url, api_key, "PUT", f"/v1/quotas/{quote(owner, safe=':')}", json=body)
+    _table([row], QUOTA_COLUMNS, "quota")
+
+
+@quotas.command("clear")
+def quotas_clear(
+    owner: Annotated[str, typer.Argument(help="The owner whose own quota goes.")],
+    api_url: ApiUrl = "http://127.0.0.1:8000",
+    api_key: ApiKey = "",
+) -> None:
+    """The owner goes back to `*`'s quota."""
+    from urllib.parse import quote
+
+    _call(api_url, api_key, "DELETE", f"/v1/quotas/{quote(owner, safe=':')}")
+    out.print(f"{owner} now has the default quota")

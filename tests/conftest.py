@@ -54,7 +54,21 @@ def template_url(server_url: str) -> str:
     asyncio.run(_recreate(server_url, TEMPLATE))
     url = with_database(server_url, TEMPLATE)
     upgrade(url)
+    asyncio.run(_open_quota(url))
     return url
+
+
+async def _open_quota(url: str) -> None:
+    """The tests' platform lets users run the demo kinds and queue without a cap: most tests
+    drive the system as alice with them. tests/api/test_quotas.py puts the migration's
+    default back and checks it; test_schema checks what the migration writes."""
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(
+            "UPDATE submit_quota SET demo_kinds = true, max_queued = NULL WHERE owner = '*'"
+        )
+    finally:
+        await conn.close()
 
 
 @pytest.fixture

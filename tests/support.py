@@ -33,6 +33,7 @@ SCHEMA_TABLES = [
     "queue_control",
     "schedule",
     "strategy_run",
+    "submit_quota",
     "worker",
 ]
 """Every table a database at the migration head has, in name order."""

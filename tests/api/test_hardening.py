@@ -24,7 +24,8 @@ def operations_with_a_body() -> list[tuple[str, str]]:
     for path, ops in schema["paths"].items():
         for method, op in ops.items():
             if "requestBody" in op:
-                found.append((method.upper(), path.replace("{job_id}", "1").replace("{name}", "x")))
+                path = path.replace("{job_id}", "1").replace("{name}", "x")
+                found.append((method.upper(), path.replace("{owner}", "key:x")))
     return found
 
 
@@ -35,8 +36,9 @@ ADMIN_ONLY = {
     "/v1/jobs/retry",
     "/v1/jobs/retry/count",
     "/v1/queues/x",
+    "/v1/quotas/key:x",
 }
-PATCHED = {"/v1/schedules/x", "/v1/queues/x"}
+METHODS = {"/v1/schedules/x": "PATCH", "/v1/queues/x": "PATCH", "/v1/quotas/key:x": "PUT"}
 
 
 def test_the_generated_list_holds_every_body_route():
@@ -58,7 +60,7 @@ async def test_a_malformed_body_without_a_valid_credential_answers_401_not_422(
 
 @pytest.mark.parametrize("path", sorted(ADMIN_ONLY))
 async def test_a_users_malformed_body_to_an_admin_route_answers_403_not_422(api, path):
-    method = "PATCH" if path in PATCHED else "POST"
+    method = METHODS.get(path, "POST")
     headers = {**api.auth("alice"), "Content-Type": "application/json"}
     r = await api.client.request(method, path, content=MALFORMED, headers=headers)
     assert r.status_code == 403, r.text

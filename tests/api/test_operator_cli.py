@@ -116,3 +116,24 @@ async def test_an_operator_pauses_limits_and_resumes_a_queue_from_the_cli(live):
     assert refused.returncode == 1 and "403" in refused.stderr
     bad = await run(live, "root", "queues", "limit", "reports", "lots")
     assert bad.returncode == 2 and "a whole number, or none" in bad.stderr
+
+
+async def test_an_operator_sets_and_clears_a_users_quota_from_the_cli(live):
+    made = await run(live, "root", "quotas", "set", "key:alice", "--max-queued", "0", "--no-demo")
+    assert made.returncode == 0, made.stderr
+    listed = json.loads((await run(live, "root", "quotas", "--json")).stdout)
+    mine = next(q for q in listed if q["owner"] == "key:alice")
+    assert (mine["max_queued"], mine["demo_kinds"]) == (0, False)
+    assert mine["priority_min"] == listed[0]["priority_min"]  # the rest from `*`
+    await asyncio.sleep(1.1)  # the API's cached quota for alice
+    refused = await run(live, "alice", "submit", "demo.noop")
+    assert refused.returncode == 1 and "403" in refused.stderr and "demo kinds" in refused.stderr
+    narrowed = await run(live, "root", "quotas", "set", "key:alice", "--priority", "0..3")
+    assert "key:alice" in narrowed.stdout
+    bad = await run(live, "root", "quotas", "set", "key:alice", "--priority", "high")
+    assert bad.returncode == 2 and "MIN..MAX" in bad.stderr
+    cleared = await run(live, "root", "quotas", "clear", "key:alice")
+    assert cleared.returncode == 0 and "default quota" in cleared.stdout
+    listed = json.loads((await run(live, "root", "quotas", "--json")).stdout)
+    assert [q["owner"] for q in listed] == ["*"]
+    assert (await run(live, "alice", "quotas")).returncode == 1  # an admin's

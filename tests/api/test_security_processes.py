@@ -198,12 +198,24 @@ ADMIN_ONLY = {
     ("POST", "/v1/jobs/retry"),
     ("POST", "/v1/jobs/retry/count"),
     ("GET", "/v1/workers"),
+    ("PATCH", "/v1/queues/{name}"),
+    ("GET", "/v1/quotas"),
+    ("PUT", "/v1/quotas/{owner}"),
+    ("DELETE", "/v1/quotas/{owner}"),
 }
 BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/v1/jobs"): {"kind": "demo.noop"},
     ("POST", "/v1/jobs/batch"): {"jobs": [{"kind": "demo.noop"}]},
     ("POST", "/v1/schedules"): {"name": "probe", "cron": "0 * * * *", "kind": "demo.noop"},
     ("PATCH", "/v1/schedules/{name}"): {"enabled": False},
+    ("PATCH", "/v1/queues/{name}"): {"paused": False},
+    ("PUT", "/v1/quotas/{owner}"): {
+        "priority_min": -10,
+        "priority_max": 10,
+        "queues": None,
+        "max_queued": None,
+        "demo_kinds": True,
+    },
 }
 ALICE = "key:alice"
 
@@ -264,6 +276,7 @@ async def test_every_operation_keeps_each_principal_to_its_own(procs, conn, stor
             "snapshot_id": 1,
             "symbol": "IBM",
             "name": schedule,
+            "owner": "key:alice",
         }
         wrong: list[str] = []
 

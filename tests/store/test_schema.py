@@ -176,3 +176,13 @@ async def test_the_state_check_constraint_allows_exactly_the_job_states(conn):
     )
     allowed = set(re.findall(r"'([a-z_]+)'::text", definition))
     assert allowed == {s.value for s in JobState}, definition
+
+
+async def test_a_fresh_schema_gives_users_the_default_quota(db_url, conn):
+    """What migration 0011 writes (the tests' template opens it up; see conftest)."""
+    await asyncio.to_thread(downgrade, db_url, "0010")
+    await asyncio.to_thread(upgrade, db_url)
+    row = await conn.fetchrow("SELECT * FROM submit_quota")
+    assert row["owner"] == "*" and await conn.fetchval("SELECT count(*) FROM submit_quota") == 1
+    assert (row["priority_min"], row["priority_max"], row["queues"]) == (-10, 10, None)
+    assert (row["max_queued"], row["demo_kinds"]) == (10000, False)
