@@ -111,9 +111,15 @@ def create_app(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_credentials=False,
-            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "Last-Event-ID"],
-            expose_headers=["Idempotent-Replayed", "Location", "Retry-After"],
+            expose_headers=[
+                "Idempotent-Replayed",
+                "Unique-Existing",
+                "Debounced",
+                "Location",
+                "Retry-After",
+            ],
             max_age=600,
         )
 

@@ -93,6 +93,8 @@ def new_job(
         timeout_s=body.timeout_s,
         idempotency_key=body.idempotency_key or header_key,
         owner=who.owner,
+        unique_key=body.unique_key,
+        debounce_s=body.debounce_s,
     )
 
 
@@ -107,9 +109,13 @@ router = APIRouter(route_class=GuardedRoute)
         **ERRORS,
         200: {
             "model": JobOut,
-            "description": "the idempotency key already named a job: that job, with "
-            "`Idempotent-Replayed: true`",
-            "headers": {"Idempotent-Replayed": {"schema": {"type": "string"}}},
+            "description": "nothing added: the job the idempotency key already named"
+            " (`Idempotent-Replayed: true`), the active job holding the unique key"
+            " (`Unique-Existing: true`), or the queued one a debounce replaced (`Debounced: true`)",
+            "headers": {
+                name: {"schema": {"type": "string"}}
+                for name in ("Idempotent-Replayed", "Unique-Existing", "Debounced")
+            },
         },
     },
     tags=["jobs"],
@@ -128,13 +134,22 @@ async def submit(
     store: Store = request.app.state.store
     wanted = new_job(body, who, app_specs(request), idempotency_key)
     await request.app.state.quotas.admit(who, [wanted])
-    job, duplicate = await store.submit(wanted, notify=False)
+    if wanted.unique_key is not None:
+        job, outcome = await store.submit_unique(wanted, notify=False)
+    else:
+        job, duplicate = await store.submit(wanted, notify=False)
+        outcome = "existing" if duplicate else "new"
     response.headers["Location"] = f"/v1/jobs/{job.id}"
-    if duplicate:
-        response.status_code = 200
+    if outcome == "new":
+        request.app.state.waker.wake(job.queue)
+        return JobOut.of(job)
+    response.status_code = 200
+    if outcome == "debounced":
+        response.headers["Debounced"] = "true"
+    elif wanted.idempotency_key is not None and job.idempotency_key == wanted.idempotency_key:
         response.headers["Idempotent-Replayed"] = "true"
     else:
-        request.app.state.waker.wake(job.queue)
+        response.headers["Unique-Existing"] = "true"
     return JobOut.of(job)
 
 
@@ -146,6 +161,13 @@ async def submit_batch(request: Request, body: SubmitBatch, who: Caller) -> Batc
     ones were already there (idempotency keys). Nothing is enqueued if one is invalid."""
     jobs = []
     for i, item in enumerate(body.jobs):
+        if item.unique_key is not None:
+            raise ApiError(
+                422,
+                "invalid_request",
+                f"jobs[{i}]: unique_key: submit jobs with a unique key one at a time"
+                " (POST /v1/jobs)",
+            )
         try:
             jobs.append(new_job(item, who, app_specs(request)))
         except ApiError as exc:

@@ -71,11 +71,31 @@ class SubmitJob(JsonInput):
     max_attempts: int = Field(default=5, ge=1, le=100)
     timeout_s: int | None = Field(default=None, ge=1, le=7 * 86400)
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=512, pattern=TEXT)
+    unique_key: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=512,
+        pattern=TEXT,
+        description="while a job of yours with this key is queued or running, none is added:"
+        " the answer is that job (200, `Unique-Existing: true`); once it is done the key is free",
+    )
+    debounce_s: float | None = Field(
+        default=None,
+        gt=0,
+        le=86400,
+        description="with unique_key: a queued job with the key takes this payload and starts"
+        " this long from now (200, `Debounced: true`); a new job starts this long from now too",
+    )
 
     @model_validator(mode="after")
     def _one_start_time(self) -> SubmitJob:
         if self.run_at is not None and self.delay_s is not None:
             raise ValueError("give run_at or delay_s, not both")
+        if self.debounce_s is not None:
+            if self.unique_key is None:
+                raise ValueError("debounce_s: give a unique_key too; it names what is debounced")
+            if self.run_at is not None or self.delay_s is not None:
+                raise ValueError("debounce_s sets the start: give neither run_at nor delay_s")
         return self
 
 
@@ -95,6 +115,7 @@ class JobOut(BaseModel):
     result: Any
     errors: list[dict[str, Any]]
     idempotency_key: str | None
+    unique_key: str | None = Field(description="deduplicates while the job is queued or running")
     owner: str = Field(
         description="who submitted it: `key:NAME` (an API key), `jwt:ISSUER:SUB` (a signed-in "
         "user) or `system` (the scheduler, operators' scripts)"

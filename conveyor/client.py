@@ -146,7 +146,8 @@ class Client:
 
     def submit(self, kind: str, payload: dict[str, Any] | None = None, **options: Any) -> Any:
         """Enqueue a job (options: queue, priority, run_at, delay_s, max_attempts, timeout_s,
-        idempotency_key); the job as stored."""
+        idempotency_key, unique_key, debounce_s); the job as stored (with a unique key, maybe
+        the active job that holds it)."""
         return self.request("POST", "/v1/jobs", json=_body(kind, payload, options))
 
     def submit_many(self, jobs: list[dict[str, Any]]) -> Any:

@@ -63,6 +63,16 @@ class NewJob:
     idempotency_key: str | None = None
     owner: str = SYSTEM_OWNER
     run_after_s: float | None = None
+    unique_key: str | None = None
+    """While a job of this owner with this key is queued or running, this one is not added:
+    the submission answers with that job (see `debounce_s`)."""
+    debounce_s: float | None = None
+    """With `unique_key`: a still-queued job with the key takes this one's payload and starts
+    `debounce_s` after now (its start is pushed back each time); a new one starts then too."""
+
+
+OPTIONAL_COLUMNS = ("unique_key",)
+"""Columns a listing may leave out of its select (None then)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,11 +101,15 @@ class Job:
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    unique_key: str | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Job:
-        values = {name: row[name] for name in cls.__slots__}
+        values: dict[str, Any] = {
+            name: row[name] for name in cls.__slots__ if name not in OPTIONAL_COLUMNS
+        }
         values["state"] = JobState(values["state"])
+        values.update({name: row.get(name) for name in OPTIONAL_COLUMNS})
         return cls(**values)
 
 

@@ -87,6 +87,48 @@ ENQUEUE = _enqueue_one("id, queue, priority, run_at")
 # The same, answering with the whole row: the API's submit needs no second round trip.
 ENQUEUE_RETURNING_JOB = _enqueue_one("*")
 
+# A job with a `unique_key`: ON CONFLICT without a target, so the per-owner idempotency
+# index and the active-unique index (migration 0012) both turn a taken key into a no-op; the
+# caller then finds which job holds it (FIND_JOB_BY_KEY, FIND_ACTIVE_BY_UNIQUE_KEY).
+ENQUEUE_UNIQUE = f"""
+WITH ins AS (
+    INSERT INTO job ({_JOB_INSERT_COLUMNS}, unique_key)
+    VALUES ($1, $2, $3::text::jsonb, $4,
+            coalesce($5, now() + make_interval(secs => coalesce($10::float8, 0))), $6, $7, $8,
+            $9, $11)
+    ON CONFLICT DO NOTHING
+    RETURNING *
+), {_ready("ins")}
+SELECT ins.*, CASE WHEN $12 THEN pg_notify('{NOTIFY_CHANNEL}', queue)::text END AS notified
+FROM ins
+"""
+
+FIND_ACTIVE_BY_UNIQUE_KEY = """
+SELECT * FROM job
+WHERE owner = $1 AND unique_key = $2 AND unique_key IS NOT NULL AND state IN ('queued', 'running')
+"""
+
+# debounce: the still-queued job with the owner's unique key takes the new payload and starts
+# $4 seconds from now. Its ready row is locked before the job row, the order a claim takes
+# them in, so the two cannot deadlock; a job a claim is taking has lost its ready row (the
+# lock waits, then finds it gone) and is left to run: the caller then finds it running.
+DEBOUNCE = """
+WITH target AS (
+    SELECT id FROM job
+    WHERE owner = $1 AND unique_key = $2 AND unique_key IS NOT NULL AND state = 'queued'
+), ready AS MATERIALIZED (
+    SELECT r.id FROM job_ready r JOIN target t ON r.id = t.id FOR UPDATE OF r
+), moved AS (
+    UPDATE job j
+    SET payload = $3::text::jsonb, run_at = now() + make_interval(secs => $4::float8)
+    FROM ready WHERE j.id = ready.id AND j.state = 'queued'
+    RETURNING j.*
+), pushed AS (
+    UPDATE job_ready r SET run_at = m.run_at FROM moved m WHERE r.id = m.id
+)
+SELECT * FROM moved
+"""
+
 # The same without the NOTIFY, for a caller that wakes workers itself after the commit
 # (`jobs.wake.Waker`). A transaction that notifies holds a cluster-wide lock from its commit
 # until its WAL is flushed, so notifying inserts commit one at a time: measured here, 2,133

@@ -13,7 +13,7 @@ import json
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, TypeAlias, cast
+from typing import Any, Literal, TypeAlias, cast
 
 import asyncpg
 
@@ -43,6 +43,8 @@ DEADLOCK_RETRIES = 3
 MOVE_BATCH = 2000
 """Ready rows moved per statement when a half rotates: each batch is locked while it moves."""
 
+Submitted: TypeAlias = Literal["new", "existing", "debounced"]
+"""What a submission with a unique key did."""
 Executor: TypeAlias = "asyncpg.Connection | asyncpg.Pool"
 
 
@@ -233,7 +235,11 @@ class Store:
     # -- enqueue ---------------------------------------------------------------------------
 
     async def enqueue(self, job: NewJob, *, conn: asyncpg.Connection | None = None) -> Enqueued:
-        """Insert one job, or report the existing one when its idempotency key is taken."""
+        """Insert one job, or report the existing one when its idempotency key is taken (or
+        its unique key is held by an active job)."""
+        if job.unique_key is not None:
+            row, outcome = await self._enqueue_unique(conn or self.pool, job, notify=True)
+            return Enqueued(id=row["id"], duplicate=outcome != "new")
         kept = self._enqueuer
         if conn is None and not kept.busy.locked():
             async with kept.busy:
@@ -256,9 +262,66 @@ class Store:
 
         `notify=False` leaves waking the workers to the caller (a `jobs.wake.Waker`), which
         lets concurrent submits commit together instead of one at a time."""
+        if job.unique_key is not None:
+            unique, outcome = await self.submit_unique(job, notify=notify)
+            return unique, outcome != "new"
         insert = sql.ENQUEUE_RETURNING_JOB if notify else sql.ENQUEUE_RETURNING_JOB_QUIETLY
         row, duplicate = await self._enqueue_one(self.pool, job, insert, sql.FIND_JOB_BY_KEY)
         return Job.from_row(row), duplicate
+
+    async def submit_unique(self, job: NewJob, *, notify: bool = True) -> tuple[Job, Submitted]:
+        """A job with a `unique_key`: the new job; or the active one that holds the key
+        ("existing"), or, with `debounce_s`, the queued one that took this one's payload and
+        start ("debounced")."""
+        row, outcome = await self._enqueue_unique(self.pool, job, notify=notify)
+        return Job.from_row(row), outcome
+
+    async def _enqueue_unique(
+        self, db: Executor, job: NewJob, *, notify: bool
+    ) -> tuple[asyncpg.Record, Submitted]:
+        assert job.unique_key is not None
+        run_after_s = job.run_after_s
+        if job.debounce_s is not None and job.run_at is None and run_after_s is None:
+            run_after_s = job.debounce_s
+        payload = _json(dict(job.payload))
+        existing = None
+        # A few turns at most: each ends once a job with the key is found, made or replaced;
+        # one starts again only when that job moved on between two statements.
+        for _ in range(5):
+            if job.debounce_s is not None:
+                moved = await db.fetchrow(
+                    sql.DEBOUNCE, job.owner, job.unique_key, payload, job.debounce_s
+                )
+                if moved is not None:
+                    return moved, "debounced"
+            row = await db.fetchrow(
+                sql.ENQUEUE_UNIQUE,
+                job.queue,
+                job.kind,
+                payload,
+                job.priority,
+                job.run_at,
+                job.max_attempts,
+                job.timeout_s,
+                job.idempotency_key,
+                job.owner,
+                run_after_s,
+                job.unique_key,
+                notify,
+            )
+            if row is not None:
+                return row, "new"
+            if job.idempotency_key is not None:
+                existing = await db.fetchrow(sql.FIND_JOB_BY_KEY, job.owner, job.idempotency_key)
+                if existing is not None:
+                    return existing, "existing"
+            existing = await db.fetchrow(sql.FIND_ACTIVE_BY_UNIQUE_KEY, job.owner, job.unique_key)
+            if existing is not None and (job.debounce_s is None or existing["state"] != "queued"):
+                return existing, "existing"
+            # it finished (or, queued, lost a debounce to a claim) in between: again
+        if existing is not None:
+            return existing, "existing"
+        raise RuntimeError(f"unique key {job.unique_key!r} kept changing hands: try again")
 
     async def _enqueue_one(
         self, db: Executor, job: NewJob, insert: str, find: str
@@ -297,6 +360,8 @@ class Store:
         """
         if not jobs:
             return []
+        if any(j.unique_key is not None for j in jobs):
+            raise ValueError("a job with a unique_key is enqueued one at a time (Store.enqueue)")
         db: Executor = conn or self.pool
         for tries_left in range(DEADLOCK_RETRIES, -1, -1):
             try:
