@@ -45,6 +45,7 @@ from api.stream import (
     while_credential_holds,
 )
 from api.stream_tokens import issue as issue_stream_token
+from jobs.errors import JobNotFound, ParentFailed
 from jobs.logging import get_logger
 from jobs.model import JobState, NewJob
 from jobs.store import Store
@@ -136,12 +137,27 @@ async def submit(
     await request.app.state.quotas.admit(who, [wanted])
     if wanted.unique_key is not None:
         job, outcome = await store.submit_unique(wanted, notify=False)
+    elif body.depends_on is not None:
+        try:
+            job, duplicate = await store.submit_after(
+                wanted, body.depends_on, visible_to=who.owner_filter, notify=False
+            )
+        except JobNotFound as exc:
+            raise ApiError(
+                422,
+                "invalid_request",
+                f"depends_on: there is no job {exc.job_id}" + ("" if who.is_admin else " of yours"),
+            ) from None
+        except ParentFailed as exc:
+            raise ApiError(409, "parent_failed", f"depends_on: {exc}") from None
+        outcome = "existing" if duplicate else "new"
     else:
         job, duplicate = await store.submit(wanted, notify=False)
         outcome = "existing" if duplicate else "new"
     response.headers["Location"] = f"/v1/jobs/{job.id}"
     if outcome == "new":
-        request.app.state.waker.wake(job.queue)
+        if job.state is JobState.QUEUED:
+            request.app.state.waker.wake(job.queue)
         return JobOut.of(job)
     response.status_code = 200
     if outcome == "debounced":
@@ -161,13 +177,14 @@ async def submit_batch(request: Request, body: SubmitBatch, who: Caller) -> Batc
     ones were already there (idempotency keys). Nothing is enqueued if one is invalid."""
     jobs = []
     for i, item in enumerate(body.jobs):
-        if item.unique_key is not None:
-            raise ApiError(
-                422,
-                "invalid_request",
-                f"jobs[{i}]: unique_key: submit jobs with a unique key one at a time"
-                " (POST /v1/jobs)",
-            )
+        for field in ("unique_key", "depends_on"):
+            if getattr(item, field) is not None:
+                raise ApiError(
+                    422,
+                    "invalid_request",
+                    f"jobs[{i}]: {field}: submit jobs with a {field.replace('_', ' ')} one at a"
+                    " time (POST /v1/jobs)",
+                )
         try:
             jobs.append(new_job(item, who, app_specs(request)))
         except ApiError as exc:

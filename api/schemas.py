@@ -87,8 +87,18 @@ class SubmitJob(JsonInput):
         " this long from now (200, `Debounced: true`); a new job starts this long from now too",
     )
 
+    depends_on: list[Annotated[int, Field(ge=1, le=2**63 - 1)]] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=100,
+        description="ids of your jobs (an admin: anyone's) that must all succeed first; the job"
+        " waits in state `waiting`, and is cancelled if one of them ends dead or cancelled",
+    )
+
     @model_validator(mode="after")
     def _one_start_time(self) -> SubmitJob:
+        if self.depends_on is not None and self.unique_key is not None:
+            raise ValueError("depends_on: give it or a unique_key, not both")
         if self.run_at is not None and self.delay_s is not None:
             raise ValueError("give run_at or delay_s, not both")
         if self.debounce_s is not None:

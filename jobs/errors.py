@@ -5,7 +5,8 @@ ConveyorError
  │    └── PostgresNotFound     no PostgreSQL server binaries for an embedded cluster
  ├── EmbeddedPostgresError     the embedded cluster failed to start or stop
  ├── JobNotFound               no job with that id (for this owner)
- └── InvalidTransition         an operation does not apply to the job's current state
+ ├── InvalidTransition         an operation does not apply to the job's current state
+ └── ParentFailed              a job to depend on ended dead or cancelled: it never succeeds
 
 The API maps these to HTTP status codes in one place (api/errors.py).
 """
@@ -41,3 +42,12 @@ class InvalidTransition(ConveyorError):
         self.job_id = job_id
         self.state = state
         self.action = action
+
+
+class ParentFailed(ConveyorError):
+    def __init__(self, job_id: int, state: str) -> None:
+        super().__init__(
+            f"job {job_id} is {state}, so a job depending on it would never run: retry it"
+            " first, or leave it out of depends_on"
+        )
+        self.job_id, self.state = job_id, state

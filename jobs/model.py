@@ -19,6 +19,8 @@ SYSTEM_OWNER = "system"
 
 
 class JobState(enum.StrEnum):
+    WAITING = "waiting"
+    """For the jobs it depends on to succeed (`depends_on`); claimed only once queued."""
     QUEUED = "queued"
     RUNNING = "running"
     SUCCEEDED = "succeeded"

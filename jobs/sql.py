@@ -108,6 +108,96 @@ SELECT * FROM job
 WHERE owner = $1 AND unique_key = $2 AND unique_key IS NOT NULL AND state IN ('queued', 'running')
 """
 
+# depends_on: a job that waits for others. The submission locks its parents FOR SHARE first
+# (LOCK_PARENTS), so none of them can finish until it commits: a parent's finish then sees
+# the dependency rows and releases what waits for it. A job whose parents have all succeeded
+# already is queued as any other.
+LOCK_PARENTS = """
+SELECT id, state, owner FROM job WHERE id = ANY($1::bigint[]) ORDER BY id FOR SHARE
+"""
+
+ENQUEUE_WAITING = f"""
+WITH ins AS (
+    INSERT INTO job ({_JOB_INSERT_COLUMNS}, state)
+    VALUES ($1, $2, $3::text::jsonb, $4,
+            coalesce($5, now() + make_interval(secs => coalesce($10::float8, 0))), $6, $7, $8,
+            $9, 'waiting')
+    ON CONFLICT (owner, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+    RETURNING *
+), linked AS (
+    INSERT INTO job_dependency (job_id, parent_id)
+    SELECT ins.id, p FROM ins, unnest($11::bigint[]) AS p
+), marked AS (
+    UPDATE job SET has_dependants = true
+    WHERE id = ANY($11::bigint[]) AND NOT has_dependants AND EXISTS (SELECT 1 FROM ins)
+)
+SELECT * FROM ins
+"""
+"""$1–$10 as ENQUEUE; $11 the parents not yet succeeded."""
+
+# Releasing waiting jobs: their rows are locked first (LOCK_WAITING, a statement of its own),
+# then DECIDE_WAITING reads their parents with a snapshot taken after the lock, so two
+# decisions about one child take turns and the second finds it decided. Nothing is left
+# waiting when two parents finish at once: each release starts after its own parent's finish
+# has committed, so at least one of them sees both parents succeeded.
+LOCK_WAITING = """
+SELECT id FROM job
+WHERE state = 'waiting'
+  AND (id = ANY($1::bigint[])
+       OR id IN (SELECT job_id FROM job_dependency WHERE parent_id = ANY($2::bigint[])))
+ORDER BY id
+FOR NO KEY UPDATE
+"""
+"""$1 waiting jobs to decide, $2 parents whose waiting dependants to decide."""
+
+DECIDE_WAITING = f"""
+WITH target AS MATERIALIZED (
+    SELECT j.id, j.attempt,
+           min(p.id) FILTER (WHERE p.state IN ('dead', 'cancelled')) AS failed_parent,
+           count(*) FILTER (WHERE p.state IS DISTINCT FROM 'succeeded' AND p.id IS NOT NULL)
+               AS pending
+    FROM job j
+    LEFT JOIN job_dependency d ON d.job_id = j.id
+    LEFT JOIN job p ON p.id = d.parent_id
+    WHERE j.id = ANY($1::bigint[]) AND j.state = 'waiting'
+    GROUP BY j.id, j.attempt
+), released AS (
+    UPDATE job j SET state = 'queued', run_at = greatest(j.run_at, now())
+    FROM target t
+    WHERE j.id = t.id AND t.failed_parent IS NULL AND t.pending = 0
+    RETURNING j.id, j.queue, j.priority, j.run_at
+), {_ready("released")}, cancelled AS (
+    UPDATE job j
+    SET state = 'cancelled', finished_at = now(),
+        errors = j.errors || jsonb_build_array(jsonb_build_object(
+            'attempt', j.attempt, 'type', 'ParentFailed', 'at', now(),
+            'message', 'job ' || t.failed_parent || ' it depends on ended '
+                       || (SELECT state FROM job WHERE id = t.failed_parent)))
+    FROM target t
+    WHERE j.id = t.id AND t.failed_parent IS NOT NULL
+    RETURNING j.id, t.failed_parent
+), logged AS (
+    INSERT INTO job_event (job_id, at, type, data)
+    SELECT id, now(), 'cancelled', jsonb_build_object('by', 'dependency', 'parent', failed_parent)
+    FROM cancelled
+), woken AS (
+    SELECT pg_notify('{NOTIFY_CHANNEL}', queue)::text AS n
+    FROM (SELECT DISTINCT queue FROM released) q
+), changed AS (
+    SELECT id FROM released UNION ALL SELECT id FROM cancelled
+), {_notify_changes("changed")}
+SELECT (SELECT coalesce(array_agg(id), '{{}}') FROM released) AS released,
+       (SELECT coalesce(array_agg(id), '{{}}') FROM cancelled) AS cancelled,
+       (SELECT count(n) FROM woken) AS woken
+WHERE {_SENT}
+"""
+"""$1 the locked waiting jobs. A parent retention has deleted counts as done (its dependency
+row went with it). Returns the released and the cancelled ids: the cancelled ones' own
+dependants are decided next."""
+
+WAITING_JOBS = "SELECT id FROM job WHERE state = 'waiting' ORDER BY id LIMIT $1"
+"""For the reaper's sweep (job_waiting_idx)."""
+
 # debounce: the still-queued job with the owner's unique key takes the new payload and starts
 # $4 seconds from now. Its ready row is locked before the job row, the order a claim takes
 # them in, so the two cannot deadlock; a job a claim is taking has lost its ready row (the
@@ -393,7 +483,7 @@ WITH outcome AS (
     FROM decided d
     WHERE j.id = d.id
     RETURNING j.id, j.attempt, d.lease_owner, j.state, d.event, d.event_data, d.run_after_s,
-              j.run_at, j.queue, j.priority
+              j.run_at, j.queue, j.priority, j.has_dependants
 ), {_ready("applied", "state = 'queued'")}, logged AS (
     INSERT INTO job_event (job_id, at, type, data)
     SELECT id, coalesce($11, now()), event,
@@ -401,7 +491,7 @@ WITH outcome AS (
                 ELSE event_data::jsonb || jsonb_build_object('run_at', run_at) END
     FROM applied WHERE event IS NOT NULL
 ), {_notify_changes("applied")}
-SELECT id, attempt, lease_owner, state FROM applied WHERE {_SENT}
+SELECT id, attempt, lease_owner, state, has_dependants FROM applied WHERE {_SENT}
 """
 
 # 3. finish_many's common case, a batch of successes of one worker: the same fence, three
@@ -427,9 +517,9 @@ WITH outcome AS (
         finished_at = coalesce($5, now())
     FROM target t
     WHERE j.id = t.id
-    RETURNING j.id, j.attempt
+    RETURNING j.id, j.attempt, j.has_dependants
 ), {_notify_changes("applied")}
-SELECT id, attempt FROM applied WHERE {_SENT}
+SELECT id, attempt, has_dependants FROM applied WHERE {_SENT}
 """
 
 # 4. reap, step one (inside a transaction with FINISH_MANY as step two): lock expired leases.
@@ -461,12 +551,13 @@ WITH target AS MATERIALIZED (
     FOR NO KEY UPDATE
 ), changed AS (
     UPDATE job j
-    SET state = CASE WHEN t.state = 'queued' THEN 'cancelled' ELSE j.state END,
-        finished_at = CASE WHEN t.state = 'queued' THEN coalesce($4, now()) END,
+    SET state = CASE WHEN t.state IN ('queued', 'waiting') THEN 'cancelled' ELSE j.state END,
+        finished_at = CASE WHEN t.state IN ('queued', 'waiting') THEN coalesce($4, now()) END,
         cancel_requested_at = coalesce(j.cancel_requested_at, coalesce($4, now()))
     FROM target t
     WHERE j.id = t.id
-      AND (t.state = 'queued' OR (t.state = 'running' AND t.cancel_requested_at IS NULL))
+      AND (t.state IN ('queued', 'waiting')
+           OR (t.state = 'running' AND t.cancel_requested_at IS NULL))
     RETURNING j.id, j.state
 ), logged AS (
     INSERT INTO job_event (job_id, at, type, data)
@@ -707,7 +798,7 @@ ORDER BY w.started_at
 ACTIVE_JOBS = """
 SELECT * FROM job
 WHERE ($1::text IS NULL OR owner = $1)
-  AND (state IN ('queued', 'running')
+  AND (state IN ('waiting', 'queued', 'running')
        OR (state IN ('succeeded', 'cancelled', 'dead')
            AND finished_at > now() - make_interval(secs => $2)))
 ORDER BY id DESC

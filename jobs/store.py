@@ -19,7 +19,7 @@ import asyncpg
 
 from jobs import sql
 from jobs.db import TRANSIENT_ERRORS, create_pool
-from jobs.errors import InvalidTransition, JobNotFound
+from jobs.errors import InvalidTransition, JobNotFound, ParentFailed
 from jobs.logging import get_logger
 from jobs.metrics import DURATION_BUCKETS_S, Counts, Key, outcome_label
 from jobs.model import (
@@ -275,6 +275,91 @@ class Store:
         start ("debounced")."""
         row, outcome = await self._enqueue_unique(self.pool, job, notify=notify)
         return Job.from_row(row), outcome
+
+    async def submit_after(
+        self,
+        job: NewJob,
+        parents: Sequence[int],
+        *,
+        visible_to: str | None = None,
+        notify: bool = True,
+    ) -> tuple[Job, bool]:
+        """A job that waits until every job in `parents` has succeeded (queued at once when
+        they all have). `visible_to`: parents must be this owner's (None: anyone's).
+        Raises JobNotFound for a parent that is not there (or not visible), and
+        ParentFailed for one that ended dead or cancelled (it would never succeed)."""
+        wanted = sorted(set(parents))
+        async with self.pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(sql.LOCK_PARENTS, wanted)
+            found = {r["id"]: r for r in rows if visible_to is None or r["owner"] == visible_to}
+            for parent in wanted:
+                if parent not in found:
+                    raise JobNotFound(parent)
+                if found[parent]["state"] in ("dead", "cancelled"):
+                    raise ParentFailed(parent, found[parent]["state"])
+            pending = [p for p in wanted if found[p]["state"] != "succeeded"]
+            if not pending:
+                insert = sql.ENQUEUE_RETURNING_JOB if notify else sql.ENQUEUE_RETURNING_JOB_QUIETLY
+                row, duplicate = await self._enqueue_one(conn, job, insert, sql.FIND_JOB_BY_KEY)
+                return Job.from_row(row), duplicate
+            while True:
+                row = await conn.fetchrow(sql.ENQUEUE_WAITING, *self._insert_args(job), pending)
+                if row is not None:
+                    return Job.from_row(row), False
+                existing = await conn.fetchrow(sql.FIND_JOB_BY_KEY, job.owner, job.idempotency_key)
+                if existing is not None:
+                    return Job.from_row(existing), True
+
+    async def sweep_waiting(self, limit: int = 1000) -> tuple[list[int], list[int]]:
+        """Decide the waiting jobs (oldest first, up to `limit`): what a release missed (its
+        worker died between a parent's finish and the release) is released here."""
+        ids = [r["id"] for r in await self.pool.fetch(sql.WAITING_JOBS, limit)]
+        return await self.decide_waiting(waiting=ids) if ids else ([], [])
+
+    async def decide_waiting(
+        self,
+        *,
+        waiting: Sequence[int] = (),
+        parents: Sequence[int] = (),
+        conn: asyncpg.Connection | None = None,
+    ) -> tuple[list[int], list[int]]:
+        """Queue the waiting jobs (given, or waiting for `parents`) whose parents have all
+        succeeded, and cancel, naming it, those with a parent that ended dead or cancelled,
+        and theirs in turn. Returns (released, cancelled)."""
+        released: list[int] = []
+        cancelled: list[int] = []
+        targets, after = list(waiting), list(parents)
+        while targets or after:
+            async with contextlib.AsyncExitStack() as stack:
+                db: asyncpg.Connection = conn or await stack.enter_async_context(
+                    self.pool.acquire()
+                )
+                await stack.enter_async_context(db.transaction())
+                locked = [r["id"] for r in await db.fetch(sql.LOCK_WAITING, targets, after)]
+                if not locked:
+                    break
+                row = await db.fetchrow(sql.DECIDE_WAITING, locked)
+            assert row is not None
+            released += row["released"]
+            cancelled += row["cancelled"]
+            targets, after = [], list(row["cancelled"])  # their own dependants next
+        if released or cancelled:
+            log.info("job.dependants_decided", released=len(released), cancelled=len(cancelled))
+        return released, cancelled
+
+    def _insert_args(self, job: NewJob) -> tuple[Any, ...]:
+        return (
+            job.queue,
+            job.kind,
+            _json(dict(job.payload)),
+            job.priority,
+            job.run_at,
+            job.max_attempts,
+            job.timeout_s,
+            job.idempotency_key,
+            job.owner,
+            job.run_after_s,
+        )
 
     async def _enqueue_unique(
         self, db: Executor, job: NewJob, *, notify: bool
@@ -547,18 +632,26 @@ class Store:
             changes = list(unique.items())
         freed = {self._limited_jobs.pop(lease.job_id, None) for lease, _ in changes} - {None}
         try:
-            return await self._finish_many(changes, now, conn)
+            applied, parents = await self._finish_many(changes, now, conn)
         finally:
             if freed:  # a limited queue's slot is free: its workers may claim now
                 with contextlib.suppress(*TRANSIENT_ERRORS):
                     await self.pool.execute(sql.NOTIFY_QUEUES, sorted(q for q in freed if q))
+        if parents:
+            try:
+                await self.decide_waiting(parents=parents, conn=conn)
+            except TRANSIENT_ERRORS as exc:  # the reaper's sweep decides them later
+                log.warning("job.dependants_undecided", parents=parents, error=repr(exc))
+        return applied
 
     async def _finish_many(
         self,
         changes: Sequence[tuple[Lease, Change]],
         now: datetime | None,
         conn: asyncpg.Connection | None,
-    ) -> dict[Lease, JobState]:
+    ) -> tuple[dict[Lease, JobState], list[int]]:
+        """The leases that held, with the state written, and the finished jobs that others
+        wait for."""
         async with self._hot(self._finisher, conn) as db:
             owner = changes[0][0].owner
             if all(
@@ -579,7 +672,7 @@ class Store:
                 )
                 held = {Lease(r["id"], owner, r["attempt"]): JobState.SUCCEEDED for r in done}
                 self._log_lost(changes, held)
-                return held
+                return held, [r["id"] for r in done if r["has_dependants"]]
             rows = await db.fetch(
                 sql.FINISH_MANY,
                 [lease.job_id for lease, _ in changes],
@@ -598,7 +691,10 @@ class Store:
                 Lease(r["id"], r["lease_owner"], r["attempt"]): JobState(r["state"]) for r in rows
             }
             self._log_lost(changes, applied)
-            return applied
+            parents = [
+                r["id"] for r in rows if r["has_dependants"] and JobState(r["state"]).is_terminal
+            ]
+            return applied, parents
 
     @staticmethod
     def _log_lost(changes: Sequence[tuple[Lease, Change]], applied: Mapping[Lease, Any]) -> None:
@@ -765,7 +861,10 @@ class Store:
         row = await self.pool.fetchrow(sql.CANCEL, job_id, owner, by, now)
         if row is None:
             raise JobNotFound(job_id)
-        return CancelResult(job_id, JobState(row["previous"]), JobState(row["state"]))
+        result = CancelResult(job_id, JobState(row["previous"]), JobState(row["state"]))
+        if result.state is JobState.CANCELLED and not result.previous.is_terminal:
+            await self.decide_waiting(parents=[job_id])  # what waited for it is cancelled too
+        return result
 
     async def retry(
         self,

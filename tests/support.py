@@ -21,6 +21,7 @@ SCHEMA_TABLES = [
     "api_key",
     "api_secret",
     "job",
+    "job_dependency",
     "job_event",
     "job_ready",
     "job_ready_0",

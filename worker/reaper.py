@@ -1,6 +1,7 @@
 """The reaper: every few seconds (jittered), expired leases go back to `queued` with backoff
-or to `dead`, and workers that stopped heartbeating lose their row. Any worker may run it;
-SKIP LOCKED keeps reapers from fighting over the same rows.
+or to `dead`, workers that stopped heartbeating lose their row, and waiting jobs whose
+parents are done are decided (what a release missed). Any worker may run it; SKIP LOCKED
+keeps reapers from fighting over the same rows.
 
 Most passes look back only as far as the previous one (`reap_window_s`): the lease index
 also keeps an entry for every finished job's last lease, and while a long transaction holds
@@ -64,6 +65,7 @@ class Reaper:
             try:
                 done = await self.store.reap(within_s=window)
                 await self.store.prune_workers(max(3 * s.lease_s, 60.0))
+                await self.store.sweep_waiting()
             except TRANSIENT_ERRORS as exc:
                 log.warning("worker.db_unavailable", service="reaper", error=repr(exc))
                 continue

@@ -56,3 +56,34 @@ async def test_a_batch_refuses_a_unique_key_and_says_where(api):
     r = await api.post("/v1/jobs/batch", who="root", json={"jobs": [{"kind": "demo.noop"}, JOB]})
     assert r.status_code == 422
     assert r.json()["error"]["message"].startswith("jobs[1]: unique_key: submit jobs with a")
+
+
+async def test_depends_on_waits_refuses_others_jobs_and_failed_parents(api, store):
+    parent = (await api.post("/v1/jobs", json={"kind": "demo.noop"})).json()
+    r = await api.post("/v1/jobs", json={"kind": "demo.noop", "depends_on": [parent["id"]]})
+    assert r.status_code == 201 and r.json()["state"] == "waiting"
+    waiting = (await api.get("/v1/jobs?state=waiting")).json()["jobs"]
+    assert [j["id"] for j in waiting] == [r.json()["id"]]
+
+    r = await api.post(
+        "/v1/jobs", who="bob", json={"kind": "demo.noop", "depends_on": [parent["id"]]}
+    )
+    assert r.status_code == 422
+    assert r.json()["error"]["message"] == f"depends_on: there is no job {parent['id']} of yours"
+    r = await api.post(
+        "/v1/jobs", who="root", json={"kind": "demo.noop", "depends_on": [parent["id"]]}
+    )
+    assert r.status_code == 201  # an admin may depend on anyone's
+
+    await api.post(f"/v1/jobs/{parent['id']}/cancel")
+    r = await api.post("/v1/jobs", json={"kind": "demo.noop", "depends_on": [parent["id"]]})
+    assert r.status_code == 409 and r.json()["error"]["code"] == "parent_failed"
+    assert "retry it first" in r.json()["error"]["message"]
+    cancelled = (await api.get(f"/v1/jobs/{waiting[0]['id']}")).json()
+    assert cancelled["state"] == "cancelled"
+    assert cancelled["errors"][-1]["message"] == f"job {parent['id']} it depends on ended cancelled"
+
+    r = await api.post("/v1/jobs", json={"kind": "demo.noop", "depends_on": [1], "unique_key": "x"})
+    assert r.status_code == 422 and "not both" in r.text
+    r = await api.post("/v1/jobs/batch", json={"jobs": [{"kind": "demo.noop", "depends_on": [1]}]})
+    assert r.status_code == 422 and "jobs[0]: depends_on" in r.text

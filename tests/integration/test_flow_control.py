@@ -81,3 +81,26 @@ async def test_a_paused_queue_starts_nothing_and_resumes_at_once(store: Store, p
     assert await count(store, "queued") == 20
     await store.control_queue("held", by="key:root", paused=False)
     await eventually(lambda: _at_least(store, 21), 5)  # woken by the resume, not a poll
+
+
+async def test_a_chain_and_a_diamond_run_in_order_through_real_workers(store: Store, procs):
+    procs.start_worker("--concurrency", "4", "--processes", "0")
+    procs.start_worker("--concurrency", "4", "--processes", "0")
+    sleep = {"seconds": 0.3}
+    root = (await store.enqueue(NewJob(kind="demo.sleep", payload=sleep))).id
+    left, _ = await store.submit_after(NewJob(kind="demo.sleep", payload=sleep), [root])
+    right, _ = await store.submit_after(NewJob(kind="demo.sleep", payload=sleep), [root])
+    join, _ = await store.submit_after(NewJob(kind="demo.noop"), [left.id, right.id])
+    tail, _ = await store.submit_after(NewJob(kind="demo.noop"), [join.id])
+    await eventually(lambda: _at_least(store, 5), 30)
+    rows = {
+        r["id"]: r for r in await store.pool.fetch("SELECT id, started_at, finished_at FROM job")
+    }
+
+    def after(child: int, *parents: int) -> bool:
+        return all(rows[child]["started_at"] >= rows[p]["finished_at"] for p in parents)
+
+    assert after(left.id, root) and after(right.id, root)
+    assert after(join.id, left.id, right.id) and after(tail.id, join.id)
+    # the two sides ran at once (on two workers or one), not one after the other
+    assert rows[left.id]["started_at"] < rows[right.id]["finished_at"]

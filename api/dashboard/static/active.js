@@ -20,7 +20,7 @@ export async function render(root, { signal }) {
   clear(root, h("div", { class: "title-row" }, h("h1", {}, "Active jobs"), status), tableEl, empty);
 
   function row(j) {
-    const cancel = ["queued", "running"].includes(j.state) && !j.cancel_requested
+    const cancel = ["waiting", "queued", "running"].includes(j.state) && !j.cancel_requested
       ? h("button", { type: "button", class: "secondary small", "aria-label": `Cancel job ${j.job_id}` }, "Cancel")
       : null;
     cancel?.addEventListener("click", () => act(cancel, async () => {

@@ -28,7 +28,7 @@ export async function render(root, { params, signal }) {
 
   function draw() {
     const actions = h("div", { class: "actions" });
-    if (["queued", "running"].includes(job.state) && !job.cancel_requested_at) {
+    if (["waiting", "queued", "running"].includes(job.state) && !job.cancel_requested_at) {
       const b = h("button", { type: "button", class: "danger" }, "Cancel job");
       b.addEventListener("click", () => act(b, async () => {
         const r = await post(`/v1/jobs/${id}/cancel`);
