@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -347,7 +348,9 @@ class Store:
             log.info("job.dependants_decided", released=len(released), cancelled=len(cancelled))
         return released, cancelled
 
-    def _insert_args(self, job: NewJob) -> tuple[Any, ...]:
+    @staticmethod
+    def _insert_args(job: NewJob) -> tuple[Any, ...]:
+        """$1–$10 of the statements that insert one job (`sql._enqueue_one`'s order)."""
         return (
             job.queue,
             job.kind,
@@ -381,16 +384,7 @@ class Store:
                     return moved, "debounced"
             row = await db.fetchrow(
                 sql.ENQUEUE_UNIQUE,
-                job.queue,
-                job.kind,
-                payload,
-                job.priority,
-                job.run_at,
-                job.max_attempts,
-                job.timeout_s,
-                job.idempotency_key,
-                job.owner,
-                run_after_s,
+                *self._insert_args(dataclasses.replace(job, run_after_s=run_after_s)),
                 job.unique_key,
                 notify,
             )
@@ -412,19 +406,7 @@ class Store:
         self, db: Executor, job: NewJob, insert: str, find: str
     ) -> tuple[asyncpg.Record, bool]:
         while True:
-            row = await db.fetchrow(
-                insert,
-                job.queue,
-                job.kind,
-                _json(dict(job.payload)),
-                job.priority,
-                job.run_at,
-                job.max_attempts,
-                job.timeout_s,
-                job.idempotency_key,
-                job.owner,
-                job.run_after_s,
-            )
+            row = await db.fetchrow(insert, *self._insert_args(job))
             if row is not None:
                 return row, False
             assert job.idempotency_key is not None, "only a key conflict skips an insert"
