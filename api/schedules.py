@@ -34,9 +34,18 @@ def _checked(request: Request, values: dict[str, Any]) -> dict[str, Any]:
         Cron.parse(values["cron"], values["timezone"])
     except CronError as exc:
         raise ApiError(422, "invalid_cron", str(exc)) from None
+    specs = request.app.state.specs
+    follow_ups = []
+    for i, f in enumerate(values.get("follow_ups") or []):
+        try:
+            payload = validated_payload(f["kind"], f.get("payload") or {}, specs)
+        except ApiError as exc:
+            raise ApiError(exc.status, exc.code, f"follow_ups[{i}]: {exc.message}") from None
+        follow_ups.append({"kind": f["kind"], "payload": payload})
     return {
         **values,
-        "payload": validated_payload(values["kind"], values["payload"], request.app.state.specs),
+        "payload": validated_payload(values["kind"], values["payload"], specs),
+        "follow_ups": follow_ups,
     }
 
 
@@ -104,6 +113,7 @@ async def trigger_schedule(name: Name, request: Request, _admin: Admin) -> JobOu
     s = schedules.Schedule.from_row(await _get(store, name))
     key = schedules.trigger_key(s.name, datetime.now(UTC))
     job, duplicate = await store.submit(s.job(key), notify=False)
+    await schedules.follow_up(store, s, key, job.id)
     if not duplicate:
         request.app.state.waker.wake(job.queue)  # as POST /v1/jobs does: after the commit
     return JobOut.of(job)

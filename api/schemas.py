@@ -429,6 +429,11 @@ SCHEDULE_NAME = r"^[A-Za-z0-9_.-]+$"
 """No colon: the name is part of each fire's idempotency key, `cron:<name>:<fire time>`."""
 
 
+class FollowUp(JsonInput):
+    kind: str = Field(min_length=1, max_length=128, pattern=NAME)
+    payload: dict[str, Any] = Field(default_factory=dict)
+
+
 class ScheduleFields(JsonInput):
     cron: str = Field(
         min_length=1,
@@ -449,6 +454,12 @@ class ScheduleFields(JsonInput):
     )
     backfill: bool = Field(
         default=False, description="after downtime, enqueue every missed fire, not the latest"
+    )
+    follow_ups: list[FollowUp] = Field(
+        default_factory=list,
+        max_length=10,
+        description="jobs enqueued after every fire, each waiting for the one before it to"
+        " succeed (and cancelled if it does not)",
     )
 
 
@@ -480,6 +491,7 @@ class SchedulePatch(JsonInput):
     enabled: bool | None = None
     catch_up_s: int | None = Field(default=None, ge=0, le=366 * 86400)
     backfill: bool | None = None
+    follow_ups: list[FollowUp] | None = Field(default=None, max_length=10)
 
     @model_validator(mode="after")
     def _no_nulls(self) -> SchedulePatch:
@@ -501,6 +513,7 @@ class ScheduleOut(BaseModel):
     enabled: bool
     catch_up_s: int
     backfill: bool
+    follow_ups: list[dict[str, Any]]
     next_fire_at: datetime | None = Field(description="read-only: the next fire, when known")
     last_fire_at: datetime | None = Field(description="read-only: the latest fire")
     created_at: datetime

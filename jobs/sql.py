@@ -108,12 +108,14 @@ SELECT * FROM job
 WHERE owner = $1 AND unique_key = $2 AND unique_key IS NOT NULL AND state IN ('queued', 'running')
 """
 
-# depends_on: a job that waits for others. The submission locks its parents FOR SHARE first
+# depends_on: a job that waits for others. The submission locks its parents first
 # (LOCK_PARENTS), so none of them can finish until it commits: a parent's finish then sees
 # the dependency rows and releases what waits for it. A job whose parents have all succeeded
-# already is queued as any other.
+# already is queued as any other. FOR NO KEY UPDATE, not FOR SHARE: the submission marks the
+# parents `has_dependants`, and two submissions of one chain (two schedulers firing a tick)
+# holding shared locks would each wait for the other's.
 LOCK_PARENTS = """
-SELECT id, state, owner FROM job WHERE id = ANY($1::bigint[]) ORDER BY id FOR SHARE
+SELECT id, state, owner FROM job WHERE id = ANY($1::bigint[]) ORDER BY id FOR NO KEY UPDATE
 """
 
 ENQUEUE_WAITING = f"""

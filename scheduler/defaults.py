@@ -52,6 +52,12 @@ def platform_defaults(symbols: Iterable[str], provider: str = "sample") -> list[
             "payload": {"symbols": list(symbols), "provider": provider},
             "catch_up_s": 6 * 3600,
             "backfill": False,
+            # then the day's patterns, then a leaderboard refresh, in that order: each waits
+            # for the one before to succeed (a failed ingest cancels both)
+            "follow_ups": [
+                {"kind": "patterns.analyze", "payload": {"symbols": list(symbols)}},
+                {"kind": "leaderboard.refresh", "payload": {}},
+            ],
         },
         {
             **common,
@@ -80,7 +86,16 @@ async def ensure_defaults(
         if schedule["kind"] not in known:
             unknown.append(schedule["name"])
             continue
-        schedule = {**schedule, "payload": validate(schedule["kind"], schedule["payload"])}
+        follow_ups = [
+            {"kind": f["kind"], "payload": validate(f["kind"], f["payload"])}
+            for f in schedule.get("follow_ups", [])
+            if f["kind"] in known
+        ]
+        schedule = {
+            **schedule,
+            "payload": validate(schedule["kind"], schedule["payload"]),
+            "follow_ups": follow_ups,
+        }
         if await conn.fetchrow(schedules.CREATE, *schedules.as_args(schedule)) is not None:
             created.append(schedule["name"])
     return created, unknown

@@ -18,7 +18,7 @@ from jobs.db import TRANSIENT_ERRORS
 from jobs.logging import get_logger
 from jobs.store import Store
 from scheduler.cron import Cron, CronError, due
-from scheduler.schedules import ADVANCE, LOAD_ENABLED, Schedule
+from scheduler.schedules import ADVANCE, LOAD_ENABLED, Schedule, follow_up
 from scheduler.settings import SchedulerSettings
 
 log = get_logger(__name__)
@@ -94,6 +94,9 @@ class Scheduler:
                         fire_at=fire.isoformat(),
                         job_id=enqueued.id,
                     )
+                # before the fire is recorded (ADVANCE), so a worker that dies here leaves
+                # the chain to the next one, which finds the same keys
+                await follow_up(self.store, schedule, schedule.idempotency_key(fire), enqueued.id)
         if d.last_fire is None and upcoming == schedule.next_fire_at:
             return  # nothing new to record
         status = await self.store.pool.execute(ADVANCE, schedule.name, d.last_fire, upcoming)

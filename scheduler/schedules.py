@@ -1,14 +1,22 @@
-"""The `schedule` table as the scheduler reads and advances it."""
+"""The `schedule` table as the scheduler reads and advances it, and the follow-ups a fire
+(or a manual trigger) enqueues after its job."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from jobs.errors import JobNotFound, ParentFailed
 from jobs.handler import JSON
+from jobs.logging import get_logger
 from jobs.model import NewJob
+
+if TYPE_CHECKING:
+    from jobs.store import Store
+
+log = get_logger(__name__)
 
 CRON_OWNER = "system"
 """Cron jobs belong to the system principal: admins see them, users do not."""
@@ -49,6 +57,8 @@ class Schedule:
     last_fire_at: datetime | None
     created_at: datetime
     updated_at: datetime
+    follow_ups: list[dict[str, Any]]
+    """{kind, payload} each: enqueued after every fire, each depending on the one before."""
 
     @classmethod
     def from_row(cls, row: Any) -> Schedule:
@@ -75,6 +85,22 @@ class Schedule:
             owner=CRON_OWNER,
         )
 
+    def follow_up_jobs(self, idempotency_key: str) -> list[NewJob]:
+        """The follow-ups of the job keyed `idempotency_key`, each keyed after it: a second
+        worker firing the same tick finds the same chain."""
+        return [
+            NewJob(
+                kind=f["kind"],
+                payload=f.get("payload") or {},
+                queue=self.queue,
+                priority=self.priority,
+                max_attempts=self.max_attempts,
+                idempotency_key=f"{idempotency_key}:then:{i}",
+                owner=CRON_OWNER,
+            )
+            for i, f in enumerate(self.follow_ups, start=1)
+        ]
+
 
 def _utc_iso(instant: datetime) -> str:
     return instant.astimezone(UTC).isoformat().replace("+00:00", "Z")
@@ -87,12 +113,12 @@ def trigger_key(name: str, at: datetime) -> str:
 
 COLUMNS = (
     "name, cron, timezone, kind, payload, queue, priority, max_attempts, enabled, catch_up_s, "
-    "backfill"
+    "backfill, follow_ups"
 )
 
 CREATE = f"""
 INSERT INTO schedule ({COLUMNS})
-VALUES ($1, $2, $3, $4, $5::text::jsonb, $6, $7, $8, $9, $10, $11)
+VALUES ($1, $2, $3, $4, $5::text::jsonb, $6, $7, $8, $9, $10, $11, $12::text::jsonb)
 ON CONFLICT (name) DO NOTHING
 RETURNING *
 """
@@ -113,7 +139,7 @@ DELETE = "DELETE FROM schedule WHERE name = $1"
 UPDATE = f"""
 UPDATE schedule s
 SET ({COLUMNS}) = (
-        $1, $2, $3, $4, $5::text::jsonb, $6, $7, $8, $9, $10, $11
+        $1, $2, $3, $4, $5::text::jsonb, $6, $7, $8, $9, $10, $11, $12::text::jsonb
     ),
     last_fire_at = CASE WHEN s.cron IS DISTINCT FROM $2 OR s.timezone IS DISTINCT FROM $3
                              OR (NOT s.enabled AND $9)
@@ -126,7 +152,8 @@ RETURNING *
 
 
 def as_args(s: Schedule | dict[str, Any]) -> list[Any]:
-    """The values of COLUMNS, in order, for CREATE and UPDATE ($5: payload as JSON text)."""
+    """The values of COLUMNS, in order, for CREATE and UPDATE ($5 payload, $12 follow-ups:
+    JSON text)."""
     values = s if isinstance(s, dict) else {k: getattr(s, k) for k in Schedule.__slots__}
     return [
         values["name"],
@@ -140,4 +167,24 @@ def as_args(s: Schedule | dict[str, Any]) -> list[Any]:
         values["enabled"],
         values["catch_up_s"],
         values["backfill"],
+        json.dumps(values.get("follow_ups") or []),
     ]
+
+
+async def follow_up(store: Store, schedule: Schedule, key: str, job_id: int) -> list[int]:
+    """Enqueue `schedule`'s follow-ups of the job `job_id` (keyed `key`), each depending on
+    the one before; the chain's ids. A chain another worker made is found by its keys; one
+    whose job already failed or was pruned is left as it is (its follow-ups were cancelled
+    with it, or never mattered)."""
+    chain = []
+    parent = job_id
+    for job in schedule.follow_up_jobs(key):
+        try:
+            made, duplicate = await store.submit_after(job, [parent])
+        except (JobNotFound, ParentFailed):
+            break
+        if not duplicate:
+            log.info("cron.follow_up", schedule=schedule.name, job_id=made.id, after=parent)
+        chain.append(made.id)
+        parent = made.id
+    return chain

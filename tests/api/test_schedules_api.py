@@ -145,3 +145,26 @@ async def test_a_patch_field_sent_as_null_is_refused_by_name(api):
         assert says in r.json()["error"]["message"], r.text
     schema = (await api.client.get("/openapi.json")).json()["components"]["schemas"]
     assert schema["SchedulePatch"]["properties"]["enabled"]["type"] == "boolean"  # not null
+
+
+async def test_a_schedules_follow_ups_are_checked_and_a_trigger_makes_the_chain(api):
+    bad = {**NIGHTLY, "follow_ups": [{"kind": "leaderboard.refresh", "payload": {"limit": 0}}]}
+    r = await api.post("/v1/schedules", "root", json=bad)
+    assert r.status_code == 422 and r.json()["error"]["message"].startswith("follow_ups[0]: ")
+    chain = [{"kind": "demo.noop"}, {"kind": "leaderboard.refresh", "payload": {"limit": 3}}]
+    r = await api.post("/v1/schedules", "root", json={**NIGHTLY, "follow_ups": chain})
+    assert r.status_code == 201, r.text
+    assert [f["kind"] for f in r.json()["follow_ups"]] == ["demo.noop", "leaderboard.refresh"]
+    assert r.json()["follow_ups"][1]["payload"]["limit"] == 3  # as the kind's model reads it
+    head = (await api.post("/v1/schedules/nightly/trigger", "root")).json()
+    jobs = (await api.get("/v1/jobs?limit=10", who="root")).json()["jobs"]
+    follow = sorted((j for j in jobs if j["id"] != head["id"]), key=lambda j: j["id"])
+    assert [(j["kind"], j["state"]) for j in follow] == [
+        ("demo.noop", "waiting"),
+        ("leaderboard.refresh", "waiting"),
+    ]
+    assert follow[0]["idempotency_key"] == f"{head['idempotency_key']}:then:1"
+    r = await api.client.patch(
+        "/v1/schedules/nightly", json={"follow_ups": []}, headers=api.auth("root")
+    )
+    assert r.status_code == 200 and r.json()["follow_ups"] == []

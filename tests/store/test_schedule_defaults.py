@@ -1,10 +1,12 @@
 """The platform's default schedules: created when absent, never overwriting an operator's
 edit, and left out while no worker knows their kind."""
 
+import json
+
 from scheduler.cron import Cron
 from scheduler.defaults import ensure_defaults, platform_defaults
 
-KINDS = {"prices.ingest", "leaderboard.refresh"}
+KINDS = {"prices.ingest", "patterns.analyze", "leaderboard.refresh"}
 
 
 def as_is(kind, payload):
@@ -21,6 +23,11 @@ async def test_defaults_are_created_once_and_edits_survive(conn):
         "prices.ingest",
     )
     assert row["payload"] == '{"symbols": ["AAPL", "SPY"], "provider": "sample"}'
+    # the day's patterns, then a leaderboard refresh, each after the one before
+    assert json.loads(row["follow_ups"]) == [
+        {"kind": "patterns.analyze", "payload": {"symbols": ["AAPL", "SPY"]}},
+        {"kind": "leaderboard.refresh", "payload": {}},
+    ]
     await conn.execute(
         "UPDATE schedule SET enabled = false, cron = '0 22 * * 1-5' "
         "WHERE name = 'prices.ingest.daily'"

@@ -94,3 +94,33 @@ async def test_after_downtime_one_coalesced_job_and_the_rest_skipped(four, conn)
     row = await conn.fetchrow("SELECT last_fire_at, next_fire_at FROM schedule")
     assert row["last_fire_at"] == midnight
     assert row["next_fire_at"] == midnight + timedelta(days=1)
+
+
+async def test_four_schedulers_make_one_chain_of_follow_ups_per_fire(four, conn):
+    follow = (
+        '[{"kind": "demo.noop", "payload": {}}, {"kind": "demo.sleep", "payload": {"seconds": 0}}]'
+    )
+    await conn.execute(
+        "INSERT INTO schedule (name, cron, kind, updated_at, follow_ups)"
+        " VALUES ('chain', '*/10 * * * * *', 'demo.noop', $1, $2::jsonb)",
+        T0,
+        follow,
+    )
+    await _run(four, T0, 21, 0.3)  # fires at :10 and :20
+    rows = await conn.fetch(
+        "SELECT j.id, j.kind, j.state, j.idempotency_key, d.parent_id FROM job j"
+        " LEFT JOIN job_dependency d ON d.job_id = j.id ORDER BY j.id"
+    )
+    assert len(rows) == 6  # each fire: its job and two follow-ups, once however many fired it
+    by_key = {r["idempotency_key"]: r for r in rows}
+    for fire in ("2026-03-02T12:00:10Z", "2026-03-02T12:00:20Z"):
+        head = by_key[f"cron:chain:{fire}"]
+        first = by_key[f"cron:chain:{fire}:then:1"]
+        second = by_key[f"cron:chain:{fire}:then:2"]
+        assert head["state"] == "queued" and head["parent_id"] is None
+        assert (first["kind"], first["state"], first["parent_id"]) == (
+            "demo.noop",
+            "waiting",
+            head["id"],
+        )
+        assert (second["kind"], second["parent_id"]) == ("demo.sleep", first["id"])
