@@ -2,12 +2,13 @@
 
 A handler is `async def handle(ctx, payload) -> result` (runs on the worker's event loop) or
 `def handle(ctx, payload) -> result` registered as CPU-bound (runs in the worker's process
-pool). Returning is success; raising `Retry` snoozes, raising `Cancel` cancels, and any other
+pool). Returning is success; raising `Snooze` snoozes, raising `Cancel` cancels, and any other
 exception is a failed attempt (retried with backoff until the attempts run out).
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Protocol
 
 import structlog
@@ -30,12 +31,27 @@ class JobContext(Protocol):
         """True once a cancel was requested (or the lease lost): stop at the next chunk."""
 
 
-class Retry(Exception):
-    """Run this job again after `after_s` seconds, without using up an attempt."""
+class Snooze(Exception):
+    """Run this job again after `after_s` seconds, without using up an attempt (the job is
+    queued again and its outcome is `jobs.Snoozed`)."""
 
     def __init__(self, after_s: float = 0.0) -> None:
-        super().__init__(f"retry after {after_s:g}s")
+        super().__init__(f"snooze for {after_s:g}s")
         self.after_s = after_s
+
+
+class Retry(Snooze):
+    """The old name of `Snooze`, which says what it does (a retry uses an attempt; this does
+    not). Still works, with a DeprecationWarning; it goes in a later release."""
+
+    def __init__(self, after_s: float = 0.0) -> None:
+        warnings.warn(
+            "jobs.handler.Retry is now Snooze (it snoozes without using an attempt): raise"
+            " Snooze(after_s=...) instead",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        super().__init__(after_s)
 
 
 class Cancel(Exception):
@@ -53,4 +69,4 @@ class Permanent(Exception):
 Handler = Any
 """`async def (ctx, payload) -> JSON` or, for CPU-bound kinds, `def (ctx, payload) -> JSON`."""
 
-__all__ = ["JSON", "Cancel", "Handler", "JobContext", "Permanent", "Retry"]
+__all__ = ["JSON", "Cancel", "Handler", "JobContext", "Permanent", "Retry", "Snooze"]

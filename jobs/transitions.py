@@ -25,7 +25,7 @@ class Success:
 
 
 @dataclass(frozen=True, slots=True)
-class Snooze:
+class Snoozed:
     """Run again after `after_s`; does not use up an attempt."""
 
     after_s: float
@@ -69,7 +69,7 @@ class Release:
     reason: str = "worker shutdown"
 
 
-Outcome = Success | Snooze | Cancelled | Failure | Timeout | LeaseExpired | Release
+Outcome = Success | Snoozed | Cancelled | Failure | Timeout | LeaseExpired | Release
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +118,7 @@ def decide(
     match outcome:
         case Success(result=result):
             return Change(state=JobState.SUCCEEDED, result=result)
-        case Snooze(after_s=after_s):
+        case Snoozed(after_s=after_s):
             return Change(
                 state=JobState.QUEUED,
                 run_after_s=_delay(after_s),

@@ -35,7 +35,7 @@ log = get_logger(__name__)
 
 def decided(job: Claimed, outcome: Outcome, now: datetime, backoff: Backoff) -> Change:
     """`decide`, and a permanent failure instead should the outcome itself be impossible to
-    apply (a handler's `Retry(after_s=inf)` has no run time): a job is never left running
+    apply (a handler's `Snooze(after_s=inf)` has no run time): a job is never left running
     because its outcome could not be turned into a change."""
     try:
         return decide(

@@ -1,7 +1,7 @@
 """What a handler's return or raise means for its job: the one place that maps them.
 
 The executor (on the loop or in a thread) and the pool's children (in another process) all
-call `raised`, so a handler's `Retry`, `Cancel` or `Permanent` means the same wherever it
+call `raised`, so a handler's `Snooze`, `Cancel` or `Permanent` means the same wherever it
 ran; returning is `Success(result)`, and `checked` makes sure the job's final result can be
 stored. `decide` then turns the outcome into a state change.
 """
@@ -13,8 +13,8 @@ import os
 import sys
 import traceback
 
-from jobs.handler import Cancel, Permanent, Retry
-from jobs.transitions import Cancelled, Failure, Outcome, Snooze, Success
+from jobs.handler import Cancel, Permanent, Snooze
+from jobs.transitions import Cancelled, Failure, Outcome, Snoozed, Success
 
 
 def checked(outcome: Outcome) -> Outcome:
@@ -44,8 +44,8 @@ def checked(outcome: Outcome) -> Outcome:
 def raised(exc: BaseException) -> Outcome:
     """The handler (or a kind's load or save) raised `exc`; call it in the `except` block,
     where the traceback is still at hand."""
-    if isinstance(exc, Retry):
-        return Snooze(exc.after_s)
+    if isinstance(exc, Snooze):
+        return Snoozed(exc.after_s)
     if isinstance(exc, Cancel):
         return Cancelled(exc.reason)
     if isinstance(exc, Permanent):  # deliberate: its message says it all

@@ -7,7 +7,7 @@ import pytest
 
 from jobs.backoff import Backoff
 from jobs.model import EventType, JobState, Lease, NewJob
-from jobs.transitions import Failure, Release, Snooze, Success, decide
+from jobs.transitions import Failure, Release, Snoozed, Success, decide
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
 
@@ -126,7 +126,7 @@ async def test_snooze_does_not_burn_the_budget(store):
     enq = await store.enqueue(NewJob(kind="k", max_attempts=1))
     for i in range(3):
         [job] = await store.claim(["default"], 1, "w", 30, now=T0 + timedelta(minutes=i))
-        assert await store.complete(job, Snooze(after_s=1), now=T0 + timedelta(minutes=i))
+        assert await store.complete(job, Snoozed(after_s=1), now=T0 + timedelta(minutes=i))
     job = await store.get(enq.id)
     assert job.state is JobState.QUEUED and job.attempt == 3 and job.max_attempts == 4
     [job] = await store.claim(["default"], 1, "w", 30, now=T0 + timedelta(hours=1))
@@ -204,7 +204,7 @@ async def test_a_duplicate_outcome_in_one_batch_is_applied_once(store):
 
 @pytest.mark.parametrize(
     "outcome",
-    [Failure("E", "retryable"), Snooze(after_s=5), "release", "lease expired"],
+    [Failure("E", "retryable"), Snoozed(after_s=5), "release", "lease expired"],
 )
 async def test_a_cancel_request_wins_over_any_requeue(store, outcome):
     enq = await store.enqueue(NewJob(kind="k", max_attempts=5))
@@ -237,7 +237,7 @@ async def test_progress_resets_when_the_job_is_claimed_again(store):
     enq = await store.enqueue(NewJob(kind="k"))
     [job] = await store.claim(["default"], 1, "w", 10, now=T0)
     await store.report_progress(job.lease, 80, "almost")
-    await store.complete(job, Snooze(after_s=0), now=T0)
+    await store.complete(job, Snoozed(after_s=0), now=T0)
     [again] = await store.claim(["default"], 1, "w", 10, now=T0 + timedelta(seconds=1))
     fresh = await store.get(enq.id)
     assert (fresh.progress, fresh.progress_message) == (0, None)

@@ -14,7 +14,7 @@ from jobs.model import JobState, NewJob
 from jobs.ready import Rotation
 from jobs.settings import DatabaseSettings, QueueSettings
 from jobs.store import Store
-from jobs.transitions import Failure, Snooze, decide
+from jobs.transitions import Failure, Snoozed, decide
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
 
@@ -55,7 +55,7 @@ async def test_every_way_into_queued_writes_a_ready_row(store):
     claimed = await store.claim(["default"], 10, "w", 30, now=T0)
     assert await ready_ids(store) == []
     snooze = decide(
-        attempt=1, max_attempts=5, outcome=Snooze(5.0), now=T0, backoff=store.settings.backoff()
+        attempt=1, max_attempts=5, outcome=Snoozed(5.0), now=T0, backoff=store.settings.backoff()
     )
     fail = decide(
         attempt=1,

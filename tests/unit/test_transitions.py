@@ -10,7 +10,7 @@ from jobs.transitions import (
     Failure,
     LeaseExpired,
     Release,
-    Snooze,
+    Snoozed,
     Success,
     Timeout,
     decide,
@@ -82,7 +82,7 @@ def test_expired_lease_counts_as_an_attempt_and_says_so():
 
 
 def test_snooze_requeues_without_using_up_an_attempt():
-    change = run(Snooze(after_s=90), attempt=3, max_attempts=3)
+    change = run(Snoozed(after_s=90), attempt=3, max_attempts=3)
     assert change.state is JobState.QUEUED
     assert change.run_after_s == 90
     assert change.extra_attempts == 1 and change.error is None
@@ -120,7 +120,7 @@ def test_retry_time_is_inside_the_jitter_band(rand):
 def test_every_outcome_type_is_handled():
     outcomes = [
         Success(),
-        Snooze(1),
+        Snoozed(1),
         Cancelled(),
         Failure("E", "m"),
         Timeout(1),
@@ -135,4 +135,4 @@ def test_every_outcome_type_is_handled():
 @pytest.mark.parametrize("after_s", [float("inf"), float("nan"), 1e12])
 def test_a_wait_no_clock_can_hold_is_refused_for_the_worker_to_turn_into_a_failure(after_s):
     with pytest.raises(ValueError, match="cannot run again"):
-        run(Snooze(after_s=after_s))
+        run(Snoozed(after_s=after_s))

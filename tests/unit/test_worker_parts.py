@@ -5,7 +5,7 @@ import typer
 
 from compute.specs import DemoSleep
 from conveyor.cli import parse_duration
-from jobs.transitions import Cancelled, Failure, Snooze, Success
+from jobs.transitions import Cancelled, Failure, Snoozed, Success
 from worker import outcomes
 from worker.fetcher import claim_ahead
 from worker.registry import Registry, default_registry
@@ -65,7 +65,7 @@ def test_a_kind_cannot_be_registered_twice():
 
 
 def test_what_a_handler_raises_maps_to_one_outcome():
-    from jobs.handler import Cancel, Permanent, Retry
+    from jobs.handler import Cancel, Permanent, Retry, Snooze
 
     def outcome_of(exc: Exception):
         try:
@@ -73,7 +73,10 @@ def test_what_a_handler_raises_maps_to_one_outcome():
         except Exception as caught:
             return outcomes.raised(caught)
 
-    assert outcome_of(Retry(3)) == Snooze(3.0)
+    assert outcome_of(Snooze(3)) == Snoozed(3.0)
+    with pytest.warns(DeprecationWarning, match="Retry is now Snooze"):
+        old = Retry(3)
+    assert outcome_of(old) == Snoozed(3.0)  # the old name still snoozes
     assert outcome_of(Cancel("why")) == Cancelled("why")
     failed = outcome_of(ValueError("m"))
     assert isinstance(failed, Failure) and (failed.type, failed.message) == ("ValueError", "m")
@@ -164,15 +167,15 @@ def test_an_outcome_that_cannot_be_applied_kills_the_job_instead_of_wedging_it()
 
     from jobs.backoff import Backoff
     from jobs.model import Claimed, JobState
-    from jobs.transitions import Snooze
+    from jobs.transitions import Snoozed
     from worker.executor import decided
 
     now = datetime(2030, 1, 1, tzinfo=UTC)
     job = Claimed(1, "q", "k", {}, 0, 1, 5, None, "o", "w", now, now, now, now)
-    change = decided(job, Snooze(float("inf")), now, Backoff())
+    change = decided(job, Snoozed(float("inf")), now, Backoff())
     assert change.state is JobState.DEAD
     assert change.error is not None and change.error["type"] == "UndecidableOutcome"
-    assert decided(job, Snooze(5), now, Backoff()).state is JobState.QUEUED
+    assert decided(job, Snoozed(5), now, Backoff()).state is JobState.QUEUED
 
 
 def test_a_notify_heard_while_no_claim_was_wanted_is_acted_on_when_room_frees():
