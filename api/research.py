@@ -27,8 +27,9 @@ from api.errors import ERRORS, ApiError
 from api.keys import Principal
 from api.routing import GuardedRoute
 from api.schemas import Timestamp
-from compute import curves, results
+from compute import curves
 from compute.specs import COUNT_METRICS, METRIC_NAMES, SYMBOL, AnyMetric, Family, PatternName
+from kinds import results
 
 router = APIRouter(route_class=GuardedRoute, prefix="/v1", responses=ERRORS)
 

@@ -19,7 +19,7 @@ from datetime import date
 import numpy as np
 
 from compute.grid import evaluate_grid, ma_pairs, product
-from compute.prices import SyntheticProvider
+from kinds.prices import SyntheticProvider
 
 BARS = 2500
 

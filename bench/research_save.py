@@ -14,9 +14,9 @@ import time
 from typing import Any
 
 from bench.store import fresh_store, make_template, run_on_server
-from compute.kinds import ingest, save_ingest
 from compute.specs import PricesIngest
 from jobs.model import NewJob
+from kinds.research import ingest, save_ingest
 from worker.registry import default_registry
 
 GRID = {"fast": {"start": 2, "stop": 75, "step": 1}, "slow": {"start": 3, "stop": 249, "step": 1}}

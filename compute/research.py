@@ -1,5 +1,5 @@
 """The research computations, as pure functions of prices and parameters: what the kinds in
-`compute.kinds` run between loading their inputs and storing their outputs.
+`kinds.research` run between loading their inputs and storing their outputs.
 
 - `optimize`: a family's whole grid on one series, chosen in-sample, scored out-of-sample.
 - `walk_forward`: anchored walk-forward of one family on one series: at each fold the best

@@ -210,9 +210,9 @@ def prune(
     import asyncio
     from datetime import timedelta
 
-    from compute.results import prune_snapshots
     from jobs.model import JobState
     from jobs.store import Store
+    from kinds.results import prune_snapshots
 
     configure_logging()
     ages = {

@@ -220,7 +220,7 @@ def default_schedules(url: str) -> None:
 
     from compute.specs import SPECS
     from jobs.db import asyncpg_dsn
-    from scheduler.defaults import UniverseSettings, ensure_defaults
+    from kinds.schedules import UniverseSettings, ensure_defaults
 
     def validate(kind: str, payload: dict[str, Any]) -> dict[str, Any]:
         result: dict[str, Any] = SPECS[kind].model_validate(payload).model_dump(mode="json")
@@ -245,7 +245,7 @@ def sample_prices(url: str) -> None:
     the idempotency key makes it once per database."""
     from jobs.model import NewJob
     from jobs.store import Store
-    from scheduler.defaults import UniverseSettings
+    from kinds.schedules import UniverseSettings
 
     async def enqueue() -> None:
         store = await Store.connect(url)

@@ -54,7 +54,7 @@ def raised(exc: BaseException) -> Outcome:
 
 
 def traceback_of(exc: BaseException) -> str:
-    """The traceback with each file named as its module's path (`compute/kinds.py`), not
+    """The traceback with each file named as its module's path (`kinds/research.py`), not
     where this machine keeps it: a job's errors are shown to its users."""
     tb = traceback.TracebackException.from_exception(exc)
     for frame in _frames(tb):

@@ -161,11 +161,12 @@ def registry_for(app: str | None = None) -> Registry:
 
 
 def default_registry() -> Registry:
-    """Every built-in kind, by reference: nothing of `compute` beyond the payload models is
-    imported until a job needs it. Child processes of the pool build the same registry."""
+    """Every built-in kind, by reference: nothing of `kinds` or `compute` beyond the payload
+    models is imported until a job needs it. Child processes of the pool build the same
+    registry."""
     registry = Registry()
     for name in ("noop", "sleep", "fail", "cpu", "progress"):
-        registry.register(f"demo.{name}", f"compute.demo:{name}", specs.SPECS[f"demo.{name}"])
+        registry.register(f"demo.{name}", f"kinds.demo:{name}", specs.SPECS[f"demo.{name}"])
     research: dict[str, tuple[str | None, str, str]] = {
         "prices.ingest": (None, "ingest", "save_ingest"),
         "strategy.optimize": ("load_closes", "optimize", "save_optimize"),
@@ -176,9 +177,9 @@ def default_registry() -> Registry:
     for name, (load, compute, save) in research.items():
         registry.register(
             name,
-            f"compute.kinds:{compute}",
+            f"kinds.research:{compute}",
             specs.SPECS[name],
-            load=load and f"compute.kinds:{load}",
-            save=f"compute.kinds:{save}",
+            load=load and f"kinds.research:{load}",
+            save=f"kinds.research:{save}",
         )
     return registry

@@ -8,7 +8,7 @@ from datetime import date, datetime
 
 import pytest
 
-from compute.prices import SampleProvider, store_bars, validate
+from kinds.prices import SampleProvider, store_bars, validate
 from tests.support import run_inline
 
 
@@ -156,7 +156,7 @@ async def test_only_admins_submit_what_every_user_reads(api):
 
 
 async def test_synthetic_bars_never_replace_market_data(store):
-    from compute.prices import SyntheticProvider
+    from kinds.prices import SyntheticProvider
 
     real = validate("IBM", SampleProvider().fetch("IBM", date(2012, 1, 1), date(2012, 1, 31)))
     await store_bars(store.pool, "IBM", "1d", "sample", real)

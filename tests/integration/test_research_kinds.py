@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from compute.backtest import FAMILIES, metrics, strategy_returns
-from compute.prices import SampleProvider
 from jobs.model import JobState, NewJob
 from jobs.store import Store
+from kinds.prices import SampleProvider
 from tests.processes import Processes
 from tests.support import eventually
 
@@ -225,7 +225,7 @@ async def test_a_cancelled_optimization_stops_between_chunks_and_stores_nothing(
 
 
 async def run_ingest_directly(store: Store) -> None:
-    from compute.prices import store_bars, validate
+    from kinds.prices import store_bars, validate
 
     for symbol in ("IBM", "MSFT"):
         bars = validate(symbol, SampleProvider().fetch(symbol, None, None, "1d"))

@@ -17,9 +17,9 @@ if shutil.which("java") is None:
 
 from compute import research
 from compute.grid import GridTask, evaluate_locally, ma_pairs, product
-from compute.prices import SampleProvider
 from compute.spark import evaluate_on_spark
 from compute.specs import METRIC_NAMES
+from kinds.prices import SampleProvider
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 

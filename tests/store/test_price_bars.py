@@ -2,7 +2,7 @@
 
 from datetime import date
 
-from compute.prices import SampleProvider, store_bars, validate
+from kinds.prices import SampleProvider, store_bars, validate
 
 
 async def test_storing_bars_twice_keeps_one_row_per_bar_and_the_latest_values(conn):

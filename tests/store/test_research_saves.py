@@ -7,9 +7,9 @@ import asyncio
 import re
 from datetime import date
 
-from compute.prices import SampleProvider, store_bars, validate
 from jobs.model import SYSTEM_OWNER, NewJob
 from jobs.store import Store
+from kinds.prices import SampleProvider, store_bars, validate
 from tests.support import InlineContext, run_attempts
 from worker.registry import default_registry
 

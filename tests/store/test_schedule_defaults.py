@@ -3,8 +3,8 @@ edit, and left out while no worker knows their kind."""
 
 import json
 
+from kinds.schedules import ensure_defaults, platform_defaults
 from scheduler.cron import Cron
-from scheduler.defaults import ensure_defaults, platform_defaults
 
 KINDS = {"prices.ingest", "patterns.analyze", "leaderboard.refresh"}
 

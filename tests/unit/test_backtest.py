@@ -19,7 +19,7 @@ from compute.backtest import (
     simple_returns,
     strategy_returns,
 )
-from compute.prices import SampleProvider
+from kinds.prices import SampleProvider
 
 TOL = 1e-9
 

@@ -8,7 +8,7 @@ import pytest
 
 from compute.backtest import FAMILIES, metrics, strategy_returns
 from compute.grid import PARAMETERS, Path, evaluate_grid, ma_pairs, product, segment_metrics
-from compute.prices import SampleProvider, SyntheticProvider
+from kinds.prices import SampleProvider, SyntheticProvider
 
 GRIDS = {
     "ma_crossover": {"fast": range(5, 51, 9), "slow": range(20, 201, 45)},

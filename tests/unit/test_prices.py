@@ -5,7 +5,7 @@ from datetime import date
 import pandas as pd
 import pytest
 
-from compute.prices import (
+from kinds.prices import (
     BAR_COLUMNS,
     BadPrices,
     CsvProvider,
@@ -121,7 +121,7 @@ def test_a_parquet_file_in_the_folder_is_read_like_a_csv(tmp_path):
 def test_the_sample_is_split_adjusted_so_a_split_is_no_crash(symbol, day, raw_move):
     """As traded, AAPL went 101.25 → 55.63 on 2000-06-21 (a 2:1 split); every backtest read
     that as a −45 % day. Adjusted, the day moves as the company did."""
-    from compute.prices import _sample_table
+    from kinds.prices import _sample_table
 
     bars = SampleProvider().fetch(symbol, None, None)
     assert set(bars["adjustment"]) == {"split_dividend"}

@@ -12,8 +12,8 @@ from pydantic import ValidationError
 from compute import patterns, research
 from compute.backtest import FAMILIES, metrics, strategy_returns
 from compute.grid import evaluate_locally
-from compute.prices import SampleProvider, SyntheticProvider
 from compute.specs import PricesIngest, StrategyOptimize
+from kinds.prices import SampleProvider, SyntheticProvider
 
 
 @pytest.fixture(scope="module")
@@ -199,9 +199,9 @@ def test_stored_parameter_json_is_what_params_of_gives_for_every_family():
 
     import numpy as np
 
-    from compute.kinds import _params_json
     from compute.research import params_of
     from compute.specs import FAMILY_PARAMETERS
+    from kinds.research import _params_json
 
     rows = {
         "ma_crossover": [[5.0, 20.0], [12.0, 200.0]],

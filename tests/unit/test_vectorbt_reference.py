@@ -39,8 +39,8 @@ import pytest
 import vectorbt as vbt
 
 from compute.grid import evaluate_grid, ma_pairs
-from compute.prices import SampleProvider
 from compute.specs import METRIC_NAMES
+from kinds.prices import SampleProvider
 
 FAST, SLOW = range(5, 51, 9), range(20, 201, 45)
 RISK_FREE = 0.01

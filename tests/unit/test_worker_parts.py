@@ -140,8 +140,8 @@ def test_kinds_are_imported_when_first_used():
 
     code = (
         "import sys; from worker.registry import default_registry; r = default_registry(); "
-        "assert 'pandas' not in sys.modules and 'compute.kinds' not in sys.modules, 'eager'; "
-        "r.get('strategy.optimize').handler; assert 'compute.kinds' in sys.modules; print('ok')"
+        "assert 'pandas' not in sys.modules and 'kinds.research' not in sys.modules, 'eager'; "
+        "r.get('strategy.optimize').handler; assert 'kinds.research' in sys.modules; print('ok')"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.stdout.strip() == "ok", done.stderr

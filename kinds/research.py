@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from compute import patterns as candles
-from compute import prices, research, results
+from compute import research
 from compute.backtest import METRIC_CONVENTIONS, Metrics
 from compute.grid import Evaluator, evaluate_locally
 from compute.specs import (
@@ -45,6 +45,7 @@ from compute.specs import (
 from jobs.db import JsonText
 from jobs.handler import JSON, Cancel, JobContext, Permanent
 from jobs.model import SYSTEM_OWNER, Claimed
+from kinds import prices, results
 
 MIN_BARS = 30
 """Fewer bars than this cannot be split into samples worth scoring."""
