@@ -28,8 +28,8 @@ import httpx
 
 from api.keys import create_key
 from bench.store import run_on_server, run_pgbench
+from conveyor.embedded import free_port
 from jobs.db import asyncpg_dsn
-from jobs.embedded import free_port
 from jobs.migrate import upgrade
 
 SCALE = float(os.environ.get("BENCH_SCALE", "1"))

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
-from jobs.embedded import EmbeddedPostgres, find_bin_dir
+from conveyor.embedded import EmbeddedPostgres, find_bin_dir
 from jobs.migrate import upgrade
 from jobs.model import NewJob
 from jobs.settings import DatabaseSettings

@@ -67,7 +67,7 @@ def port_free(port: int) -> bool:
 
 def choose_port(asked: int | None) -> tuple[int, str | None]:
     """The API's port, and a line to print when it is not the one expected."""
-    from jobs.embedded import free_port
+    from conveyor.embedded import free_port
 
     if asked is not None:
         if not port_free(asked):
@@ -83,7 +83,7 @@ def choose_port(asked: int | None) -> tuple[int, str | None]:
 
 
 def run(*, keep_running: bool, port: int | None, fresh: bool) -> None:
-    from jobs.embedded import EmbeddedPostgres
+    from conveyor.embedded import EmbeddedPostgres
     from jobs.migrate import upgrade
 
     folder = dev_dir()

@@ -2,8 +2,6 @@
 
 ConveyorError
  ├── ConfigurationError        a setting is missing or wrong; the message says how to fix it
- │    └── PostgresNotFound     no PostgreSQL server binaries for an embedded cluster
- ├── EmbeddedPostgresError     the embedded cluster failed to start or stop
  ├── JobNotFound               no job with that id (for this owner)
  ├── InvalidTransition         an operation does not apply to the job's current state
  └── ParentFailed              a job to depend on ended dead or cancelled: it never succeeds
@@ -20,14 +18,6 @@ class ConveyorError(Exception):
 
 class ConfigurationError(ConveyorError):
     """A setting is missing or has a value Conveyor cannot use."""
-
-
-class PostgresNotFound(ConfigurationError):
-    """No initdb/pg_ctl to start an embedded cluster, and no DATABASE_URL either."""
-
-
-class EmbeddedPostgresError(ConveyorError):
-    """The embedded PostgreSQL cluster could not be created, started or stopped."""
 
 
 class JobNotFound(ConveyorError):

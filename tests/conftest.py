@@ -17,7 +17,7 @@ import asyncpg
 import pytest
 
 from api.keys import create_key
-from jobs.embedded import EmbeddedPostgres
+from conveyor.embedded import EmbeddedPostgres
 from jobs.migrate import upgrade
 from jobs.settings import DatabaseSettings, QueueSettings
 from jobs.store import Store

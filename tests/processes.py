@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from jobs.embedded import free_port
+from conveyor.embedded import free_port
 
 
 class Processes:

@@ -13,7 +13,7 @@ import threading
 import pytest
 
 from conveyor.client import ApiError, AsyncClient, Client, Unreachable
-from jobs.embedded import free_port
+from conveyor.embedded import free_port
 
 pytestmark = pytest.mark.slow
 

@@ -16,7 +16,7 @@ import jwt
 import pytest
 
 from api.keys import create_key, revoke_key
-from jobs.embedded import EmbeddedPostgres
+from conveyor.embedded import EmbeddedPostgres
 from jobs.migrate import upgrade
 from jobs.model import NewJob
 from jobs.transitions import Failure

@@ -16,7 +16,7 @@ import httpx
 from playwright.async_api import Page, async_playwright, expect
 
 from api.keys import create_key
-from jobs.embedded import EmbeddedPostgres
+from conveyor.embedded import EmbeddedPostgres
 from jobs.migrate import upgrade
 from tests.browser.support import launch, sign_in, submit
 from tests.processes import Processes

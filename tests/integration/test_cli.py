@@ -15,8 +15,7 @@ import asyncpg
 import httpx
 import pytest
 
-from jobs.embedded import HOW_TO_GET_POSTGRES, find_bin_dir, free_port
-from jobs.errors import PostgresNotFound
+from conveyor.embedded import HOW_TO_GET_POSTGRES, PostgresNotFound, find_bin_dir, free_port
 from jobs.migrate import head_revision
 from jobs.model import NewJob
 from jobs.transitions import Success

@@ -10,7 +10,7 @@ from datetime import datetime
 
 import pytest
 
-from jobs.embedded import EmbeddedPostgres
+from conveyor.embedded import EmbeddedPostgres
 from jobs.migrate import upgrade
 from jobs.model import JobState, NewJob
 from jobs.store import Store

@@ -24,10 +24,19 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from jobs.errors import EmbeddedPostgresError, PostgresNotFound
+from jobs.errors import ConfigurationError, ConveyorError
 from jobs.logging import get_logger
 
 log = get_logger(__name__)
+
+
+class PostgresNotFound(ConfigurationError):
+    """No initdb/pg_ctl to start an embedded cluster, and no DATABASE_URL either."""
+
+
+class EmbeddedPostgresError(ConveyorError):
+    """The embedded PostgreSQL cluster could not be created, started or stopped."""
+
 
 _SEARCH_GLOBS = (
     "/usr/lib/postgresql/*/bin",  # Debian, Ubuntu
