@@ -142,7 +142,10 @@ def watch(
                         task,
                         completed=data["progress"],
                         state=data["state"],
-                        message=data.get("progress_message") or "",
+                        # a finished job's last step message is stale: say nothing then
+                        message=""
+                        if data["state"] == "succeeded"
+                        else data.get("progress_message") or "",
                     )
                     final = data
                 if final is None:  # 204: it had ended already; show how
