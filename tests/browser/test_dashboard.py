@@ -294,6 +294,44 @@ async def test_a_strategy_page_shows_its_samples_curve_drawdown_trades_and_grid(
     await expect(page.locator(".progress-text")).to_have_text("100%")
 
 
+async def test_an_admin_pauses_a_queue_and_edits_its_limit_on_the_queues_page(
+    page: Page, system: System
+):
+    root = system.keys["root"]
+    await sign_in(page, system.base_url, root, "key:root (admin)")
+    first = submit(system.base_url, root, kind="demo.noop")
+    for _ in range(100):  # the worker is up and claiming
+        if api_get(system, f"/v1/jobs/{first}")["state"] == "succeeded":
+            break
+        await asyncio.sleep(0.1)
+    await page.get_by_role("link", name="Queues").click()
+    row = page.locator('tr[data-queue="default"]')
+    await expect(row).to_be_visible()
+    await row.get_by_role("button", name="Pause default").click()
+    await expect(row.locator(".queue-state")).to_have_text("paused")
+    held = submit(system.base_url, root, kind="demo.noop")
+    await asyncio.sleep(2.0)  # several polls and NOTIFYs: nothing is claimed from it
+    assert api_get(system, f"/v1/jobs/{held}")["state"] == "queued"
+    await expect(row.locator("td").nth(0)).to_have_text("1")  # the count refreshed by itself
+    await row.get_by_role("button", name="Resume default").click()
+    for _ in range(100):
+        if api_get(system, f"/v1/jobs/{held}")["state"] == "succeeded":
+            break
+        await asyncio.sleep(0.1)
+    assert api_get(system, f"/v1/jobs/{held}")["state"] == "succeeded"
+
+    limit = page.get_by_label("Concurrency limit of default")
+    await limit.fill("lots")
+    await row.get_by_role("button", name="Set").click()
+    await expect(row.locator(".inline-error")).to_contain_text("concurrency")
+    await expect(limit).to_have_attribute("aria-invalid", "true")
+    await limit.fill("2")
+    await row.get_by_role("button", name="Set").click()
+    await expect(page.locator("#notice")).to_contain_text("At most 2 of default's jobs run")
+    queues = {q["queue"]: q for q in api_get(system, "/v1/queues")}
+    assert (queues["default"]["concurrency"], queues["default"]["paused"]) == (2, False)
+
+
 async def test_the_api_reference_renders_from_this_server_under_its_csp(page: Page, system: System):
     # The page fixture fails the test on any console error, a CSP refusal among them.
     await page.goto(system.base_url + "/docs")

@@ -8,6 +8,7 @@ import * as active from "./active.js";
 import * as job from "./job.js";
 import * as dead from "./dead.js";
 import * as schedules from "./schedules.js";
+import * as queues from "./queues.js";
 import * as results from "./results.js";
 import * as strategy from "./strategy.js";
 
@@ -20,6 +21,7 @@ const ROUTES = [
   [/^#\/active$/, active, "Active jobs"],
   [/^#\/jobs\/(\d+)$/, job, "Job"],
   [/^#\/dead(\?.*)?$/, dead, "Dead letters"],
+  [/^#\/queues$/, queues, "Queues"],
   [/^#\/schedules$/, schedules, "Schedules"],
   [/^#\/results$/, results, "Results"],
   [/^#\/strategies\/(\d+)$/, strategy, "Strategy"],
