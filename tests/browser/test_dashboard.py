@@ -332,6 +332,24 @@ async def test_an_admin_pauses_a_queue_and_edits_its_limit_on_the_queues_page(
     assert (queues["default"]["concurrency"], queues["default"]["paused"]) == (2, False)
 
 
+async def test_a_dead_jobs_page_says_why_and_its_timeline_ends_once(page: Page, system: System):
+    alice = system.keys["alice"]
+    job_id = submit(system.base_url, alice, kind="demo.fail", payload={"times": 3}, max_attempts=1)
+    for _ in range(100):
+        if api_get(system, f"/v1/jobs/{job_id}", "alice")["state"] == "dead":
+            break
+        await asyncio.sleep(0.1)
+    await sign_in(page, system.base_url, alice, "key:alice (user)")
+    await page.goto(f"{system.base_url}/#/jobs/{job_id}")
+    await expect(page.locator(".title-row .badge")).to_have_text("dead")
+    await expect(page.get_by_role("alert")).to_contain_text(
+        "No result: the job is dead after 1 attempt, the last with RuntimeError: demo.fail:"
+        " failing attempt 1 of the first 3"
+    )
+    ends = page.locator("ol.timeline li strong", has_text=re.compile(r"^dead$"))
+    await expect(ends).to_have_count(1)
+
+
 async def test_the_api_reference_renders_from_this_server_under_its_csp(page: Page, system: System):
     # The page fixture fails the test on any console error, a CSP refusal among them.
     await page.goto(system.base_url + "/docs")

@@ -31,8 +31,10 @@ export function throughputChart(points) {
     s("svg", { viewBox: `0 0 ${W} ${H}`, role: "img",
       "aria-label": `Jobs finished per minute over the last ${points.length} minutes: ${sum} in all, at most ${max} in a minute` },
       s("line", { class: "axis", x1: left, x2: W, y1: y(0), y2: y(0) }),
-      s("text", { class: "tick", x: left - 4, y: y(max) + 4, "text-anchor": "end" }, String(max)),
-      s("text", { class: "tick", x: left - 4, y: y(0) + 4, "text-anchor": "end" }, "0"),
+      niceTicks(0, max, 4).filter((v) => Number.isInteger(v)).map((v) => [
+        v ? s("line", { class: "grid-line", x1: left, x2: W, y1: y(v), y2: y(v) }) : null,
+        s("text", { class: "tick", x: left - 4, y: y(v) + 4, "text-anchor": "end" }, String(v)),
+      ]),
       first ? s("text", { class: "tick", x: left, y: H - 4 }, tick(first)) : null,
       last ? s("text", { class: "tick", x: W, y: H - 4, "text-anchor": "end" }, `${tick(last)} (now)`) : null,
       bars),

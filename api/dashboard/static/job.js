@@ -76,7 +76,7 @@ export async function render(root, { params, signal }) {
         h("section", { class: "card", "aria-labelledby": "payload-title" },
           h("h2", { id: "payload-title" }, "Payload"), json(job.payload),
           h("h2", {}, "Result"),
-          job.result === null ? message("empty", job.state === "succeeded" ? "The job returned nothing." : "No result yet.") : json(job.result))),
+          job.result === null ? noResult(job) : json(job.result))),
       gridCard(job),
       h("section", { class: "card", "aria-labelledby": "errors-title" },
         h("h2", { id: "errors-title" }, `Errors (${job.errors.length})`),
@@ -121,11 +121,25 @@ export async function render(root, { params, signal }) {
   watch();
 }
 
-// The job's events with its creation, latest start and end from the row, in time order.
+// What stands where a result would: why there is none.
+function noResult(job) {
+  const last = job.errors[job.errors.length - 1];
+  const why = last ? `${last.type}: ${last.message}` : null;
+  const text = {
+    succeeded: "The job returned nothing.",
+    dead: `No result: the job is dead after ${job.attempt} attempt${job.attempt === 1 ? "" : "s"}${why ? `, the last with ${why}` : ""}. Retry it once the cause is fixed.`,
+    cancelled: `No result: the job was cancelled${why ? ` (${why})` : ""}.`,
+    waiting: "No result yet: the job waits for the jobs it depends on to succeed.",
+  }[job.state] || "No result yet.";
+  return message(job.state === "dead" ? "error" : "empty", text);
+}
+
+// The job's events with its creation, latest start and end from the row, in time order; the
+// end once, though the event log may have recorded it too.
 function timeline(job, events) {
   const all = [{ at: job.created_at, type: "created" }, ...events];
   if (job.started_at) all.push({ at: job.started_at, type: "started", data: { attempt: job.attempt } });
-  if (job.finished_at) all.push({ at: job.finished_at, type: job.state });
+  if (job.finished_at && !events.some((e) => e.type === job.state)) all.push({ at: job.finished_at, type: job.state });
   return all.sort((a, b) => new Date(a.at) - new Date(b.at));
 }
 
