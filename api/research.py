@@ -284,10 +284,7 @@ def _number(text: str) -> float:
 
 @router.get("/strategies/{strategy_id}", response_model=StrategyOut, tags=["research"])
 async def strategy(request: Request, strategy_id: Id, who: Caller) -> StrategyOut:
-    row = await _pool(request).fetchrow(results.GET_STRATEGY, strategy_id, who.owner_filter)
-    if row is None:
-        raise ApiError(404, "strategy_not_found", f"there is no strategy run {strategy_id}")
-    return _strategy(row)
+    return _strategy(await _visible_run(_pool(request), strategy_id, who))
 
 
 class StrategyRuns(BaseModel):

@@ -548,7 +548,7 @@ FOR NO KEY UPDATE SKIP LOCKED
 # orders us against a concurrent claim: whichever wins, the other sees the new state.
 CANCEL = f"""
 WITH target AS MATERIALIZED (
-    SELECT id, state, cancel_requested_at FROM job
+    SELECT id, state, cancel_requested_at, has_dependants FROM job
     WHERE id = $1 AND ($2::text IS NULL OR owner = $2)
     FOR NO KEY UPDATE
 ), changed AS (
@@ -568,7 +568,7 @@ WITH target AS MATERIALIZED (
            jsonb_build_object('by', $3::text)
     FROM changed
 ), {_notify_changes("changed")}
-SELECT t.state AS previous, coalesce(c.state, t.state) AS state
+SELECT t.state AS previous, coalesce(c.state, t.state) AS state, t.has_dependants
 FROM target t LEFT JOIN changed c USING (id)
 WHERE {_SENT}
 """

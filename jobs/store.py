@@ -844,8 +844,9 @@ class Store:
         if row is None:
             raise JobNotFound(job_id)
         result = CancelResult(job_id, JobState(row["previous"]), JobState(row["state"]))
-        if result.state is JobState.CANCELLED and not result.previous.is_terminal:
-            await self.decide_waiting(parents=[job_id])  # what waited for it is cancelled too
+        cancelled_now = result.state is JobState.CANCELLED and not result.previous.is_terminal
+        if cancelled_now and row["has_dependants"]:  # what waited for it is cancelled too
+            await self.decide_waiting(parents=[job_id])
         return result
 
     async def retry(
