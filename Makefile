@@ -69,6 +69,7 @@ bench: $(STAMP) postgres-binaries ## print store, worker and HTTP figures, besid
 	$(BIN)/python -m bench.peers
 	$(BIN)/python -m bench.horizon
 	$(BIN)/python -m bench.soak
+	$(BIN)/python -m bench.flow_control
 	$(BIN)/python -m bench.research_save
 	$(BIN)/python -m bench.http
 	$(BIN)/python -m bench.grid

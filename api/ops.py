@@ -16,7 +16,9 @@ from api.routing import GuardedRoute, app_settings, app_specs
 from api.schemas import (
     NAME,
     HealthOut,
+    KindControlOut,
     KindOut,
+    KindPatch,
     MeOut,
     QueueControlOut,
     QueueOut,
@@ -24,6 +26,8 @@ from api.schemas import (
     QuotaIn,
     QuotaOut,
     ReadyOut,
+    ShareIn,
+    ShareOut,
     ThroughputOut,
     ThroughputPoint,
     WorkerOut,
@@ -168,11 +172,42 @@ async def workers(request: Request, who: Admin) -> list[WorkerOut]:
 
 @router.get("/v1/kinds", response_model=list[KindOut], responses=ERRORS, tags=["jobs"])
 async def list_kinds(request: Request, who: Caller) -> list[KindOut]:
-    """Every job kind with the JSON schema of its payload."""
+    """Every job kind with the JSON schema of its payload, and its limits if it has any."""
+    limits = {c["kind"]: c for c in await request.app.state.store.kind_controls()}
     return [
-        KindOut(kind=k, payload_schema=m.model_json_schema())
+        KindOut(
+            kind=k,
+            payload_schema=m.model_json_schema(),
+            concurrency=limits.get(k, {}).get("concurrency"),
+            owner_concurrency=limits.get(k, {}).get("owner_concurrency"),
+        )
         for k, m in sorted(app_specs(request).items())
     ]
+
+
+KindName = Annotated[str, Path(min_length=1, max_length=128, pattern=NAME)]
+
+
+@router.patch("/v1/kinds/{kind}", response_model=KindControlOut, responses=ERRORS, tags=["ops"])
+async def control_kind(
+    request: Request, kind: KindName, body: KindPatch, who: Admin
+) -> KindControlOut:
+    """Admin only: limit how many of a kind's jobs run at once over every worker and host,
+    and how many of one owner's (`null` lifts either). Every worker claims by the new limits
+    within a second. A limit counts a dead worker's jobs until their leases expire and the
+    reaper requeues them, so it is never exceeded."""
+    if kind not in app_specs(request):
+        raise ApiError(404, "kind_not_found", f"no kind {kind!r}: GET /v1/kinds lists them")
+    given = body.model_fields_set
+    row = await request.app.state.store.control_kind(
+        kind,
+        by=who.owner,
+        concurrency=body.concurrency,
+        set_concurrency="concurrency" in given,
+        owner_concurrency=body.owner_concurrency,
+        set_owner_concurrency="owner_concurrency" in given,
+    )
+    return KindControlOut(**{k: row[k] for k in KindControlOut.model_fields})
 
 
 @router.get("/v1/me", response_model=MeOut, tags=["ops"])
@@ -199,3 +234,28 @@ async def throughput(
     store: Store = request.app.state.store
     rows = await store.throughput(owner=who.owner_filter, minutes=minutes)
     return ThroughputOut(minutes=minutes, points=[ThroughputPoint(**row) for row in rows])
+
+
+@router.get("/v1/shares", response_model=list[ShareOut], responses=ERRORS, tags=["ops"])
+async def shares(request: Request, _admin: Admin) -> list[ShareOut]:
+    """Admin only: the owners with a fair-share weight of their own (every other has 1)."""
+    return [ShareOut(**r) for r in await request.app.state.store.shares()]
+
+
+@router.put("/v1/shares/{owner}", response_model=ShareOut, responses=ERRORS, tags=["ops"])
+async def put_share(request: Request, owner: Owner, body: ShareIn, who: Admin) -> ShareOut:
+    """Admin only: while several owners have jobs waiting in a queue, each starts jobs in
+    proportion to its weight. Applies to the owner's jobs that become ready from now on."""
+    if owner == "*":
+        raise ApiError(422, "invalid_owner", "a weight is an owner's: every other owner has 1")
+    return ShareOut(**await request.app.state.store.set_share(owner, body.weight, by=who.owner))
+
+
+@router.delete(
+    "/v1/shares/{owner}", status_code=204, response_class=Response, responses=ERRORS, tags=["ops"]
+)
+async def delete_share(request: Request, owner: Owner, who: Admin) -> Response:
+    """Admin only: the owner goes back to weight 1."""
+    if not await request.app.state.store.clear_share(owner, by=who.owner):
+        raise ApiError(404, "share_not_found", f"{owner} has no weight of its own")
+    return Response(status_code=204)

@@ -174,6 +174,12 @@ class ReadyOut(BaseModel):
 class KindOut(BaseModel):
     kind: str
     payload_schema: dict[str, Any]
+    concurrency: int | None = Field(
+        default=None, description="at most this many run at once over every worker; null: any"
+    )
+    owner_concurrency: int | None = Field(
+        default=None, description="at most this many of one owner's run at once; null: any"
+    )
 
 
 class RetryFilterIn(BaseModel):
@@ -321,6 +327,44 @@ class QueueControlOut(BaseModel):
 QueueName = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=NAME)]
 
 
+def _kind_patch_schema(schema: dict[str, Any]) -> None:
+    schema["minProperties"] = 1
+
+
+class KindPatch(JsonInput):
+    """Only the fields sent change; null lifts a limit."""
+
+    model_config = ConfigDict(json_schema_extra=_kind_patch_schema)
+
+    concurrency: int | None = Field(
+        default=None,
+        ge=0,
+        le=1_000_000,
+        description="at most this many of the kind's jobs run at once, over every worker and"
+        " host; null: no limit",
+    )
+    owner_concurrency: int | None = Field(
+        default=None,
+        ge=0,
+        le=1_000_000,
+        description="at most this many of one owner's jobs of the kind run at once; null: no limit",
+    )
+
+    @model_validator(mode="after")
+    def _something(self) -> KindPatch:
+        if not self.model_fields_set:
+            raise ValueError("send concurrency, owner_concurrency, or both")
+        return self
+
+
+class KindControlOut(BaseModel):
+    kind: str
+    concurrency: int | None
+    owner_concurrency: int | None
+    updated_at: datetime
+    updated_by: str
+
+
 class QuotaIn(JsonInput):
     """What an owner (or `*`: every user without a quota of its own) may submit."""
 
@@ -350,6 +394,20 @@ class QuotaOut(BaseModel):
     queues: list[str] | None
     max_queued: int | None
     demo_kinds: bool
+    updated_at: datetime
+    updated_by: str
+
+
+class ShareIn(JsonInput):
+    """An owner's weight in fair share: while several owners have jobs waiting in a queue,
+    each starts jobs in proportion to its weight (1 for an owner without one)."""
+
+    weight: float = Field(ge=0.01, le=100, description="0.01 to 100; 2 takes twice the turns of 1")
+
+
+class ShareOut(BaseModel):
+    owner: str
+    weight: float
     updated_at: datetime
     updated_by: str
 

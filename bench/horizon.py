@@ -18,15 +18,13 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import asyncpg
 
-from bench.store import make_template, run_on_server, run_pgbench, with_database
+from bench.store import make_template, run_on_server, run_pgbench, start_workers, with_database
 from jobs.model import NewJob
 from jobs.store import Store
 
@@ -34,7 +32,6 @@ BURST = int(os.environ.get("BENCH_BURST", "20000"))
 BURSTS = int(os.environ.get("BENCH_BURSTS", "11"))
 PIN = os.environ.get("BENCH_PIN", "1") != "0"
 WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
-CONVEYOR = str(Path(sys.executable).with_name("conveyor"))
 
 
 async def unfinished(conn: asyncpg.Connection, first: int, last: int) -> bool:
@@ -70,18 +67,9 @@ async def main(server_url: str) -> None:
     await admin.execute("CREATE DATABASE horizon TEMPLATE bench_template")
     await admin.close()
     url = with_database(server_url, "horizon")
-    env = {**os.environ, "DATABASE_URL": url, "CONVEYOR_LOG_LEVEL": "WARNING"}
     with tempfile.TemporaryDirectory() as logs:
         log = Path(logs) / "workers.log"
-        procs = [
-            subprocess.Popen(
-                [CONVEYOR, "worker", "--processes", "0"],
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=log.open("ab"),
-            )
-            for _ in range(WORKERS)
-        ]
+        procs = start_workers(url, WORKERS, log)
         store = await Store.connect(url)
         watch = await asyncpg.connect(url)
         pinned: asyncpg.Connection | None = None

@@ -15,6 +15,7 @@ import json
 import os
 import platform
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -326,6 +327,22 @@ async def main(server_url: str) -> None:
         print("\n| pgbench script | clients | jobs/s |\n|---|---:|---:|")
         for r in pgbench:
             print(f"| {r['script']} | {r['clients']} | {r['jobs_per_s']:,} |")
+
+
+def start_workers(url: str, count: int, log: Path) -> list[subprocess.Popen[bytes]]:
+    """`count` `conveyor worker` processes with default options (one thread pool, no child
+    processes), logging warnings and errors to `log`."""
+    conveyor = str(Path(sys.executable).with_name("conveyor"))
+    env = {**os.environ, "DATABASE_URL": url, "CONVEYOR_LOG_LEVEL": "WARNING"}
+    return [
+        subprocess.Popen(
+            [conveyor, "worker", "--processes", "0"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=log.open("ab"),
+        )
+        for _ in range(count)
+    ]
 
 
 def run_on_server(bench: Callable[[str], Coroutine[Any, Any, None]]) -> None:

@@ -261,6 +261,8 @@ app.command()(remote.watch)
 app.command()(remote.workers)
 app.add_typer(remote.queues, name="queues")
 app.add_typer(remote.quotas, name="quotas")
+app.add_typer(remote.shares, name="shares")
+app.add_typer(remote.kinds, name="kinds")
 app.add_typer(remote.jobs, name="jobs")
 app.add_typer(remote.dead, name="dead")
 

@@ -231,13 +231,59 @@ def queues_limit(
     api_key: ApiKey = "",
 ) -> None:
     """At most CONCURRENCY of the queue's jobs run at once over every worker; `none` lifts it."""
-    if concurrency.lower() == "none":
-        value: int | None = None
-    elif concurrency.isdigit():
-        value = int(concurrency)
-    else:
-        raise typer.BadParameter(f"{concurrency!r}: a whole number, or none")
-    _control(api_url, api_key, name, {"concurrency": value})
+    _control(api_url, api_key, name, {"concurrency": _limit(concurrency)})
+
+
+def _limit(text: str) -> int | None:
+    if text.lower() == "none":
+        return None
+    if text.isdigit():
+        return int(text)
+    raise typer.BadParameter(f"{text!r}: a whole number, or none")
+
+
+kinds = typer.Typer(
+    help="Kinds: list them with their limits (no sub-command), limit how many run.",
+    invoke_without_command=True,
+)
+
+
+@kinds.callback()
+def kinds_list(
+    ctx: typer.Context,
+    api_url: ApiUrl = "http://127.0.0.1:8000",
+    api_key: ApiKey = "",
+    as_json: AsJson = False,
+) -> None:
+    """Every kind, with how many may run at once (over all, and per owner)."""
+    if ctx.invoked_subcommand is None:
+        columns = ["kind", "concurrency", "owner_concurrency"]
+        _list(api_url, api_key, "/v1/kinds", columns, "kinds", as_json=as_json)
+
+
+@kinds.command("limit")
+def kinds_limit(
+    kind: Annotated[str, typer.Argument(help="The kind, e.g. strategy.optimize.")],
+    concurrency: Annotated[
+        str | None, typer.Argument(help="At most this many running over all, or `none`.")
+    ] = None,
+    per_owner: Annotated[
+        str | None, typer.Option(help="At most this many of one owner's running, or `none`.")
+    ] = None,
+    api_url: ApiUrl = "http://127.0.0.1:8000",
+    api_key: ApiKey = "",
+) -> None:
+    """Limit a kind over every worker and host (`none` lifts a limit; what is not given
+    stays). E.g. `conveyor kinds limit strategy.optimize --per-owner 2`."""
+    body = {}
+    if concurrency is not None:
+        body["concurrency"] = _limit(concurrency)
+    if per_owner is not None:
+        body["owner_concurrency"] = _limit(per_owner)
+    if not body:
+        raise typer.BadParameter("give CONCURRENCY, --per-owner, or both")
+    row = _call(api_url, api_key, "PATCH", f"/v1/kinds/{kind}", json=body)
+    _table([row], ["kind", "concurrency", "owner_concurrency", "updated_by"], "kind")
 
 
 def workers(
@@ -340,6 +386,17 @@ def retry_dead(
     out.print(f"retried {r['retried']} job(s)")
 
 
+def _list(
+    api_url: str, api_key: str, path: str, columns: list[str], title: str, *, as_json: bool
+) -> None:
+    """A group's list (its command without a sub-command): a table, or the JSON."""
+    rows = _call(api_url, api_key, "GET", path)
+    if as_json:
+        _print_json(rows)
+    else:
+        _table(rows, columns, title)
+
+
 quotas = typer.Typer(
     help="What users may submit: list (no sub-command), set one owner's or `*`'s, clear one.",
     invoke_without_command=True,
@@ -355,13 +412,8 @@ def quotas_list(
     as_json: AsJson = False,
 ) -> None:
     """`*` (every user without a quota of its own) first, then owners with their own."""
-    if ctx.invoked_subcommand is not None:
-        return
-    rows = _call(api_url, api_key, "GET", "/v1/quotas")
-    if as_json:
-        _print_json(rows)
-        return
-    _table(rows, QUOTA_COLUMNS, "quotas")
+    if ctx.invoked_subcommand is None:
+        _list(api_url, api_key, "/v1/quotas", QUOTA_COLUMNS, "quotas", as_json=as_json)
 
 
 def _priorities(text: str) -> tuple[int, int]:
@@ -418,3 +470,51 @@ def quotas_clear(
 
     _call(api_url, api_key, "DELETE", f"/v1/quotas/{quote(owner, safe=':')}")
     out.print(f"{owner} now has the default quota")
+
+
+shares = typer.Typer(
+    help="Fair share between owners: list the weights (no sub-command), set one, clear one.",
+    invoke_without_command=True,
+)
+SHARE_COLUMNS = ["owner", "weight", "updated_at", "updated_by"]
+
+
+@shares.callback()
+def shares_list(
+    ctx: typer.Context,
+    api_url: ApiUrl = "http://127.0.0.1:8000",
+    api_key: ApiKey = "",
+    as_json: AsJson = False,
+) -> None:
+    """The owners with a weight of their own; every other owner has 1."""
+    if ctx.invoked_subcommand is None:
+        _list(api_url, api_key, "/v1/shares", SHARE_COLUMNS, "weights", as_json=as_json)
+
+
+@shares.command("set")
+def shares_set(
+    owner: Annotated[str, typer.Argument(help="key:NAME or jwt:ISSUER:SUB.")],
+    weight: Annotated[float, typer.Argument(help="0.01 to 100; 2 takes twice the turns of 1.")],
+    api_url: ApiUrl = "http://127.0.0.1:8000",
+    api_key: ApiKey = "",
+) -> None:
+    """While several owners have jobs waiting in a queue, each starts jobs in proportion to
+    its weight. Applies to the owner's jobs that become ready from now on."""
+    from urllib.parse import quote
+
+    path = f"/v1/shares/{quote(owner, safe=':')}"
+    row = _call(api_url, api_key, "PUT", path, json={"weight": weight})
+    _table([row], SHARE_COLUMNS, "weight")
+
+
+@shares.command("clear")
+def shares_clear(
+    owner: Annotated[str, typer.Argument(help="The owner whose weight goes back to 1.")],
+    api_url: ApiUrl = "http://127.0.0.1:8000",
+    api_key: ApiKey = "",
+) -> None:
+    """The owner goes back to weight 1."""
+    from urllib.parse import quote
+
+    _call(api_url, api_key, "DELETE", f"/v1/shares/{quote(owner, safe=':')}")
+    out.print(f"{owner} now has weight 1")

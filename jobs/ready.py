@@ -19,10 +19,13 @@ from __future__ import annotations
 
 from enum import Enum
 
-ROW_BYTES = 68
-"""About what one ready row takes on disk with a short queue name: 64 bytes of aligned tuple
-(header and five columns) and a 4-byte line pointer, so 120 to a page. Sizes are read from
-disk, which needs no scan and no snapshot."""
+ROW_BYTES = 92
+"""About what one ready row takes on disk with short queue and owner names (up to 13
+characters of owner): 88 bytes of aligned tuple (header and eight columns) and a 4-byte line
+pointer, so 89 to a page. Sizes are read from disk, which needs no scan and no snapshot.
+Rows larger than this make the claimed rows look more than they are; it takes rows twice as
+large (owner names of 100 characters and more) for a move to be decided on rows that were
+never claimed, so that the same rows could be moved over and over."""
 
 
 class Rotation(Enum):

@@ -11,7 +11,8 @@ import asyncio
 import contextlib
 import dataclasses
 import json
-from collections.abc import AsyncIterator, Mapping, Sequence
+import time
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal, TypeAlias, cast
@@ -188,6 +189,10 @@ class Store:
     )
     _controlled: set[str] = field(default_factory=set, repr=False)
     """Queues found paused or limited: claimed under their control row's lock."""
+    _lanes: tuple[float, list[tuple[str, int]]] = field(default=(-1.0, []), repr=False)
+    """When the limited kinds were last read, and each one's lane (read at most once a
+    second: a kind's limit applies to every worker within a second)."""
+    _lane_turn: int = field(default=0, repr=False)
     _limited_jobs: dict[int, str] = field(default_factory=dict, repr=False)
     """Jobs claimed from a limited queue, and its name: their finish frees a slot, which
     wakes that queue's workers (no other finish notifies)."""
@@ -512,25 +517,114 @@ class Store:
         lease_s: float,
         *,
         now: datetime | None = None,
+        kinds: Collection[str] | None = None,
     ) -> list[Claimed]:
-        """Claim up to `limit` jobs across `queues`, one statement per queue.
+        """Claim up to `limit` jobs across `queues`, one statement per queue and limited
+        kind (`kinds`: those the caller runs; None: any).
 
         Never more than `limit` in all. Callers rotate the queue order between calls so
-        that a busy first queue cannot starve the others.
+        that a busy first queue cannot starve the others; the limited kinds' lanes take
+        turns with the rest of each queue here.
         """
+        lanes = await self._limited_lanes(kinds)
         async with self._hot(self._claimer) as conn:
-            if len(queues) == 1:
+            if len(queues) == 1 and not lanes:
                 return await self._claim_queue(conn, queues[0], limit, worker_id, lease_s, now)
             # Several statements: one transaction, so that a failure or a cancelled caller
-            # part-way through leaves no job claimed that nobody will run.
+            # part-way through leaves no job claimed that nobody will run. Each control lock
+            # is waited for only when it is the only one this transaction can take: two
+            # claims taking two locks in opposite orders would deadlock, so then a lock held
+            # by another claim is passed over (that claim is taking those jobs).
+            units: list[tuple[str, tuple[str, int] | None]] = []
+            for queue in queues:
+                order: list[tuple[str, int] | None] = [None, *lanes]
+                turn = self._lane_turn % len(order)
+                units += [(queue, lane) for lane in order[turn:] + order[:turn]]
+            self._lane_turn += 1
+            locks = len(lanes) + len(self._controlled.intersection(queues))
+            wait = locks <= 1 and not (lanes and len(queues) > 1)
             claimed: list[Claimed] = []
             async with conn.transaction():
-                for queue in queues:
+                for queue, lane in units:
                     want = limit - len(claimed)
                     if want <= 0:
                         break
-                    claimed += await self._claim_queue(conn, queue, want, worker_id, lease_s, now)
+                    if lane is None:
+                        claimed += await self._claim_queue(
+                            conn, queue, want, worker_id, lease_s, now, wait=wait
+                        )
+                    else:
+                        claimed += await self._claim_lane(
+                            conn, queue, lane, want, worker_id, lease_s, now, wait=wait
+                        )
             return claimed
+
+    async def _limited_lanes(self, kinds: Collection[str] | None) -> list[tuple[str, int]]:
+        read_at, lanes = self._lanes
+        if time.monotonic() - read_at >= 1.0:
+            rows = await self.pool.fetch(sql.KIND_CONTROLS)
+            lanes = [(r["kind"], r["lane"]) for r in rows]
+            self._lanes = (time.monotonic(), lanes)
+        return [lane for lane in lanes if kinds is None or lane[0] in kinds]
+
+    async def _claim_lane(
+        self,
+        conn: asyncpg.Connection,
+        queue: str,
+        lane: tuple[str, int],
+        want: int,
+        worker_id: str,
+        lease_s: float,
+        now: datetime | None,
+        *,
+        wait: bool,
+    ) -> list[Claimed]:
+        """A limited kind's lane in one queue, under the kind's control row's lock (and the
+        queue's first, if it is paused or limited): see sql.CLAIM_LANE."""
+        kind, number = lane
+        skip = "" if wait else " SKIP LOCKED"
+        async with conn.transaction():
+            queue_limit = None
+            if queue in self._controlled:
+                control = await self._lock_queue_control(conn, queue, wait)
+                if control is False or (control is not None and control["paused"]):
+                    return []
+                if control is None:
+                    self._controlled.discard(queue)
+                else:
+                    queue_limit = control["concurrency"]
+            limits = await conn.fetchrow(sql.LOCK_KIND_CONTROL + skip, kind)
+            if limits is None:
+                return []  # another claim is taking this lane's jobs
+            rows = await conn.fetch(
+                sql.CLAIM_LANE,
+                queue,
+                want,
+                worker_id,
+                lease_s,
+                now,
+                queue_limit,
+                number,
+                kind,
+                limits["concurrency"],
+                limits["owner_concurrency"],
+            )
+        for r in rows:
+            self._limited_jobs[r["id"]] = queue
+        return [Claimed(*r) for r in rows]
+
+    @staticmethod
+    async def _lock_queue_control(
+        conn: asyncpg.Connection, queue: str, wait: bool
+    ) -> asyncpg.Record | Literal[False] | None:
+        """The queue's control row, locked; None: the queue is no longer controlled; False
+        (only when not waiting): another claim holds the lock."""
+        if wait:
+            return await conn.fetchrow(sql.LOCK_QUEUE_CONTROL, queue)
+        control = await conn.fetchrow(sql.LOCK_QUEUE_CONTROL + " SKIP LOCKED", queue)
+        if control is None and await conn.fetchrow(sql.QUEUE_CONTROL, queue) is not None:
+            return False
+        return control
 
     async def _claim_queue(
         self,
@@ -540,6 +634,8 @@ class Store:
         worker_id: str,
         lease_s: float,
         now: datetime | None,
+        *,
+        wait: bool = True,
     ) -> list[Claimed]:
         """One queue's claim: the one-statement CLAIM while nobody controls the queue; under
         its queue_control row's lock once it is paused or limited (sql.CLAIM_UNDER_LIMIT).
@@ -551,7 +647,9 @@ class Store:
                 return [Claimed(*r) for r in rows]
             self._controlled.add(queue)
         async with conn.transaction():
-            control = await conn.fetchrow(sql.LOCK_QUEUE_CONTROL, queue)
+            control = await self._lock_queue_control(conn, queue, wait)
+            if control is False:
+                return []  # another claim holds it, and is taking these jobs
             if control is None:
                 self._controlled.discard(queue)
                 rows = await conn.fetch(sql.CLAIM, queue, want, worker_id, lease_s, now)
@@ -1048,8 +1146,70 @@ class Store:
         )
         return {k: row[k] for k in ("queue", "paused", "concurrency", "updated_at", "updated_by")}
 
+    async def control_kind(
+        self,
+        kind: str,
+        *,
+        by: str,
+        concurrency: int | None = None,
+        set_concurrency: bool = False,
+        owner_concurrency: int | None = None,
+        set_owner_concurrency: bool = False,
+    ) -> dict[str, Any]:
+        """Set or lift (None) how many of a kind's jobs run at once over every worker, and
+        how many per owner; what is not given keeps its value. The kind's ready jobs move
+        to its lane, and the workers of their queues are woken; every worker claims by the
+        new limits within a second (they read the limited kinds once a second)."""
+        async with self.pool.acquire() as conn:
+            row = await conn.fetchrow(
+                sql.SET_KIND_CONTROL,
+                kind,
+                concurrency,
+                set_concurrency,
+                owner_concurrency,
+                set_owner_concurrency,
+                by,
+            )
+            assert row is not None
+            async with conn.transaction():
+                await conn.execute(sql.HOT_PLANNER_LOCAL)  # each ready row's job by its key
+                routed = await conn.fetchrow(sql.ROUTE_KIND, kind, row["lane"])
+            assert routed is not None
+            if routed["queues"]:
+                await conn.execute(sql.NOTIFY_QUEUES, list(routed["queues"]))
+        log.info(
+            "kind.controlled",
+            kind=kind,
+            concurrency=row["concurrency"],
+            owner_concurrency=row["owner_concurrency"],
+            routed=routed["routed"],
+            by=by,
+        )
+        return dict(row)
+
+    async def kind_controls(self) -> list[dict[str, Any]]:
+        return [dict(r) for r in await self.pool.fetch(sql.KIND_CONTROLS)]
+
     async def queue_controls(self) -> list[dict[str, Any]]:
         return [dict(r) for r in await self.pool.fetch(sql.QUEUE_CONTROLS)]
+
+    async def set_share(self, owner: str, weight: float, *, by: str) -> dict[str, Any]:
+        """An owner's fair-share weight (1 without one): its jobs readied from now on take
+        turns `weight` times as often as a weight-1 owner's."""
+        row = await self.pool.fetchrow(sql.SET_SHARE, owner, weight, by)
+        assert row is not None
+        log.info("share.set", owner=owner, weight=weight, by=by)
+        return dict(row)
+
+    async def clear_share(self, owner: str, *, by: str) -> bool:
+        """The owner goes back to weight 1. False: it had no weight of its own."""
+        cleared = await self.pool.fetchval(sql.CLEAR_SHARE, owner) is not None
+        if cleared:
+            log.info("share.cleared", owner=owner, by=by)
+        return cleared
+
+    async def shares(self) -> list[dict[str, Any]]:
+        return [dict(r) for r in await self.pool.fetch(sql.SHARES)]
 
     async def queue_stats(self, *, owner: str | None = None) -> list[dict[str, Any]]:
         return [dict(r) for r in await self.pool.fetch(sql.QUEUE_STATS, owner)]

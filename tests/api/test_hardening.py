@@ -24,7 +24,7 @@ def operations_with_a_body() -> list[tuple[str, str]]:
     for path, ops in schema["paths"].items():
         for method, op in ops.items():
             if "requestBody" in op:
-                path = path.replace("{job_id}", "1").replace("{name}", "x")
+                path = path.replace("{job_id}", "1").replace("{name}", "x").replace("{kind}", "x")
                 found.append((method.upper(), path.replace("{owner}", "key:x")))
     return found
 
@@ -37,8 +37,16 @@ ADMIN_ONLY = {
     "/v1/jobs/retry/count",
     "/v1/queues/x",
     "/v1/quotas/key:x",
+    "/v1/shares/key:x",
+    "/v1/kinds/x",
 }
-METHODS = {"/v1/schedules/x": "PATCH", "/v1/queues/x": "PATCH", "/v1/quotas/key:x": "PUT"}
+METHODS = {
+    "/v1/schedules/x": "PATCH",
+    "/v1/queues/x": "PATCH",
+    "/v1/quotas/key:x": "PUT",
+    "/v1/shares/key:x": "PUT",
+    "/v1/kinds/x": "PATCH",
+}
 
 
 def test_the_generated_list_holds_every_body_route():

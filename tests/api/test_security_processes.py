@@ -70,7 +70,7 @@ async def test_a_body_that_stops_arriving_answers_408(procs, conn):
         b"Authorization: Bearer " + key.encode() + b'\r\nContent-Length: 100\r\n\r\n{"kind"'
     )
     await writer.drain()
-    answer = await asyncio.wait_for(reader.read(4096), 10)
+    answer = await asyncio.wait_for(reader.read(-1), 10)  # to the close: headers and body
     writer.close()
     assert answer.startswith(b"HTTP/1.1 408"), answer
     assert b'"request_timeout"' in answer
@@ -202,6 +202,10 @@ ADMIN_ONLY = {
     ("GET", "/v1/quotas"),
     ("PUT", "/v1/quotas/{owner}"),
     ("DELETE", "/v1/quotas/{owner}"),
+    ("GET", "/v1/shares"),
+    ("PUT", "/v1/shares/{owner}"),
+    ("DELETE", "/v1/shares/{owner}"),
+    ("PATCH", "/v1/kinds/{kind}"),
 }
 BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/v1/jobs"): {"kind": "demo.noop"},
@@ -216,6 +220,8 @@ BODIES: dict[tuple[str, str], Any] = {
         "max_queued": None,
         "demo_kinds": True,
     },
+    ("PUT", "/v1/shares/{owner}"): {"weight": 2},
+    ("PATCH", "/v1/kinds/{kind}"): {"owner_concurrency": 2},
 }
 ALICE = "key:alice"
 
@@ -277,6 +283,7 @@ async def test_every_operation_keeps_each_principal_to_its_own(procs, conn, stor
             "symbol": "IBM",
             "name": schedule,
             "owner": "key:alice",
+            "kind": "demo.sleep",
         }
         wrong: list[str] = []
 

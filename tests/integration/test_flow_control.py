@@ -67,6 +67,53 @@ async def test_four_workers_never_run_more_than_a_queues_limit_through_a_kill_9(
     assert deepest_overlap([(float(r["a"]), float(r["b"])) for r in rows]) <= 3
 
 
+async def test_four_workers_never_run_more_than_a_per_owner_limit_through_a_kill_9(
+    store: Store, procs: Processes
+):
+    """At most 3 of one owner's demo.sleep jobs at once (`owner_concurrency`), two owners,
+    four workers, one killed with -9 midway: sampled, and from the start/finish intervals."""
+    await store.control_kind(
+        "demo.sleep", by="key:root", owner_concurrency=3, set_owner_concurrency=True
+    )
+    for owner in ("key:a", "key:b"):
+        await store.enqueue_many(
+            [NewJob(kind="demo.sleep", owner=owner, payload={"seconds": 0.02}) for _ in range(250)]
+        )
+    args = ("--concurrency", "4", "--processes", "0", "--lease", "2s")
+    workers = [procs.start_worker(*args) for _ in range(4)]
+    samples: list[dict[str, int]] = []
+    stop = asyncio.Event()
+
+    async def sample() -> None:
+        while not stop.is_set():
+            rows = await store.pool.fetch(
+                "SELECT owner, count(*) AS n FROM job WHERE state = 'running' GROUP BY owner"
+            )
+            samples.append({r["owner"]: r["n"] for r in rows})
+            await asyncio.sleep(0.05)
+
+    sampler = asyncio.create_task(sample())
+    await eventually(lambda: _at_least(store, 150), 60)
+    os.kill(workers[0].pid, signal.SIGKILL)
+    workers[0].wait(timeout=10)
+    await eventually(lambda: _at_least(store, 500), 120)
+    stop.set()
+    await sampler
+
+    assert max(n for s in samples for n in s.values()) <= 3
+    both_full = [s for s in samples if s.get("key:a") == 3 and s.get("key:b") == 3]
+    assert len(both_full) > len(samples) // 4  # used, not merely respected
+    assert await count(store, "dead") == 0
+    for owner in ("key:a", "key:b"):
+        rows = await store.pool.fetch(
+            "SELECT extract(epoch FROM started_at) AS a, extract(epoch FROM finished_at) AS b"
+            " FROM job WHERE state = 'succeeded' AND owner = $1",
+            owner,
+        )
+        assert len(rows) == 250
+        assert deepest_overlap([(float(r["a"]), float(r["b"])) for r in rows]) <= 3
+
+
 async def _at_least(store: Store, n: int) -> bool:
     return await count(store, "succeeded") >= n
 
@@ -104,3 +151,61 @@ async def test_a_chain_and_a_diamond_run_in_order_through_real_workers(store: St
     assert after(join.id, left.id, right.id) and after(tail.id, join.id)
     # the two sides ran at once (on two workers or one), not one after the other
     assert rows[left.id]["started_at"] < rows[right.id]["finished_at"]
+
+
+async def test_small_owners_start_before_a_big_backlogs_200th_job(store: Store, procs: Processes):
+    """Owner A has 10,000 jobs queued, B and C ten each: fair share starts all of B's and
+    C's before A's 200th, on two real workers. (Jobs of a tenth of a second, so that a claim
+    takes about the free slots: no-op jobs are claimed hundreds at a time, and a batch's
+    jobs all start at the same instant.)"""
+    sleep = {"seconds": 0.1}
+    await store.enqueue_many(
+        [
+            NewJob(kind="demo.sleep", queue="fair", owner="key:a", payload=sleep)
+            for _ in range(10_000)
+        ]
+    )
+    for owner in ("key:b", "key:c"):
+        await store.enqueue_many(
+            [NewJob(kind="demo.sleep", queue="fair", owner=owner, payload=sleep) for _ in range(10)]
+        )
+    for _ in range(2):
+        procs.start_worker("--queues", "fair", "--concurrency", "10", "--processes", "0")
+    await eventually(lambda: _at_least(store, 300), 60)
+    rows = await store.pool.fetch(
+        "SELECT owner, started_at FROM job WHERE started_at IS NOT NULL ORDER BY started_at"
+    )
+    a_200th = [r["started_at"] for r in rows if r["owner"] == "key:a"][199]
+    small = [r["started_at"] for r in rows if r["owner"] != "key:a"]
+    assert len(small) == 20 and max(small) < a_200th
+
+
+async def test_weights_two_to_one_share_the_running_slots_two_to_one(
+    store: Store, procs: Processes
+):
+    await store.set_share("key:a", 2, by="test")
+    for owner in ("key:a", "key:b"):
+        await store.enqueue_many(
+            [
+                NewJob(kind="demo.sleep", queue="shared", owner=owner, payload={"seconds": 0.05})
+                for _ in range(2000)
+            ]
+        )
+    for _ in range(2):
+        procs.start_worker("--queues", "shared", "--concurrency", "6", "--processes", "0")
+    await eventually(lambda: _at_least(store, 50), 30)  # both workers are up and busy
+    await asyncio.sleep(1)
+    running = {"key:a": 0, "key:b": 0}
+    for _ in range(60):  # three seconds, while both owners have jobs waiting
+        rows = await store.pool.fetch(
+            "SELECT owner, count(*) AS n FROM job WHERE state = 'running' GROUP BY owner"
+        )
+        for r in rows:
+            running[r["owner"]] += r["n"]
+        await asyncio.sleep(0.05)
+    left = await store.pool.fetch(
+        "SELECT owner FROM job WHERE state = 'queued' GROUP BY owner HAVING count(*) > 100"
+    )
+    assert len(left) == 2  # neither backlog ran out meanwhile
+    ratio = running["key:a"] / running["key:b"]
+    assert 1.8 <= ratio <= 2.2, running

@@ -7,7 +7,9 @@ import pytest
 from jobs.model import JobState, NewJob
 
 
-async def test_claim_order_is_priority_then_run_at_then_id(store):
+async def test_claim_order_is_priority_then_turn(store):
+    """One owner's jobs that are due come in the order they became ready, highest priority
+    first: a start set in the past is no way to jump the line (that is what priority is)."""
     base = datetime.now(UTC) - timedelta(minutes=10)
     specs = [(0, 5), (5, 9), (5, 1), (0, 1), (-3, 0), (5, 1)]  # (priority, minutes after base)
     ids = [
@@ -15,8 +17,21 @@ async def test_claim_order_is_priority_then_run_at_then_id(store):
         for p, m in specs
     ]
     claimed = await store.claim(["default"], 100, "w", 30)
-    expected = sorted(range(len(specs)), key=lambda i: (-specs[i][0], specs[i][1], ids[i]))
+    expected = sorted(range(len(specs)), key=lambda i: (-specs[i][0], i))
     assert [j.id for j in claimed] == [ids[i] for i in expected]
+
+
+async def test_a_job_due_later_goes_first_once_due(store):
+    """A delayed job (or a retry's backoff) takes no turn while it waits; once due it goes
+    ahead of the jobs already ready at its priority, as a job arriving now would go near the
+    head, instead of behind every job that was ready before."""
+    soon = datetime.now(UTC) + timedelta(seconds=30)
+    later = await store.enqueue(NewJob(kind="k", run_at=soon))
+    ready = [(await store.enqueue(NewJob(kind="k"))).id for _ in range(3)]
+    first = await store.claim(["default"], 1, "w", 30)
+    assert [j.id for j in first] == ready[:1]
+    claimed = await store.claim(["default"], 10, "w", 30, now=soon + timedelta(seconds=1))
+    assert [j.id for j in claimed] == [later.id, *ready[1:]]
 
 
 async def test_claim_sets_the_lease_and_counts_the_attempt(store):

@@ -25,10 +25,14 @@ async def busy(store):
 async def test_claim_reads_each_ready_half_in_claim_order_and_deletes_by_tid(store, busy):
     text = await _explain(store, sql.CLAIM, "b", 100, "w2", 30.0, None)
     for half in sql.READY_HALVES:
-        # rows come out of each half's index already in claim order, and go by their tid
-        assert f"Index Scan using job_ready_{half}_queue_priority_run_at_id_idx" in text
+        # rows come out of each half's indexes already in claim order (ready jobs by turn,
+        # jobs that were due later by start), and go by their tid
+        assert f"Index Scan using job_ready_{half}_queue_lane_priority_turn_id_idx" in text
+        assert f"Index Scan using job_ready_{half}_queue_lane_priority_run_at_id_idx" in text
         assert f"Tid Scan on job_ready_{half}" in text
-    assert "Seq Scan on job" not in text
+    # (the sequence saying which half is current is read as a "Seq Scan", one row)
+    assert "Seq Scan on job " not in text
+    assert "Seq Scan on job_ready_0" not in text and "Seq Scan on job_ready_1" not in text
     assert "Index Scan using job_pkey on job j" in text
 
 

@@ -94,12 +94,12 @@ async def test_claims_read_both_halves_in_one_order(store):
     first = await store.enqueue(NewJob(kind="k", run_at=base + timedelta(minutes=2)))
     await store.pool.execute(sql.SET_CURRENT_HALF, 1)
     urgent = await store.enqueue(NewJob(kind="k", priority=5, run_at=base + timedelta(minutes=3)))
-    older = await store.enqueue(NewJob(kind="k", run_at=base))
+    older = await store.enqueue(NewJob(kind="k", run_at=base))  # due before, ready after
     halves = await store.pool.fetch("SELECT id, generation FROM job_ready ORDER BY id")
     assert [r["generation"] for r in halves] == [0, 1, 1]
     claimed = await store.claim(["default"], 2, "w", 30)
-    assert [j.id for j in claimed] == [urgent.id, older.id]
-    assert [j.id for j in await store.claim(["default"], 2, "w", 30)] == [first.id]
+    assert [j.id for j in claimed] == [urgent.id, first.id]  # priority, then turn
+    assert [j.id for j in await store.claim(["default"], 2, "w", 30)] == [older.id]
 
 
 async def test_nothing_rotates_while_no_snapshot_holds_vacuum_back(store, db_url):

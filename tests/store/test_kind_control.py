@@ -1,0 +1,79 @@
+"""Limits per kind and per owner within a kind (migration 0016), against real Postgres with
+concurrent claims."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+
+from jobs.model import NewJob
+from jobs.store import Store
+from jobs.transitions import Success
+
+
+async def running(store: Store, **where: str) -> int:
+    clause = "".join(f" AND {k} = '{v}'" for k, v in where.items())
+    return await store.pool.fetchval(f"SELECT count(*) FROM job WHERE state = 'running'{clause}")
+
+
+async def test_a_kind_limit_holds_while_other_kinds_in_the_queue_run_freely(store: Store):
+    await store.enqueue_many([NewJob(kind="slow") for _ in range(50)])
+    await store.control_kind("slow", by="test", concurrency=3, set_concurrency=True)
+    await store.enqueue_many([NewJob(kind="slow") for _ in range(50)])  # straight to its lane
+    await store.enqueue_many([NewJob(kind="fast") for _ in range(40)])
+    claimed = await store.claim(["default"], 100, "w", 30)
+    kinds = Counter(j.kind for j in claimed)
+    assert kinds == {"slow": 3, "fast": 40}
+    assert await store.claim(["default"], 100, "w", 30) == []
+    [slow, *_] = [j for j in claimed if j.kind == "slow"]
+    assert await store.complete(slow, Success(None))
+    again = await store.claim(["default"], 100, "w", 30)
+    assert [j.kind for j in again] == ["slow"]
+
+
+async def test_concurrent_claims_never_pass_a_kind_limit(store: Store):
+    await store.control_kind("k", by="test", concurrency=5, set_concurrency=True)
+    await store.enqueue_many([NewJob(kind="k") for _ in range(200)])
+    results = await asyncio.gather(*(store.claim(["default"], 10, f"w{i}", 30) for i in range(8)))
+    assert sum(len(r) for r in results) == 5 and await running(store, kind="k") == 5
+
+
+async def test_per_owner_limit_inside_a_kind(store: Store):
+    await store.control_kind("opt", by="test", owner_concurrency=2, set_owner_concurrency=True)
+    await store.enqueue_many([NewJob(kind="opt", owner="key:a") for _ in range(100)])
+    await store.enqueue_many([NewJob(kind="opt", owner="key:b") for _ in range(3)])
+    claimed = await asyncio.gather(*(store.claim(["default"], 10, f"w{i}", 30) for i in range(4)))
+    owners = Counter(j.id for r in claimed for j in r)
+    assert len(owners) == 4
+    rows = await store.pool.fetch(
+        "SELECT owner, count(*) AS n FROM job WHERE state = 'running' GROUP BY owner"
+    )
+    assert {r["owner"]: r["n"] for r in rows} == {"key:a": 2, "key:b": 2}
+
+
+async def test_a_job_readied_into_lane_0_after_the_limit_is_rerouted_not_run(store: Store):
+    """An enqueue that read kind_control before the limit's commit puts its row in lane 0;
+    the claim that meets it leaves the job queued and moves the row to the kind's lane."""
+    await store.control_kind("k", by="test", concurrency=1, set_concurrency=True)
+    jobs = [(await store.enqueue(NewJob(kind="k"))).id for _ in range(3)]
+    await store.pool.execute("UPDATE job_ready SET lane = 0")  # as if routed before the limit
+    claimed = await store.claim(["default"], 10, "w", 30)
+    assert len(claimed) <= 1
+    assert sorted(await store.pool.fetch("SELECT lane FROM job_ready")) != []
+    claimed += await store.claim(["default"], 10, "w", 30)
+    assert len(claimed) == 1 and await running(store, kind="k") == 1
+    lanes = await store.pool.fetch("SELECT id, lane FROM job_ready ORDER BY id")
+    assert [r["id"] for r in lanes] == [j for j in jobs if j != claimed[0].id]
+    assert all(r["lane"] != 0 for r in lanes)
+
+
+async def test_lifting_a_kind_limit_keeps_its_lane_and_runs_everything(store: Store):
+    await store.control_kind("k", by="test", concurrency=0, set_concurrency=True)
+    await store.enqueue_many([NewJob(kind="k") for _ in range(20)])
+    assert await store.claim(["default"], 50, "w", 30) == []
+    row = await store.control_kind("k", by="test", concurrency=None, set_concurrency=True)
+    assert row["concurrency"] is None and row["lane"] >= 1
+    store._lanes = (-1.0, [])  # another worker would see it within the second
+    assert len(await store.claim(["default"], 50, "w", 30)) == 20
+    [control] = await store.kind_controls()
+    assert (control["kind"], control["concurrency"]) == ("k", None)
