@@ -171,15 +171,6 @@ class _Kept:
             await self.drop(pool)
 
 
-def _atomic(conn: asyncpg.Connection) -> contextlib.AbstractAsyncContextManager[object]:
-    """A transaction, unless one is open already: the claims of several queues and lanes
-    run in one, and a savepoint per unit would only add two round trips each (a failure
-    aborts the whole claim either way)."""
-    if conn.is_in_transaction():
-        return contextlib.nullcontext()
-    return cast("contextlib.AbstractAsyncContextManager[object]", conn.transaction())
-
-
 @dataclass(slots=True)
 class Store:
     pool: asyncpg.Pool
@@ -592,7 +583,7 @@ class Store:
         queue's first, if it is paused or limited): see sql.CLAIM_LANE."""
         kind, number = lane
         skip = "" if wait else " SKIP LOCKED"
-        async with _atomic(conn):
+        async with conn.transaction():
             queue_limit = None
             if queue in self._controlled:
                 control = await self._lock_queue_control(conn, queue, wait)
@@ -655,7 +646,7 @@ class Store:
             if rows or await conn.fetchrow(sql.QUEUE_CONTROL, queue) is None:
                 return [Claimed(*r) for r in rows]
             self._controlled.add(queue)
-        async with _atomic(conn):
+        async with conn.transaction():
             control = await self._lock_queue_control(conn, queue, wait)
             if control is False:
                 return []  # another claim holds it, and is taking these jobs
