@@ -386,6 +386,13 @@ def retry_dead(
     out.print(f"retried {r['retried']} job(s)")
 
 
+def _owner_path(route: str, owner: str) -> str:
+    """`route/owner`, the owner quoted (a JWT owner holds slashes; `:` stays readable)."""
+    from urllib.parse import quote
+
+    return f"{route}/{quote(owner, safe=':')}"
+
+
 def _list(
     api_url: str, api_key: str, path: str, columns: list[str], title: str, *, as_json: bool
 ) -> None:
@@ -466,9 +473,7 @@ def quotas_clear(
     api_key: ApiKey = "",
 ) -> None:
     """The owner goes back to `*`'s quota."""
-    from urllib.parse import quote
-
-    _call(api_url, api_key, "DELETE", f"/v1/quotas/{quote(owner, safe=':')}")
+    _call(api_url, api_key, "DELETE", _owner_path("/v1/quotas", owner))
     out.print(f"{owner} now has the default quota")
 
 
@@ -500,10 +505,7 @@ def shares_set(
 ) -> None:
     """While several owners have jobs waiting in a queue, each starts jobs in proportion to
     its weight. Applies to the owner's jobs that become ready from now on."""
-    from urllib.parse import quote
-
-    path = f"/v1/shares/{quote(owner, safe=':')}"
-    row = _call(api_url, api_key, "PUT", path, json={"weight": weight})
+    row = _call(api_url, api_key, "PUT", _owner_path("/v1/shares", owner), json={"weight": weight})
     _table([row], SHARE_COLUMNS, "weight")
 
 
@@ -514,7 +516,5 @@ def shares_clear(
     api_key: ApiKey = "",
 ) -> None:
     """The owner goes back to weight 1."""
-    from urllib.parse import quote
-
-    _call(api_url, api_key, "DELETE", f"/v1/shares/{quote(owner, safe=':')}")
+    _call(api_url, api_key, "DELETE", _owner_path("/v1/shares", owner))
     out.print(f"{owner} now has weight 1")
