@@ -447,8 +447,6 @@ def quotas_set(
 ) -> None:
     """Change what is given; the rest stays as the owner's quota has it (or `*`'s, for an
     owner without one yet)."""
-    from urllib.parse import quote
-
     current = {r["owner"]: r for r in _call(api_url, api_key, "GET", "/v1/quotas")}
     base = dict(current.get(owner) or current["*"])
     body = {k: base[k] for k in QUOTA_COLUMNS[1:]}
@@ -462,7 +460,7 @@ def quotas_set(
         body["max_queued"] = None if max_queued == "none" else int(max_queued)
     if demo is not None:
         body["demo_kinds"] = demo
-    row = _call(api_url, api_key, "PUT", f"/v1/quotas/{quote(owner, safe=':')}", json=body)
+    row = _call(api_url, api_key, "PUT", _owner_path("/v1/quotas", owner), json=body)
     _table([row], QUOTA_COLUMNS, "quota")
 
 
