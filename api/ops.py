@@ -4,7 +4,7 @@ metrics, queues, workers (admins only), kinds, who the caller is, finished jobs 
 from __future__ import annotations
 
 import hmac
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response
 
@@ -31,9 +31,11 @@ from api.schemas import (
     ThroughputOut,
     ThroughputPoint,
     WorkerOut,
+    rate_limit_out,
 )
 from jobs.logging import get_logger
 from jobs.migrate import head_revision
+from jobs.model import RateLimit
 from jobs.store import Store
 
 log = get_logger(__name__)
@@ -118,8 +120,7 @@ async def control_queue(
         name,
         by=who.owner,
         paused=body.paused if "paused" in given else None,
-        concurrency=body.concurrency,
-        set_concurrency="concurrency" in given,
+        **({"concurrency": body.concurrency} if "concurrency" in given else {}),
     )
     return QueueControlOut(**row)
 
@@ -180,6 +181,7 @@ async def list_kinds(request: Request, who: Caller) -> list[KindOut]:
             payload_schema=m.model_json_schema(),
             concurrency=limits.get(k, {}).get("concurrency"),
             owner_concurrency=limits.get(k, {}).get("owner_concurrency"),
+            rate_limit=rate_limit_out(limits.get(k, {})),
         )
         for k, m in sorted(app_specs(request).items())
     ]
@@ -193,21 +195,23 @@ async def control_kind(
     request: Request, kind: KindName, body: KindPatch, who: Admin
 ) -> KindControlOut:
     """Admin only: limit how many of a kind's jobs run at once over every worker and host,
-    and how many of one owner's (`null` lifts either). Every worker claims by the new limits
-    within a second. A limit counts a dead worker's jobs until their leases expire and the
-    reaper requeues them, so it is never exceeded."""
+    how many of one owner's, and how many start in a window (`rate_limit`, for the kind or
+    per owner or payload field); `null` lifts any of them. Every worker claims by the new
+    limits within a second. A limit counts a dead worker's jobs until their leases expire
+    and the reaper requeues them, so it is never exceeded; a job over a rate waits, queued,
+    and starts when the window allows."""
     if kind not in app_specs(request):
         raise ApiError(404, "kind_not_found", f"no kind {kind!r}: GET /v1/kinds lists them")
-    given = body.model_fields_set
-    row = await request.app.state.store.control_kind(
-        kind,
-        by=who.owner,
-        concurrency=body.concurrency,
-        set_concurrency="concurrency" in given,
-        owner_concurrency=body.owner_concurrency,
-        set_owner_concurrency="owner_concurrency" in given,
+    changes: dict[str, Any] = {f: getattr(body, f) for f in body.model_fields_set}
+    if "rate_limit" in changes:
+        rate = changes.pop("rate_limit")
+        changes["rate"] = rate and RateLimit(rate.allowed, rate.period_s, rate.partition)
+    row = await request.app.state.store.control_kind(kind, by=who.owner, **changes)
+    return KindControlOut(
+        **{k: row[k] for k in ("kind", "concurrency", "owner_concurrency", "updated_at")},
+        updated_by=row["updated_by"],
+        rate_limit=rate_limit_out(row),
     )
-    return KindControlOut(**{k: row[k] for k in KindControlOut.model_fields})
 
 
 @router.get("/v1/me", response_model=MeOut, tags=["ops"])

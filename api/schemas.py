@@ -171,6 +171,37 @@ class ReadyOut(BaseModel):
     revision: str = Field(description="the database's migration revision")
 
 
+class RateLimitIn(JsonInput):
+    """At most `allowed` jobs start in any `period_s` seconds, over every worker and host."""
+
+    allowed: int = Field(ge=1, le=1_000_000, description="starts per window")
+    period_s: float = Field(
+        ge=0.001, le=604_800, description="the window, in seconds (at most a week)"
+    )
+    partition: str | None = Field(
+        default=None,
+        pattern=r"^(owner|payload\.[A-Za-z0-9_]{1,64})$",
+        description="null: one window for the whole kind; `owner`: one per owner; "
+        "`payload.<field>`: one per value of a top-level payload field (e.g. "
+        "`payload.provider`; jobs without the field share one)",
+    )
+
+
+class RateLimitOut(BaseModel):
+    allowed: int
+    period_s: float
+    partition: str | None
+
+
+def rate_limit_out(row: Mapping[str, Any]) -> RateLimitOut | None:
+    """A kind_control row's rate, if it has one."""
+    if row.get("rate_allowed") is None:
+        return None
+    return RateLimitOut(
+        allowed=row["rate_allowed"], period_s=row["rate_period_s"], partition=row["rate_partition"]
+    )
+
+
 class KindOut(BaseModel):
     kind: str
     payload_schema: dict[str, Any]
@@ -179,6 +210,9 @@ class KindOut(BaseModel):
     )
     owner_concurrency: int | None = Field(
         default=None, description="at most this many of one owner's run at once; null: any"
+    )
+    rate_limit: RateLimitOut | None = Field(
+        default=None, description="at most this many start in a window; null: no rate limit"
     )
 
 
@@ -349,11 +383,16 @@ class KindPatch(JsonInput):
         le=1_000_000,
         description="at most this many of one owner's jobs of the kind run at once; null: no limit",
     )
+    rate_limit: RateLimitIn | None = Field(
+        default=None,
+        description="at most `allowed` of the kind's jobs start in any `period_s` seconds, "
+        "over every worker; a job over it waits, queued (no attempt used); null: no rate limit",
+    )
 
     @model_validator(mode="after")
     def _something(self) -> KindPatch:
         if not self.model_fields_set:
-            raise ValueError("send concurrency, owner_concurrency, or both")
+            raise ValueError("send concurrency, owner_concurrency, rate_limit, or several")
         return self
 
 
@@ -361,6 +400,7 @@ class KindControlOut(BaseModel):
     kind: str
     concurrency: int | None
     owner_concurrency: int | None
+    rate_limit: RateLimitOut | None
     updated_at: datetime
     updated_by: str
 

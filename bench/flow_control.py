@@ -8,9 +8,10 @@ BENCH_JOBS pre-enqueued no-op jobs, timed from spawning them to the last job fin
 (start-up included). Two setups, alternated in the same run on fresh copies of one template:
 - plain: one owner, no controls;
 - controlled: the jobs spread over 10 owners (five at weight 2), the queue limited to 1,000
-  running, and the kind limited to 1,000 running and 500 per owner: every claim takes the
-  queue's and the kind's locks and counts what runs, per owner too.
-Neither limit binds (two workers hold at most a few hundred jobs): what is measured is the
+  running, the kind limited to 1,000 running, 500 per owner and 1,000,000 starts a second:
+  every claim takes the queue's and the kind's locks, counts what runs, per owner too, and
+  charges the kind's rate window.
+No limit binds (two workers hold at most a few hundred jobs): what is measured is the
 price of enforcing them. Then the claim's latency (100 jobs, median of 200) with 1 owner and
 with 1,000 owners queued. pgbench's queue-shaped scripts run first on the same server.
 """
@@ -28,7 +29,7 @@ from pathlib import Path
 import asyncpg
 
 from bench.store import make_template, run_on_server, run_pgbench, start_workers, with_database
-from jobs.model import NewJob
+from jobs.model import NewJob, RateLimit
 from jobs.store import Store
 
 JOBS = int(os.environ.get("BENCH_JOBS", "20000"))
@@ -49,14 +50,13 @@ async def prepare(url: str, controlled: bool) -> None:
         if controlled:
             for i in range(5):
                 await store.set_share(f"key:owner{i}", 2, by="bench")
-            await store.control_queue("default", by="bench", concurrency=1000, set_concurrency=True)
+            await store.control_queue("default", by="bench", concurrency=1000)
             await store.control_kind(
                 "demo.noop",
                 by="bench",
                 concurrency=1000,
-                set_concurrency=True,
                 owner_concurrency=500,
-                set_owner_concurrency=True,
+                rate=RateLimit(allowed=1_000_000, period_s=1),
             )
         owners = [f"key:owner{i}" for i in range(10)] if controlled else ["key:owner0"]
         await store.enqueue_many(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
@@ -242,8 +243,26 @@ def _limit(text: str) -> int | None:
     raise typer.BadParameter(f"{text!r}: a whole number, or none")
 
 
+KIND_COLUMNS = ["kind", "concurrency", "owner_concurrency", "rate"]
+
+
+def _flat_rate(row: dict[str, Any]) -> dict[str, Any]:
+    """A kind's rate as one cell: `2000 / 3600 s per payload.provider`."""
+    rate = row.get("rate_limit")
+    text = None
+    if rate:
+        text = f"{rate['allowed']} / {rate['period_s']:g} s"
+        text += f" per {rate['partition']}" if rate["partition"] else ""
+    return {**row, "rate": text}
+
+
+def _show_kind(row: dict[str, Any]) -> None:
+    """A kind's controls as a change left them."""
+    _table([_flat_rate(row)], [*KIND_COLUMNS, "updated_by"], "kind")
+
+
 kinds = typer.Typer(
-    help="Kinds: list them with their limits (no sub-command), limit how many run.",
+    help="Kinds: list them with their limits (no sub-command), limit how many run or start.",
     invoke_without_command=True,
 )
 
@@ -255,10 +274,11 @@ def kinds_list(
     api_key: ApiKey = "",
     as_json: AsJson = False,
 ) -> None:
-    """Every kind, with how many may run at once (over all, and per owner)."""
+    """Every kind, with how many may run at once (over all, and per owner) and its rate."""
     if ctx.invoked_subcommand is None:
-        columns = ["kind", "concurrency", "owner_concurrency"]
-        _list(api_url, api_key, "/v1/kinds", columns, "kinds", as_json=as_json)
+        _list(
+            api_url, api_key, "/v1/kinds", KIND_COLUMNS, "kinds", as_json=as_json, shape=_flat_rate
+        )
 
 
 @kinds.command("limit")
@@ -283,7 +303,39 @@ def kinds_limit(
     if not body:
         raise typer.BadParameter("give CONCURRENCY, --per-owner, or both")
     row = _call(api_url, api_key, "PATCH", f"/v1/kinds/{kind}", json=body)
-    _table([row], ["kind", "concurrency", "owner_concurrency", "updated_by"], "kind")
+    _show_kind(row)
+
+
+@kinds.command("rate")
+def kinds_rate(
+    kind: Annotated[str, typer.Argument(help="The kind, e.g. prices.ingest.")],
+    allowed: Annotated[str, typer.Argument(help="At most this many start per window, or `none`.")],
+    period_s: Annotated[
+        float | None, typer.Argument(help="The window, in seconds (e.g. 3600).", min=0.001)
+    ] = None,
+    partition: Annotated[
+        str | None,
+        typer.Option(
+            "--per",
+            help="A window per `owner`, or per value of a payload field (`payload.provider`);"
+            " default: one for the whole kind.",
+        ),
+    ] = None,
+    api_url: ApiUrl = "http://127.0.0.1:8000",
+    api_key: ApiKey = "",
+) -> None:
+    """Let at most ALLOWED of a kind's jobs start in any PERIOD_S seconds, over every worker
+    and host; a job over it waits, queued. E.g. `conveyor kinds rate prices.ingest 2000
+    3600 --per payload.provider`; `conveyor kinds rate prices.ingest none` lifts it."""
+    count = _limit(allowed)
+    if count is None:
+        rate = None
+    elif period_s is None:
+        raise typer.BadParameter("give the window in seconds after ALLOWED, e.g. 2000 3600")
+    else:
+        rate = {"allowed": count, "period_s": period_s, "partition": partition}
+    row = _call(api_url, api_key, "PATCH", f"/v1/kinds/{kind}", json={"rate_limit": rate})
+    _show_kind(row)
 
 
 def workers(
@@ -394,14 +446,22 @@ def _owner_path(route: str, owner: str) -> str:
 
 
 def _list(
-    api_url: str, api_key: str, path: str, columns: list[str], title: str, *, as_json: bool
+    api_url: str,
+    api_key: str,
+    path: str,
+    columns: list[str],
+    title: str,
+    *,
+    as_json: bool,
+    shape: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
 ) -> None:
-    """A group's list (its command without a sub-command): a table, or the JSON."""
+    """A group's list (its command without a sub-command): a table (of each row as `shape`
+    makes it), or the JSON."""
     rows = _call(api_url, api_key, "GET", path)
     if as_json:
         _print_json(rows)
     else:
-        _table(rows, columns, title)
+        _table([shape(r) for r in rows] if shape else rows, columns, title)
 
 
 quotas = typer.Typer(

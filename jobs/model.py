@@ -159,6 +159,34 @@ CLAIMED_COLUMNS = ", ".join(f.name for f in fields(Claimed) if f.init)
 """The claim's RETURNING list, in field order, so a row maps onto `Claimed(*row)`."""
 
 
+class Keep(enum.Enum):
+    """An operator's change leaves this field as it is (None would lift a limit)."""
+
+    KEEP = "keep"
+
+
+KEEP = Keep.KEEP
+
+
+class Claims(list[Claimed]):
+    """What one `claim` took, in claim order. `opens_in_s`: when a rate limit that held some
+    of the jobs back lets its next one start, in seconds (None: no rate held any back), so a
+    worker can look again then rather than at its next poll."""
+
+    opens_in_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimit:
+    """At most `allowed` of a kind's jobs start in any `period_s` seconds, over every worker:
+    for the kind as a whole (`partition` None), per owner (`"owner"`), or per value of a
+    top-level payload field (`"payload.provider"`). A job over it waits, queued."""
+
+    allowed: int
+    period_s: float
+    partition: str | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class Enqueued:
     """The outcome of an enqueue: the job's id, and whether the key already named a job."""

@@ -426,6 +426,9 @@ def _claim(
     lane: str = "0",
     scan: str | None = None,
     pick: str = _PICK_IN_ORDER,
+    middle: str = "",
+    picked_also: str = "",
+    after: str = "",
 ) -> str:
     # A lane's claims take turns under its kind's lock: no row lock needed to read its rows
     # (the window of a per-owner limit would lock a thousand rows a claim).
@@ -435,7 +438,7 @@ def _claim(
     )
     lane_0 = lane == "0"
     return f"""
-WITH {first}{halves}, picked AS MATERIALIZED ({pick.format(limit=limit)}
+WITH {first}{halves}, {middle}picked AS MATERIALIZED ({pick.format(limit=limit)}
 ), {", ".join(_take_half(h) for h in READY_HALVES)}, claimed AS (
     UPDATE job j
     SET state = 'running',
@@ -449,8 +452,8 @@ WITH {first}{halves}, picked AS MATERIALIZED ({pick.format(limit=limit)}
     WHERE j.id = t.id AND (j.state = 'queued') IS TRUE AND j.run_at <= {clock}
       {f"AND {_IN_LANE_0}" if lane_0 else ""}
     RETURNING {", ".join("j." + c for c in CLAIMED_COLUMNS.split(", "))},
-              t.later, t.place
-), {_REROUTED if lane_0 else ""}{_notify_changes("claimed")}
+              t.later, t.place{picked_also}
+), {_REROUTED if lane_0 else ""}{after}{_notify_changes("claimed")}
 SELECT {CLAIMED_COLUMNS} FROM claimed WHERE {_SENT} ORDER BY {_CLAIM_ORDER}
 """
 
@@ -497,26 +500,37 @@ QUEUE_CONTROLS = """
 SELECT queue, paused, concurrency, updated_at, updated_by FROM queue_control ORDER BY queue
 """
 
-# A kind's limits (migration 0016): as SET_QUEUE_CONTROL, a field passed as NULL keeps its
-# value ($3 and $5 say whether the limits $2 and $4 were given). The first control of a kind
-# gives it its lane; ROUTE_KIND then moves its ready rows there.
+# A kind's limits (migration 0016) and rate (0017): as SET_QUEUE_CONTROL, a field not given
+# keeps its value ($3, $5 and $7 say whether the limits $2 and $4 and the rate $8-$10 were
+# given: NULL is also "no limit"). The first control of a kind gives it its lane; ROUTE_KIND
+# then moves its ready rows there.
 SET_KIND_CONTROL = """
-INSERT INTO kind_control AS c (kind, concurrency, owner_concurrency, updated_by)
-VALUES ($1, CASE WHEN $3 THEN $2::integer END, CASE WHEN $5 THEN $4::integer END, $6)
+INSERT INTO kind_control AS c (
+    kind, concurrency, owner_concurrency, rate_allowed, rate_period_s, rate_partition, updated_by
+)
+VALUES ($1, CASE WHEN $3 THEN $2::integer END, CASE WHEN $5 THEN $4::integer END,
+        CASE WHEN $7 THEN $8::integer END, CASE WHEN $7 THEN $9::float8 END,
+        CASE WHEN $7 THEN $10::text END, $6)
 ON CONFLICT (kind) DO UPDATE
 SET concurrency = CASE WHEN $3 THEN $2::integer ELSE c.concurrency END,
     owner_concurrency = CASE WHEN $5 THEN $4::integer ELSE c.owner_concurrency END,
+    rate_allowed = CASE WHEN $7 THEN $8::integer ELSE c.rate_allowed END,
+    rate_period_s = CASE WHEN $7 THEN $9::float8 ELSE c.rate_period_s END,
+    rate_partition = CASE WHEN $7 THEN $10::text ELSE c.rate_partition END,
     updated_at = now(), updated_by = $6
-RETURNING kind, lane, concurrency, owner_concurrency, updated_at, updated_by
+RETURNING kind, lane, concurrency, owner_concurrency, rate_allowed, rate_period_s,
+          rate_partition, updated_at, updated_by
 """
 
 KIND_CONTROLS = """
-SELECT kind, lane, concurrency, owner_concurrency, updated_at, updated_by
+SELECT kind, lane, concurrency, owner_concurrency, rate_allowed, rate_period_s, rate_partition,
+       updated_at, updated_by
 FROM kind_control ORDER BY kind
 """
 
 LOCK_KIND_CONTROL = """
-SELECT concurrency, owner_concurrency FROM kind_control WHERE kind = $1 FOR UPDATE
+SELECT concurrency, owner_concurrency, rate_allowed, rate_period_s, rate_partition
+FROM kind_control WHERE kind = $1 FOR UPDATE
 """
 
 # A kind's ready rows into its lane ($2), with the queues they are in, to wake their
@@ -558,20 +572,41 @@ CLAIM_UNDER_LIMIT = _claim(
 # queue's queue_control row's lock if the queue is limited (LOCK_QUEUE_CONTROL), then the
 # kind's (LOCK_KIND_CONTROL): as CLAIM_UNDER_LIMIT, its snapshot then counts every claim
 # committed before, and the room is the least of the queue's, the kind's and the caller's.
-# A per-owner limit reads a window of the lane (fair share puts every waiting owner's next
-# jobs near its head) and takes, in claim order, the jobs whose owner has room: the window's
-# other rows are let go at commit. Owners beyond the window wait for the next claim.
-# $6 the queue's limit, $7 the lane, $8 its kind, $9 the kind's limit, $10 per owner
-# (NULL: none).
+# A per-owner limit, or a rate per partition, reads a window of the lane (fair share puts
+# every waiting owner's next jobs near its head) and takes, in claim order, the jobs whose
+# owner and partition have room: the window's other rows are let go at commit. Jobs beyond
+# the window wait for a later claim.
+# A rate (migration 0017): at most $11 starts in any $12 seconds, for the kind as a whole
+# ($13 NULL), per owner ('owner') or per value of a payload field ('payload.<field>'). Each
+# partition's starts within the window are (time, count) pairs in rate_window; the claim
+# counts them, and `charged` drops the pairs that left the window and appends its own.
+# $6 the queue's limit, $7 the lane, $8 its kind, $9 the kind's limit, $10 per owner,
+# $11-$13 the rate (NULL: none).
 LANE_WINDOW = 1000
+_LANE_CLOCK = "coalesce($5, statement_timestamp())"
+_IN_RATE_WINDOW = f"s.at > {_LANE_CLOCK} - make_interval(secs => $12)"
+_PARTITION = """coalesce(CASE
+        WHEN $13::text IS NULL THEN ''
+        WHEN $13 = 'owner' THEN u.owner
+        ELSE (SELECT j.payload ->> substr($13, 9) FROM job j WHERE j.id = u.id)
+    END, '')"""
+_KEPT_PAIRS = f"""ARRAY(
+            SELECT s.{{column}} FROM unnest(b.starts_at, b.starts_n) WITH ORDINALITY s(at, n, i)
+            WHERE {_IN_RATE_WINDOW} ORDER BY s.i
+        ) || EXCLUDED.starts_{{column}}"""
 CLAIM_LANE = _claim(
-    first="""room AS MATERIALIZED (
+    first=f"""room AS MATERIALIZED (
     SELECT greatest(0, least(
         $2,
         coalesce($6::integer
                  - (SELECT count(*) FROM job WHERE state = 'running' AND queue = $1), $2),
         coalesce($9::integer
-                 - (SELECT count(*) FROM job WHERE state = 'running' AND kind = $8), $2)
+                 - (SELECT count(*) FROM job WHERE state = 'running' AND kind = $8), $2),
+        coalesce($11::integer - CASE WHEN $13::text IS NULL THEN (
+            SELECT coalesce(sum(s.n), 0)
+            FROM rate_window b, unnest(b.starts_at, b.starts_n) s(at, n)
+            WHERE b.kind = $8 AND b.part = '' AND {_IN_RATE_WINDOW}
+        ) END, $2)
     ))::integer AS n
 ), owners_running AS MATERIALIZED (
     SELECT owner, count(*) AS n FROM job
@@ -579,13 +614,30 @@ CLAIM_LANE = _claim(
     GROUP BY owner
 ), """,
     limit="(SELECT n FROM room)",
-    scan=f"CASE WHEN $10::integer IS NULL THEN (SELECT n FROM room) ELSE {LANE_WINDOW} END",
-    clock="coalesce($5, statement_timestamp())",
+    scan=f"""CASE WHEN $10::integer IS NULL AND $13::text IS NULL THEN (SELECT n FROM room)
+    ELSE {LANE_WINDOW} END""",
+    clock=_LANE_CLOCK,
     lane="$7::smallint",
+    middle=f"""lane_rows AS MATERIALIZED (
+    SELECT u.*, {_PARTITION} AS part FROM ({_READS}) u
+), rate_used AS MATERIALIZED (
+    SELECT b.part, sum(s.n) AS n
+    FROM rate_window b, unnest(b.starts_at, b.starts_n) s(at, n)
+    WHERE $13::text IS NOT NULL AND b.kind = $8
+      AND b.part = ANY (ARRAY(SELECT DISTINCT part FROM lane_rows)) AND {_IN_RATE_WINDOW}
+    GROUP BY b.part
+), """,
     pick=f"""
     SELECT * FROM (
-        SELECT w.*, row_number() OVER (PARTITION BY w.owner ORDER BY {_CLAIM_ORDER}) AS nth
-        FROM ({_READS}) w
+        SELECT r.*, row_number() OVER (PARTITION BY r.owner ORDER BY {_CLAIM_ORDER}) AS nth
+        FROM (
+            SELECT w.*,
+                   row_number() OVER (PARTITION BY w.part ORDER BY {_CLAIM_ORDER}) AS nth_part
+            FROM lane_rows w
+        ) r
+        WHERE $13::text IS NULL
+           OR r.nth_part + coalesce((SELECT p.n FROM rate_used p WHERE p.part = r.part), 0)
+              <= $11::integer
     ) r
     WHERE $10::integer IS NULL
        OR r.nth + coalesce((SELECT o.n FROM owners_running o WHERE o.owner = r.owner), 0)
@@ -593,7 +645,30 @@ CLAIM_LANE = _claim(
     ORDER BY {_CLAIM_ORDER}
     LIMIT {{limit}}
 """,
+    picked_also=", t.part",
+    after=f"""charged AS (
+    INSERT INTO rate_window AS b (kind, part, starts_at, starts_n)
+    SELECT $8, c.part, ARRAY[{_LANE_CLOCK}], ARRAY[count(*)::integer]
+    FROM claimed c WHERE $11::integer IS NOT NULL
+    GROUP BY c.part
+    ON CONFLICT (kind, part) DO UPDATE
+    SET starts_at = {_KEPT_PAIRS.format(column="at")},
+        starts_n = {_KEPT_PAIRS.format(column="n")}
+), """,
 )
+
+# When a partition of a rate-limited kind ($1, $2 starts in $3 seconds) that is full frees
+# its next start, in seconds from now ($4: the clock, NULL: now). Read after a claim held
+# back by its rate, so a worker looks again then instead of at its next poll.
+RATE_OPENS_IN = """
+SELECT extract(epoch FROM min(o.opens) - coalesce($4, statement_timestamp()))::float8 AS s
+FROM rate_window b, LATERAL (
+    SELECT min(s.at) + make_interval(secs => $3) AS opens, sum(s.n) AS used
+    FROM unnest(b.starts_at, b.starts_n) s(at, n)
+    WHERE s.at > coalesce($4, statement_timestamp()) - make_interval(secs => $3)
+) o
+WHERE b.kind = $1 AND o.used >= $2
+"""
 
 # The plans of the claim, finish and heartbeat, fixed: each half of `job_ready` by its index in
 # claim order, its rows deleted by tid, jobs by primary key. Left to its estimates the planner

@@ -26,14 +26,18 @@ from jobs.logging import get_logger
 from jobs.metrics import DURATION_BUCKETS_S, Counts, Key, outcome_label
 from jobs.model import (
     DEFAULT_MAX_ATTEMPTS,
+    KEEP,
     REPLAYABLE_STATES,
     Claimed,
+    Claims,
     Enqueued,
     Job,
     JobEvent,
     JobState,
+    Keep,
     Lease,
     NewJob,
+    RateLimit,
 )
 from jobs.ready import ROW_BYTES, Rotation, rotation
 from jobs.settings import DatabaseSettings, QueueSettings
@@ -518,18 +522,21 @@ class Store:
         *,
         now: datetime | None = None,
         kinds: Collection[str] | None = None,
-    ) -> list[Claimed]:
+    ) -> Claims:
         """Claim up to `limit` jobs across `queues`, one statement per queue and limited
         kind (`kinds`: those the caller runs; None: any).
 
         Never more than `limit` in all. Callers rotate the queue order between calls so
         that a busy first queue cannot starve the others; the limited kinds' lanes take
-        turns with the rest of each queue here.
+        turns with the rest of each queue here. A lane held back by its rate says when it
+        opens (`Claims.opens_in_s`).
         """
         lanes = await self._limited_lanes(kinds)
+        claimed = Claims()
         async with self._hot(self._claimer) as conn:
             if len(queues) == 1 and not lanes:
-                return await self._claim_queue(conn, queues[0], limit, worker_id, lease_s, now)
+                claimed += await self._claim_queue(conn, queues[0], limit, worker_id, lease_s, now)
+                return claimed
             # Several statements: one transaction, so that a failure or a cancelled caller
             # part-way through leaves no job claimed that nobody will run. Each control lock
             # is waited for only when it is the only one this transaction can take: two
@@ -543,7 +550,6 @@ class Store:
             self._lane_turn += 1
             locks = len(lanes) + len(self._controlled.intersection(queues))
             wait = locks <= 1 and not (lanes and len(queues) > 1)
-            claimed: list[Claimed] = []
             async with conn.transaction():
                 for queue, lane in units:
                     want = limit - len(claimed)
@@ -554,9 +560,12 @@ class Store:
                             conn, queue, want, worker_id, lease_s, now, wait=wait
                         )
                     else:
-                        claimed += await self._claim_lane(
+                        rows, opens_in_s = await self._claim_lane(
                             conn, queue, lane, want, worker_id, lease_s, now, wait=wait
                         )
+                        claimed += rows
+                        if opens_in_s is not None:
+                            claimed.opens_in_s = min(opens_in_s, claimed.opens_in_s or opens_in_s)
             return claimed
 
     async def _limited_lanes(self, kinds: Collection[str] | None) -> list[tuple[str, int]]:
@@ -578,24 +587,27 @@ class Store:
         now: datetime | None,
         *,
         wait: bool,
-    ) -> list[Claimed]:
+    ) -> tuple[list[Claimed], float | None]:
         """A limited kind's lane in one queue, under the kind's control row's lock (and the
-        queue's first, if it is paused or limited): see sql.CLAIM_LANE."""
+        queue's first, if it is paused or limited): see sql.CLAIM_LANE. With the jobs, when
+        the kind's rate opens again if it may have held some back (None: it did not)."""
         kind, number = lane
         skip = "" if wait else " SKIP LOCKED"
+        opens_in_s = None
         async with conn.transaction():
             queue_limit = None
             if queue in self._controlled:
                 control = await self._lock_queue_control(conn, queue, wait)
                 if control is False or (control is not None and control["paused"]):
-                    return []
+                    return [], None
                 if control is None:
                     self._controlled.discard(queue)
                 else:
                     queue_limit = control["concurrency"]
             limits = await conn.fetchrow(sql.LOCK_KIND_CONTROL + skip, kind)
             if limits is None:
-                return []  # another claim is taking this lane's jobs
+                return [], None  # another claim is taking this lane's jobs
+            rate = limits["rate_allowed"], limits["rate_period_s"], limits["rate_partition"]
             rows = await conn.fetch(
                 sql.CLAIM_LANE,
                 queue,
@@ -608,10 +620,13 @@ class Store:
                 kind,
                 limits["concurrency"],
                 limits["owner_concurrency"],
+                *rate,
             )
+            if rate[0] is not None and len(rows) < want:
+                opens_in_s = await conn.fetchval(sql.RATE_OPENS_IN, kind, rate[0], rate[1], now)
         for r in rows:
             self._limited_jobs[r["id"]] = queue
-        return [Claimed(*r) for r in rows]
+        return [Claimed(*r) for r in rows], opens_in_s
 
     @staticmethod
     async def _lock_queue_control(
@@ -1127,14 +1142,18 @@ class Store:
         *,
         by: str,
         paused: bool | None = None,
-        concurrency: int | None = None,
-        set_concurrency: bool = False,
+        concurrency: int | Keep | None = KEEP,
     ) -> dict[str, Any]:
-        """Pause or resume a queue, or set or lift its concurrency limit (`set_concurrency`
-        with None lifts it); what is not given keeps its value. Applies to the next claim of
-        every worker; the queue's workers are woken."""
+        """Pause or resume a queue, or set or lift (None) its concurrency limit; what is not
+        given keeps its value. Applies to the next claim of every worker; the queue's
+        workers are woken."""
         row = await self.pool.fetchrow(
-            sql.SET_QUEUE_CONTROL, queue, paused, concurrency, set_concurrency, by
+            sql.SET_QUEUE_CONTROL,
+            queue,
+            paused,
+            None if concurrency is KEEP else concurrency,
+            concurrency is not KEEP,
+            by,
         )
         assert row is not None
         log.info(
@@ -1151,24 +1170,29 @@ class Store:
         kind: str,
         *,
         by: str,
-        concurrency: int | None = None,
-        set_concurrency: bool = False,
-        owner_concurrency: int | None = None,
-        set_owner_concurrency: bool = False,
+        concurrency: int | Keep | None = KEEP,
+        owner_concurrency: int | Keep | None = KEEP,
+        rate: RateLimit | Keep | None = KEEP,
     ) -> dict[str, Any]:
-        """Set or lift (None) how many of a kind's jobs run at once over every worker, and
-        how many per owner; what is not given keeps its value. The kind's ready jobs move
-        to its lane, and the workers of their queues are woken; every worker claims by the
-        new limits within a second (they read the limited kinds once a second)."""
+        """Set or lift (None) how many of a kind's jobs run at once over every worker, how
+        many per owner, and how many start in a window (`rate`); what is not given keeps its
+        value. The kind's ready jobs move to its lane, and the workers of their queues are
+        woken; every worker claims by the new limits within a second (they read the limited
+        kinds once a second)."""
+        new_rate = rate if isinstance(rate, RateLimit) else None
         async with self.pool.acquire() as conn:
             row = await conn.fetchrow(
                 sql.SET_KIND_CONTROL,
                 kind,
-                concurrency,
-                set_concurrency,
-                owner_concurrency,
-                set_owner_concurrency,
+                None if concurrency is KEEP else concurrency,
+                concurrency is not KEEP,
+                None if owner_concurrency is KEEP else owner_concurrency,
+                owner_concurrency is not KEEP,
                 by,
+                rate is not KEEP,
+                new_rate and new_rate.allowed,
+                new_rate and new_rate.period_s,
+                new_rate and new_rate.partition,
             )
             assert row is not None
             async with conn.transaction():
@@ -1182,6 +1206,9 @@ class Store:
             kind=kind,
             concurrency=row["concurrency"],
             owner_concurrency=row["owner_concurrency"],
+            rate_allowed=row["rate_allowed"],
+            rate_period_s=row["rate_period_s"],
+            rate_partition=row["rate_partition"],
             routed=routed["routed"],
             by=by,
         )

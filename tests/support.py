@@ -34,6 +34,7 @@ SCHEMA_TABLES = [
     "pattern",
     "price_bar",
     "queue_control",
+    "rate_window",
     "schedule",
     "strategy_run",
     "submit_quota",

@@ -10,7 +10,8 @@ guess be wrong (slots suddenly stuck on long jobs), the heartbeat hands back wha
 in the buffer for a whole heartbeat.
 
 When it claims: at once while the last claim came back full (there is more), and otherwise
-on a NOTIFY for one of its queues or the jittered poll. One claim is in flight at a time, so
+on a NOTIFY for one of its queues, the jittered poll, or as soon as a rate limit that held
+jobs back lets the next one start (the claim says when). One claim is in flight at a time, so
 a claim takes everything that freed up while the previous one ran: under load claims grow,
 idle they cost nothing.
 """
@@ -36,6 +37,10 @@ log = get_logger(__name__)
 
 SMOOTHING = 0.2
 """Weight of the newest sample in the running averages of claim and job durations."""
+
+RATE_MARGIN_S = 0.005
+"""After a rate's window opens, how long to wait before claiming: a little, so the start that
+left the window has surely left it by the database's clock too."""
 
 
 def claim_ahead(prefetch: int, concurrency: int, job_s: float | None, claim_s: float) -> int:
@@ -105,6 +110,7 @@ class Fetcher:
     async def run(self) -> None:
         s = self.settings
         turn = 0
+        rate_opens: float | None = None
         while not self._stopping.is_set():
             # Cleared before the claim, so a NOTIFY or a freed slot during it is not lost.
             self._changed.clear()
@@ -123,10 +129,15 @@ class Fetcher:
                     continue
                 self.claim_s += SMOOTHING * (time.perf_counter() - t - self.claim_s)
                 self._more = len(jobs) == want
+                rate_opens = jobs.opens_in_s
                 if jobs:
                     self._take(jobs)
                 continue
             poll = s.poll_interval_s * random.uniform(0.8, 1.2)  # noqa: S311 - spreading polls
+            if rate_opens is not None:
+                # a rate held jobs back: look again as its window lets the next one start
+                poll = min(poll, max(rate_opens, 0.0) + RATE_MARGIN_S)
+                rate_opens = None
             try:
                 await asyncio.wait_for(self._changed.wait(), poll)
             except TimeoutError:

@@ -118,6 +118,37 @@ async def test_an_operator_pauses_limits_and_resumes_a_queue_from_the_cli(live):
     assert bad.returncode == 2 and "a whole number, or none" in bad.stderr
 
 
+async def test_an_operator_limits_a_kind_and_sets_its_rate_from_the_cli(live):
+    limited = await run(
+        live, "root", "kinds", "limit", "strategy.optimize", "4", "--per-owner", "2"
+    )
+    assert limited.returncode == 0, limited.stderr
+    assert "strategy.optimize" in limited.stdout and "key:root" in limited.stdout
+    rated = await run(
+        live, "root", "kinds", "rate", "prices.ingest", "2000", "3600", "--per", "payload.provider"
+    )
+    assert rated.returncode == 0, rated.stderr
+    assert "2000 / 3600 s per payload.provider" in rated.stdout
+    listed = {k["kind"]: k for k in json.loads((await run(live, "root", "kinds", "--json")).stdout)}
+    assert listed["strategy.optimize"]["concurrency"] == 4
+    assert listed["strategy.optimize"]["owner_concurrency"] == 2
+    assert listed["prices.ingest"]["rate_limit"] == {
+        "allowed": 2000,
+        "period_s": 3600,
+        "partition": "payload.provider",
+    }
+    table = await run(live, "alice", "kinds")
+    assert "2000 / 3600 s per payload.provider" in table.stdout
+    lifted = await run(live, "root", "kinds", "rate", "prices.ingest", "none")
+    assert lifted.returncode == 0 and "payload.provider" not in lifted.stdout
+    no_window = await run(live, "root", "kinds", "rate", "prices.ingest", "5")
+    assert no_window.returncode == 2 and "give the window in seconds" in no_window.stderr
+    bad = await run(live, "root", "kinds", "rate", "prices.ingest", "5", "60", "--per", "host")
+    assert bad.returncode == 1 and "422" in bad.stderr and "partition" in bad.stderr
+    refused = await run(live, "alice", "kinds", "rate", "prices.ingest", "5", "60")
+    assert refused.returncode == 1 and "403" in refused.stderr
+
+
 async def test_an_operator_sets_and_clears_a_users_quota_from_the_cli(live):
     made = await run(live, "root", "quotas", "set", "key:alice", "--max-queued", "0", "--no-demo")
     assert made.returncode == 0, made.stderr

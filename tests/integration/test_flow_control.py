@@ -1,15 +1,17 @@
 """Flow control with real `conveyor worker` processes: a queue's concurrency limit holds over
-four workers while one is killed with -9, and a paused queue starts nothing until resumed."""
+four workers while one is killed with -9, a paused queue starts nothing until resumed, fair
+share and weights hold, and a rate limit holds and is used."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import signal
+from collections import Counter
 
 import pytest
 
-from jobs.model import NewJob
+from jobs.model import NewJob, RateLimit
 from jobs.store import Store
 from tests.processes import Processes
 from tests.support import eventually
@@ -34,7 +36,7 @@ def deepest_overlap(intervals: list[tuple[float, float]]) -> int:
 async def test_four_workers_never_run_more_than_a_queues_limit_through_a_kill_9(
     store: Store, procs: Processes
 ):
-    await store.control_queue("limited", by="key:root", concurrency=3, set_concurrency=True)
+    await store.control_queue("limited", by="key:root", concurrency=3)
     await store.enqueue_many(
         [NewJob(kind="demo.sleep", queue="limited", payload={"seconds": 0.02}) for _ in range(500)]
     )
@@ -72,9 +74,7 @@ async def test_four_workers_never_run_more_than_a_per_owner_limit_through_a_kill
 ):
     """At most 3 of one owner's demo.sleep jobs at once (`owner_concurrency`), two owners,
     four workers, one killed with -9 midway: sampled, and from the start/finish intervals."""
-    await store.control_kind(
-        "demo.sleep", by="key:root", owner_concurrency=3, set_owner_concurrency=True
-    )
+    await store.control_kind("demo.sleep", by="key:root", owner_concurrency=3)
     for owner in ("key:a", "key:b"):
         await store.enqueue_many(
             [NewJob(kind="demo.sleep", owner=owner, payload={"seconds": 0.02}) for _ in range(250)]
@@ -209,3 +209,33 @@ async def test_weights_two_to_one_share_the_running_slots_two_to_one(
     assert len(left) == 2  # neither backlog ran out meanwhile
     ratio = running["key:a"] / running["key:b"]
     assert 1.8 <= ratio <= 2.2, running
+
+
+async def test_a_rate_of_20_a_second_over_3_workers_holds_and_is_used(
+    store: Store, procs: Processes
+):
+    """demo.noop at most 20 starts a second over three default workers, for 15 s: no second
+    completes more than the limit plus one window's burst, no sliding second starts more
+    than 20, and at least 90 % of the rate is used."""
+    await store.control_kind("demo.noop", by="key:root", rate=RateLimit(allowed=20, period_s=1))
+    await store.enqueue_many([NewJob(kind="demo.noop", queue="rated") for _ in range(1000)])
+    for _ in range(3):
+        procs.start_worker("--queues", "rated", "--processes", "0")
+    await eventually(lambda: _at_least(store, 1), 30)
+    await asyncio.sleep(16)
+    rows = await store.pool.fetch(
+        "SELECT extract(epoch FROM started_at)::float8 AS a,"
+        " extract(epoch FROM finished_at)::float8 AS b"
+        " FROM job WHERE started_at IS NOT NULL ORDER BY started_at"
+    )
+    t0 = rows[0]["a"]
+    starts = [r["a"] - t0 for r in rows if r["a"] < t0 + 15]
+    finishes = [r["b"] - t0 for r in rows if r["b"] is not None and r["b"] < t0 + 15]
+    for i, a in enumerate(starts):  # every window of one second that begins at a start
+        assert sum(1 for s in starts[i:] if s < a + 1) <= 20, a
+    per_second = Counter(int(b) for b in finishes)
+    assert max(per_second.values()) <= 20 + 20, per_second
+    assert len(finishes) >= 0.9 * 20 * 15, (len(finishes), per_second)
+    assert await count(store, "dead") == 0
+    attempts = await store.pool.fetchval("SELECT max(attempt) FROM job")
+    assert attempts == 1  # a job over the rate waited, queued: no attempt used

@@ -18,7 +18,7 @@ async def running(store: Store, **where: str) -> int:
 
 async def test_a_kind_limit_holds_while_other_kinds_in_the_queue_run_freely(store: Store):
     await store.enqueue_many([NewJob(kind="slow") for _ in range(50)])
-    await store.control_kind("slow", by="test", concurrency=3, set_concurrency=True)
+    await store.control_kind("slow", by="test", concurrency=3)
     await store.enqueue_many([NewJob(kind="slow") for _ in range(50)])  # straight to its lane
     await store.enqueue_many([NewJob(kind="fast") for _ in range(40)])
     claimed = await store.claim(["default"], 100, "w", 30)
@@ -32,14 +32,14 @@ async def test_a_kind_limit_holds_while_other_kinds_in_the_queue_run_freely(stor
 
 
 async def test_concurrent_claims_never_pass_a_kind_limit(store: Store):
-    await store.control_kind("k", by="test", concurrency=5, set_concurrency=True)
+    await store.control_kind("k", by="test", concurrency=5)
     await store.enqueue_many([NewJob(kind="k") for _ in range(200)])
     results = await asyncio.gather(*(store.claim(["default"], 10, f"w{i}", 30) for i in range(8)))
     assert sum(len(r) for r in results) == 5 and await running(store, kind="k") == 5
 
 
 async def test_per_owner_limit_inside_a_kind(store: Store):
-    await store.control_kind("opt", by="test", owner_concurrency=2, set_owner_concurrency=True)
+    await store.control_kind("opt", by="test", owner_concurrency=2)
     await store.enqueue_many([NewJob(kind="opt", owner="key:a") for _ in range(100)])
     await store.enqueue_many([NewJob(kind="opt", owner="key:b") for _ in range(3)])
     claimed = await asyncio.gather(*(store.claim(["default"], 10, f"w{i}", 30) for i in range(4)))
@@ -54,7 +54,7 @@ async def test_per_owner_limit_inside_a_kind(store: Store):
 async def test_a_job_readied_into_lane_0_after_the_limit_is_rerouted_not_run(store: Store):
     """An enqueue that read kind_control before the limit's commit puts its row in lane 0;
     the claim that meets it leaves the job queued and moves the row to the kind's lane."""
-    await store.control_kind("k", by="test", concurrency=1, set_concurrency=True)
+    await store.control_kind("k", by="test", concurrency=1)
     jobs = [(await store.enqueue(NewJob(kind="k"))).id for _ in range(3)]
     await store.pool.execute("UPDATE job_ready SET lane = 0")  # as if routed before the limit
     claimed = await store.claim(["default"], 10, "w", 30)
@@ -68,10 +68,10 @@ async def test_a_job_readied_into_lane_0_after_the_limit_is_rerouted_not_run(sto
 
 
 async def test_lifting_a_kind_limit_keeps_its_lane_and_runs_everything(store: Store):
-    await store.control_kind("k", by="test", concurrency=0, set_concurrency=True)
+    await store.control_kind("k", by="test", concurrency=0)
     await store.enqueue_many([NewJob(kind="k") for _ in range(20)])
     assert await store.claim(["default"], 50, "w", 30) == []
-    row = await store.control_kind("k", by="test", concurrency=None, set_concurrency=True)
+    row = await store.control_kind("k", by="test", concurrency=None)
     assert row["concurrency"] is None and row["lane"] >= 1
     store._lanes = (-1.0, [])  # another worker would see it within the second
     assert len(await store.claim(["default"], 50, "w", 30)) == 20

@@ -62,7 +62,7 @@ async def test_a_running_job_finishes_while_its_queue_is_paused(store):
 
 async def test_four_workers_claiming_at_once_never_run_more_than_the_limit(workers):
     first = workers[0]
-    await first.control_queue("default", by="key:root", concurrency=3, set_concurrency=True)
+    await first.control_queue("default", by="key:root", concurrency=3)
     await first.enqueue_many([NewJob(kind="k") for _ in range(120)])
     peak = 0
     done = 0
@@ -86,7 +86,7 @@ async def test_four_workers_claiming_at_once_never_run_more_than_the_limit(worke
 
 
 async def test_a_dead_workers_slots_free_at_lease_expiry_not_before(store):
-    await store.control_queue("default", by="key:root", concurrency=2, set_concurrency=True)
+    await store.control_queue("default", by="key:root", concurrency=2)
     await store.enqueue_many([NewJob(kind="k") for _ in range(5)])
     now = datetime.now(UTC)
     held = await store.claim(["default"], 5, "dead-worker", 30, now=now)
@@ -100,15 +100,15 @@ async def test_a_dead_workers_slots_free_at_lease_expiry_not_before(store):
 
 async def test_a_changed_limit_applies_to_the_next_claim_and_lifting_it_frees_the_queue(store):
     await store.enqueue_many([NewJob(kind="k") for _ in range(10)])
-    await store.control_queue("default", by="key:root", concurrency=1, set_concurrency=True)
+    await store.control_queue("default", by="key:root", concurrency=1)
     assert len(await store.claim(["default"], 10, "w", 30)) == 1
-    await store.control_queue("default", by="key:root", concurrency=4, set_concurrency=True)
+    await store.control_queue("default", by="key:root", concurrency=4)
     assert len(await store.claim(["default"], 10, "w", 30)) == 3
     # a pause and a limit are separate: pausing keeps the limit, resuming restores it
     await store.control_queue("default", by="key:root", paused=True)
     control = {c["queue"]: c for c in await store.queue_controls()}["default"]
     assert (control["paused"], control["concurrency"]) == (True, 4)
-    await store.control_queue("default", by="key:root", concurrency=None, set_concurrency=True)
+    await store.control_queue("default", by="key:root", concurrency=None)
     assert await store.claim(["default"], 10, "w", 30) == []  # still paused
     await store.control_queue("default", by="key:root", paused=False)
     assert len(await store.claim(["default"], 10, "w", 30)) == 6  # no limit any more
