@@ -479,6 +479,15 @@ QUEUE_CONTROL = f"SELECT paused, concurrency FROM queue_control WHERE queue = $1
 # as far as the queue knows. $6 is the limit (NULL: paused only, which claims nothing).
 LOCK_QUEUE_CONTROL = QUEUE_CONTROL + " FOR UPDATE"
 
+# The same for the controlled queues among $1, and (LOCK_KIND_CONTROLS) the kinds $1, each
+# locked in name order: a claim of several queues and lanes takes all its locks up front,
+# queues first, so two claims wait for each other and never deadlock.
+LOCK_QUEUE_CONTROLS = f"""
+SELECT queue, paused, concurrency FROM queue_control
+WHERE queue = ANY ($1::text[]) AND {CONTROLLED}
+ORDER BY queue FOR UPDATE
+"""
+
 # An operator's change of a queue's control: a field passed as NULL keeps its value ($4 says
 # whether $3, the limit, was given: NULL is also "no limit"). One statement, so two changes
 # at once (a pause and a limit) both hold. The queue's workers are woken: a resume or a
@@ -528,9 +537,10 @@ SELECT kind, lane, concurrency, owner_concurrency, rate_allowed, rate_period_s, 
 FROM kind_control ORDER BY kind
 """
 
-LOCK_KIND_CONTROL = """
-SELECT concurrency, owner_concurrency, rate_allowed, rate_period_s, rate_partition
-FROM kind_control WHERE kind = $1 FOR UPDATE
+LOCK_KIND_CONTROLS = """
+SELECT kind, concurrency, owner_concurrency, rate_allowed, rate_period_s, rate_partition
+FROM kind_control WHERE kind = ANY ($1::text[])
+ORDER BY kind FOR UPDATE
 """
 
 # A kind's ready rows into its lane ($2), with the queues they are in, to wake their
@@ -557,25 +567,38 @@ RETURNING owner, weight, updated_at, updated_by
 CLEAR_SHARE = "DELETE FROM owner_share WHERE owner = $1 RETURNING owner"
 SHARES = "SELECT owner, weight, updated_at, updated_by FROM owner_share ORDER BY owner"
 
+_LIMITED_CLOCK = "coalesce($5, statement_timestamp())"
+_ANY_DUE_IN_LANE_0 = " OR ".join(
+    f"EXISTS (SELECT 1 FROM job_ready_{h} WHERE queue = $1 AND lane = 0 AND turn IS {t}NULL"
+    f" AND run_at <= {_LIMITED_CLOCK})"
+    for h in READY_HALVES
+    for t in ("NOT ", "")
+)
 CLAIM_UNDER_LIMIT = _claim(
-    first="""room AS MATERIALIZED (
-    SELECT greatest(0, least($2, $6::integer - count(*))) AS n FROM job
-    WHERE state = 'running' AND queue = $1
+    # the running jobs are counted only if a job is due: the lane-0 claim of a queue whose
+    # jobs are all in limited kinds' lanes finds nothing, and cheaply
+    first=f"""room AS MATERIALIZED (
+    SELECT CASE WHEN {_ANY_DUE_IN_LANE_0} THEN (
+        SELECT greatest(0, least($2, $6::integer - count(*))) FROM job
+        WHERE state = 'running' AND queue = $1
+    ) ELSE 0 END AS n
 ), """,
     limit="(SELECT n FROM room)",
     # the transaction began before the lock was granted: its now() would date the start
     # before the finish that freed the slot
-    clock="coalesce($5, statement_timestamp())",
+    clock=_LIMITED_CLOCK,
 )
 
 # A limited kind's lane (migration 0016), claimed in a transaction that first takes the
-# queue's queue_control row's lock if the queue is limited (LOCK_QUEUE_CONTROL), then the
-# kind's (LOCK_KIND_CONTROL): as CLAIM_UNDER_LIMIT, its snapshot then counts every claim
+# queues' queue_control row locks (LOCK_QUEUE_CONTROLS), then the kinds' (LOCK_KIND_CONTROLS):
+# as CLAIM_UNDER_LIMIT, its snapshot then counts every claim
 # committed before, and the room is the least of the queue's, the kind's and the caller's.
-# A per-owner limit, or a rate per partition, reads a window of the lane (fair share puts
-# every waiting owner's next jobs near its head) and takes, in claim order, the jobs whose
-# owner and partition have room: the window's other rows are let go at commit. Jobs beyond
-# the window wait for a later claim.
+# A per-owner limit that some owner may reach in this claim, or a rate per partition, reads
+# a window of the lane (fair share puts every waiting owner's next jobs near its head) and
+# takes, in claim order, the jobs whose owner and partition have room: the window's other
+# rows are let go at commit. Jobs beyond the window wait for a later claim. While no owner
+# is that close to its limit, the claim reads only the rows it can take (`scan`). The
+# running jobs of the queue and kind are read once (`running`) for all three counts.
 # A rate (migration 0017): at most $11 starts in any $12 seconds, for the kind as a whole
 # ($13 NULL), per owner ('owner') or per value of a payload field ('payload.<field>'). Each
 # partition's starts within the window are (time, count) pairs in rate_window; the claim
@@ -583,7 +606,7 @@ CLAIM_UNDER_LIMIT = _claim(
 # $6 the queue's limit, $7 the lane, $8 its kind, $9 the kind's limit, $10 per owner,
 # $11-$13 the rate (NULL: none).
 LANE_WINDOW = 1000
-_LANE_CLOCK = "coalesce($5, statement_timestamp())"
+_LANE_CLOCK = _LIMITED_CLOCK
 _IN_RATE_WINDOW = f"s.at > {_LANE_CLOCK} - make_interval(secs => $12)"
 _PARTITION = """coalesce(CASE
         WHEN $13::text IS NULL THEN ''
@@ -595,27 +618,33 @@ _KEPT_PAIRS = f"""ARRAY(
             WHERE {_IN_RATE_WINDOW} ORDER BY s.i
         ) || EXCLUDED.starts_{{column}}"""
 CLAIM_LANE = _claim(
-    first=f"""room AS MATERIALIZED (
+    first=f"""running AS MATERIALIZED (
+    SELECT queue = $1 AS in_queue, kind = $8 AS of_kind, owner FROM job
+    WHERE state = 'running' AND (queue = $1 OR kind = $8)
+), owners_running AS MATERIALIZED (
+    SELECT owner, count(*) AS n FROM running
+    WHERE $10::integer IS NOT NULL AND of_kind
+    GROUP BY owner
+), room AS MATERIALIZED (
     SELECT greatest(0, least(
         $2,
-        coalesce($6::integer
-                 - (SELECT count(*) FROM job WHERE state = 'running' AND queue = $1), $2),
-        coalesce($9::integer
-                 - (SELECT count(*) FROM job WHERE state = 'running' AND kind = $8), $2),
+        coalesce($6::integer - (SELECT count(*) FROM running WHERE in_queue), $2),
+        coalesce($9::integer - (SELECT count(*) FROM running WHERE of_kind), $2),
         coalesce($11::integer - CASE WHEN $13::text IS NULL THEN (
             SELECT coalesce(sum(s.n), 0)
             FROM rate_window b, unnest(b.starts_at, b.starts_n) s(at, n)
             WHERE b.kind = $8 AND b.part = '' AND {_IN_RATE_WINDOW}
         ) END, $2)
     ))::integer AS n
-), owners_running AS MATERIALIZED (
-    SELECT owner, count(*) AS n FROM job
-    WHERE $10::integer IS NOT NULL AND state = 'running' AND kind = $8
-    GROUP BY owner
+), scan AS MATERIALIZED (
+    SELECT CASE
+        WHEN $13::text IS NULL AND ($10::integer IS NULL
+             OR (SELECT coalesce(max(o.n), 0) FROM owners_running o) + r.n <= $10::integer)
+        THEN r.n ELSE {LANE_WINDOW} END AS n
+    FROM room r
 ), """,
     limit="(SELECT n FROM room)",
-    scan=f"""CASE WHEN $10::integer IS NULL AND $13::text IS NULL THEN (SELECT n FROM room)
-    ELSE {LANE_WINDOW} END""",
+    scan="(SELECT n FROM scan)",
     clock=_LANE_CLOCK,
     lane="$7::smallint",
     middle=f"""lane_rows AS MATERIALIZED (

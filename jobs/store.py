@@ -176,6 +176,15 @@ class _Kept:
 
 
 @dataclass(slots=True)
+class _Controls:
+    """The control rows one claim holds locked: each controlled queue's (paused,
+    concurrency) and each limited kind's limits and rate."""
+
+    queues: dict[str, asyncpg.Record]
+    kinds: dict[str, asyncpg.Record] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
 class Store:
     pool: asyncpg.Pool
     settings: QueueSettings = field(default_factory=QueueSettings)
@@ -198,8 +207,12 @@ class Store:
     second: a kind's limit applies to every worker within a second)."""
     _lane_turn: int = field(default=0, repr=False)
     _limited_jobs: dict[int, str] = field(default_factory=dict, repr=False)
-    """Jobs claimed from a limited queue, and its name: their finish frees a slot, which
-    wakes that queue's workers (no other finish notifies)."""
+    """Jobs claimed under a limit (of their queue or kind), and their queue: their finish
+    frees a slot."""
+    _held_back: set[str] = field(default_factory=set, repr=False)
+    """Queues whose last claim here came back short: a limit may be holding their jobs back,
+    so a finish of a limited job wakes their workers. (Where claims come back full, the
+    workers claim again at once: a wake would only cost a statement and a NOTIFY.)"""
 
     @classmethod
     async def connect(
@@ -532,40 +545,59 @@ class Store:
         opens (`Claims.opens_in_s`).
         """
         lanes = await self._limited_lanes(kinds)
+        claimed = await self._claim_units(queues, lanes, limit, worker_id, lease_s, now)
+        if len(claimed) < limit:
+            self._held_back.update(queues)
+        else:
+            self._held_back.difference_update(queues)
+        return claimed
+
+    async def _claim_units(
+        self,
+        queues: Sequence[str],
+        lanes: Sequence[tuple[str, int]],
+        limit: int,
+        worker_id: str,
+        lease_s: float,
+        now: datetime | None,
+    ) -> Claims:
         claimed = Claims()
         async with self._hot(self._claimer) as conn:
             if len(queues) == 1 and not lanes:
                 claimed += await self._claim_queue(conn, queues[0], limit, worker_id, lease_s, now)
                 return claimed
-            # Several statements: one transaction, so that a failure or a cancelled caller
-            # part-way through leaves no job claimed that nobody will run. Each control lock
-            # is waited for only when it is the only one this transaction can take: two
-            # claims taking two locks in opposite orders would deadlock, so then a lock held
-            # by another claim is passed over (that claim is taking those jobs).
             units: list[tuple[str, tuple[str, int] | None]] = []
             for queue in queues:
                 order: list[tuple[str, int] | None] = [None, *lanes]
                 turn = self._lane_turn % len(order)
                 units += [(queue, lane) for lane in order[turn:] + order[:turn]]
             self._lane_turn += 1
-            locks = len(lanes) + len(self._controlled.intersection(queues))
-            wait = locks <= 1 and not (lanes and len(queues) > 1)
+            # Several statements: one transaction, so that a failure or a cancelled caller
+            # part-way through leaves no job claimed that nobody will run. Every control lock
+            # it needs is taken first, in one order for every claim (queues, then kinds, each
+            # by name), so claims wait for each other instead of deadlocking or passing over.
             async with conn.transaction():
+                controls = await self._lock_controls(conn, queues, lanes)
                 for queue, lane in units:
                     want = limit - len(claimed)
                     if want <= 0:
                         break
                     if lane is None:
                         claimed += await self._claim_queue(
-                            conn, queue, want, worker_id, lease_s, now, wait=wait
+                            conn, queue, want, worker_id, lease_s, now, locked=controls
                         )
-                    else:
-                        rows, opens_in_s = await self._claim_lane(
-                            conn, queue, lane, want, worker_id, lease_s, now, wait=wait
-                        )
-                        claimed += rows
-                        if opens_in_s is not None:
-                            claimed.opens_in_s = min(opens_in_s, claimed.opens_in_s or opens_in_s)
+                        continue
+                    limits = controls.kinds.get(lane[0])
+                    queue_control = controls.queues.get(queue)
+                    if limits is None or (queue_control is not None and queue_control["paused"]):
+                        continue
+                    queue_limit = None if queue_control is None else queue_control["concurrency"]
+                    rows, opens_in_s = await self._claim_lane(
+                        conn, queue, lane, want, worker_id, lease_s, now, queue_limit, limits
+                    )
+                    claimed += rows
+                    if opens_in_s is not None:
+                        claimed.opens_in_s = min(opens_in_s, claimed.opens_in_s or opens_in_s)
             return claimed
 
     async def _limited_lanes(self, kinds: Collection[str] | None) -> list[tuple[str, int]]:
@@ -576,6 +608,23 @@ class Store:
             self._lanes = (time.monotonic(), lanes)
         return [lane for lane in lanes if kinds is None or lane[0] in kinds]
 
+    async def _lock_controls(
+        self, conn: asyncpg.Connection, queues: Sequence[str], lanes: Sequence[tuple[str, int]]
+    ) -> _Controls:
+        """The control rows a claim of several units needs, locked in the one order. With
+        lanes, every queue's (a lane's claim must know a queue limit set a moment ago);
+        without, only the queues known to be controlled (the plain claim's guard finds the
+        others)."""
+        names = sorted(set(queues) if lanes else self._controlled.intersection(queues))
+        rows = await conn.fetch(sql.LOCK_QUEUE_CONTROLS, names) if names else []
+        controls = _Controls({r["queue"]: r for r in rows})
+        self._controlled.difference_update(names)
+        self._controlled.update(controls.queues)
+        if lanes:
+            kinds = sorted(kind for kind, _ in lanes)
+            controls.kinds = {r["kind"]: r for r in await conn.fetch(sql.LOCK_KIND_CONTROLS, kinds)}
+        return controls
+
     async def _claim_lane(
         self,
         conn: asyncpg.Connection,
@@ -585,61 +634,34 @@ class Store:
         worker_id: str,
         lease_s: float,
         now: datetime | None,
-        *,
-        wait: bool,
+        queue_limit: int | None,
+        limits: asyncpg.Record,
     ) -> tuple[list[Claimed], float | None]:
-        """A limited kind's lane in one queue, under the kind's control row's lock (and the
-        queue's first, if it is paused or limited): see sql.CLAIM_LANE. With the jobs, when
-        the kind's rate opens again if it may have held some back (None: it did not)."""
+        """A limited kind's lane in one queue, its control rows locked (sql.CLAIM_LANE).
+        With the jobs, when the kind's rate opens again if it may have held some back (None:
+        it did not)."""
         kind, number = lane
-        skip = "" if wait else " SKIP LOCKED"
+        rate = limits["rate_allowed"], limits["rate_period_s"], limits["rate_partition"]
+        rows = await conn.fetch(
+            sql.CLAIM_LANE,
+            queue,
+            want,
+            worker_id,
+            lease_s,
+            now,
+            queue_limit,
+            number,
+            kind,
+            limits["concurrency"],
+            limits["owner_concurrency"],
+            *rate,
+        )
         opens_in_s = None
-        async with conn.transaction():
-            queue_limit = None
-            if queue in self._controlled:
-                control = await self._lock_queue_control(conn, queue, wait)
-                if control is False or (control is not None and control["paused"]):
-                    return [], None
-                if control is None:
-                    self._controlled.discard(queue)
-                else:
-                    queue_limit = control["concurrency"]
-            limits = await conn.fetchrow(sql.LOCK_KIND_CONTROL + skip, kind)
-            if limits is None:
-                return [], None  # another claim is taking this lane's jobs
-            rate = limits["rate_allowed"], limits["rate_period_s"], limits["rate_partition"]
-            rows = await conn.fetch(
-                sql.CLAIM_LANE,
-                queue,
-                want,
-                worker_id,
-                lease_s,
-                now,
-                queue_limit,
-                number,
-                kind,
-                limits["concurrency"],
-                limits["owner_concurrency"],
-                *rate,
-            )
-            if rate[0] is not None and len(rows) < want:
-                opens_in_s = await conn.fetchval(sql.RATE_OPENS_IN, kind, rate[0], rate[1], now)
+        if rate[0] is not None and len(rows) < want:
+            opens_in_s = await conn.fetchval(sql.RATE_OPENS_IN, kind, rate[0], rate[1], now)
         for r in rows:
             self._limited_jobs[r["id"]] = queue
         return [Claimed(*r) for r in rows], opens_in_s
-
-    @staticmethod
-    async def _lock_queue_control(
-        conn: asyncpg.Connection, queue: str, wait: bool
-    ) -> asyncpg.Record | Literal[False] | None:
-        """The queue's control row, locked; None: the queue is no longer controlled; False
-        (only when not waiting): another claim holds the lock."""
-        if wait:
-            return await conn.fetchrow(sql.LOCK_QUEUE_CONTROL, queue)
-        control = await conn.fetchrow(sql.LOCK_QUEUE_CONTROL + " SKIP LOCKED", queue)
-        if control is None and await conn.fetchrow(sql.QUEUE_CONTROL, queue) is not None:
-            return False
-        return control
 
     async def _claim_queue(
         self,
@@ -650,38 +672,58 @@ class Store:
         lease_s: float,
         now: datetime | None,
         *,
-        wait: bool = True,
+        locked: _Controls | None = None,
     ) -> list[Claimed]:
         """One queue's claim: the one-statement CLAIM while nobody controls the queue; under
         its queue_control row's lock once it is paused or limited (sql.CLAIM_UNDER_LIMIT).
         Which one is learnt from an empty claim, so a claim that finds jobs costs nothing
-        more, and a control set or lifted applies to the very next claim."""
+        more, and a control set or lifted applies to the very next claim. `locked`: the
+        claim of several units already holds the control locks it takes (a queue found
+        controlled meanwhile waits for the next claim: a lock taken now would be out of
+        order)."""
+        if locked is not None:
+            control = locked.queues.get(queue)
+            if control is None:
+                rows = await conn.fetch(sql.CLAIM, queue, want, worker_id, lease_s, now)
+                if not rows and await conn.fetchrow(sql.QUEUE_CONTROL, queue) is not None:
+                    self._controlled.add(queue)
+                return [Claimed(*r) for r in rows]
+            return await self._claim_under_limit(
+                conn, queue, want, worker_id, lease_s, now, control
+            )
         if queue not in self._controlled:
             rows = await conn.fetch(sql.CLAIM, queue, want, worker_id, lease_s, now)
             if rows or await conn.fetchrow(sql.QUEUE_CONTROL, queue) is None:
                 return [Claimed(*r) for r in rows]
             self._controlled.add(queue)
         async with conn.transaction():
-            control = await self._lock_queue_control(conn, queue, wait)
-            if control is False:
-                return []  # another claim holds it, and is taking these jobs
+            control = await conn.fetchrow(sql.LOCK_QUEUE_CONTROL, queue)
             if control is None:
                 self._controlled.discard(queue)
                 rows = await conn.fetch(sql.CLAIM, queue, want, worker_id, lease_s, now)
-            elif control["paused"]:
-                return []
-            else:
-                rows = await conn.fetch(
-                    sql.CLAIM_UNDER_LIMIT,
-                    queue,
-                    want,
-                    worker_id,
-                    lease_s,
-                    now,
-                    control["concurrency"],
-                )
-                for r in rows:
-                    self._limited_jobs[r["id"]] = queue
+                return [Claimed(*r) for r in rows]
+            return await self._claim_under_limit(
+                conn, queue, want, worker_id, lease_s, now, control
+            )
+
+    async def _claim_under_limit(
+        self,
+        conn: asyncpg.Connection,
+        queue: str,
+        want: int,
+        worker_id: str,
+        lease_s: float,
+        now: datetime | None,
+        control: asyncpg.Record,
+    ) -> list[Claimed]:
+        """A controlled queue's claim, its control row locked: nothing while it is paused."""
+        if control["paused"]:
+            return []
+        rows = await conn.fetch(
+            sql.CLAIM_UNDER_LIMIT, queue, want, worker_id, lease_s, now, control["concurrency"]
+        )
+        for r in rows:
+            self._limited_jobs[r["id"]] = queue
         return [Claimed(*r) for r in rows]
 
     async def extend_leases(
@@ -729,9 +771,10 @@ class Store:
         try:
             applied, parents = await self._finish_many(changes, now, conn)
         finally:
-            if freed:  # a limited queue's slot is free: its workers may claim now
+            woken = freed & self._held_back
+            if woken:  # a slot is free where claims came back short: its workers may claim now
                 with contextlib.suppress(*TRANSIENT_ERRORS):
-                    await self.pool.execute(sql.NOTIFY_QUEUES, sorted(q for q in freed if q))
+                    await self.pool.execute(sql.NOTIFY_QUEUES, sorted(q for q in woken if q))
         if parents:
             try:
                 await self.decide_waiting(parents=parents, conn=conn)

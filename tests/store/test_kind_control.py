@@ -77,3 +77,40 @@ async def test_lifting_a_kind_limit_keeps_its_lane_and_runs_everything(store: St
     assert len(await store.claim(["default"], 50, "w", 30)) == 20
     [control] = await store.kind_controls()
     assert (control["kind"], control["concurrency"]) == ("k", None)
+
+
+async def test_claims_of_several_limited_queues_and_kinds_in_any_order_wait_never_deadlock(
+    store: Store, db_url: str
+):
+    """Eight stores claim two limited queues in opposite orders, each with two limited kinds:
+    every claim takes its control locks up front in one order, so they wait for each other
+    (no deadlock, no lane passed over) and every limit holds at every moment."""
+    await store.control_queue("a", by="test", concurrency=100)
+    await store.control_queue("b", by="test", concurrency=100)
+    await store.control_kind("k1", by="test", concurrency=40)
+    await store.control_kind("k2", by="test", concurrency=40)
+    for queue in ("a", "b"):
+        for kind in ("k1", "k2", "free"):
+            await store.enqueue_many([NewJob(kind=kind, queue=queue) for _ in range(100)])
+    stores = [await Store.connect(db_url) for _ in range(8)]
+    try:
+        for _ in range(3):
+            results = await asyncio.gather(
+                *(
+                    s.claim(["a", "b"] if i % 2 else ["b", "a"], 7, f"w{i}", 30)
+                    for i, s in enumerate(stores)
+                )
+            )
+            assert all(len(r) == 7 for r in results)  # no claim passed over a locked lane
+    finally:
+        for s in stores:
+            await s.close()
+    rows = await store.pool.fetch(
+        "SELECT queue, kind, count(*) AS n FROM job WHERE state = 'running' GROUP BY 1, 2"
+    )
+    per_queue, per_kind = Counter(), Counter()
+    for r in rows:
+        per_queue[r["queue"]] += r["n"]
+        per_kind[r["kind"]] += r["n"]
+    assert sum(per_queue.values()) == 8 * 7 * 3 and max(per_queue.values()) <= 100
+    assert per_kind["k1"] <= 40 and per_kind["k2"] <= 40
