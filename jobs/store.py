@@ -577,6 +577,7 @@ class Store:
             # it needs is taken first, in one order for every claim (queues, then kinds, each
             # by name), so claims wait for each other instead of deadlocking or passing over.
             async with conn.transaction():
+                await conn.execute(sql.GENERIC_PLANS_LOCAL)
                 controls = await self._lock_controls(conn, queues, lanes)
                 for queue, lane in units:
                     want = limit - len(claimed)
