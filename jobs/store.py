@@ -684,14 +684,13 @@ class Store:
         order)."""
         if locked is not None:
             control = locked.queues.get(queue)
-            if control is None:
-                rows = await conn.fetch(sql.CLAIM, queue, want, worker_id, lease_s, now)
-                if not rows and await conn.fetchrow(sql.QUEUE_CONTROL, queue) is not None:
-                    self._controlled.add(queue)
-                return [Claimed(*r) for r in rows]
-            return await self._claim_under_limit(
+            claimed = await self._claim_by_control(
                 conn, queue, want, worker_id, lease_s, now, control
             )
+            newly_controlled = control is None and not claimed
+            if newly_controlled and await conn.fetchrow(sql.QUEUE_CONTROL, queue) is not None:
+                self._controlled.add(queue)
+            return claimed
         if queue not in self._controlled:
             rows = await conn.fetch(sql.CLAIM, queue, want, worker_id, lease_s, now)
             if rows or await conn.fetchrow(sql.QUEUE_CONTROL, queue) is None:
@@ -701,13 +700,9 @@ class Store:
             control = await conn.fetchrow(sql.LOCK_QUEUE_CONTROL, queue)
             if control is None:
                 self._controlled.discard(queue)
-                rows = await conn.fetch(sql.CLAIM, queue, want, worker_id, lease_s, now)
-                return [Claimed(*r) for r in rows]
-            return await self._claim_under_limit(
-                conn, queue, want, worker_id, lease_s, now, control
-            )
+            return await self._claim_by_control(conn, queue, want, worker_id, lease_s, now, control)
 
-    async def _claim_under_limit(
+    async def _claim_by_control(
         self,
         conn: asyncpg.Connection,
         queue: str,
@@ -715,9 +710,13 @@ class Store:
         worker_id: str,
         lease_s: float,
         now: datetime | None,
-        control: asyncpg.Record,
+        control: asyncpg.Record | None,
     ) -> list[Claimed]:
-        """A controlled queue's claim, its control row locked: nothing while it is paused."""
+        """A queue's claim by its control row, locked: the plain CLAIM without one, nothing
+        while it is paused, CLAIM_UNDER_LIMIT while it is limited."""
+        if control is None:
+            rows = await conn.fetch(sql.CLAIM, queue, want, worker_id, lease_s, now)
+            return [Claimed(*r) for r in rows]
         if control["paused"]:
             return []
         rows = await conn.fetch(
