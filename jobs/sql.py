@@ -479,13 +479,28 @@ QUEUE_CONTROL = f"SELECT paused, concurrency FROM queue_control WHERE queue = $1
 # as far as the queue knows. $6 is the limit (NULL: paused only, which claims nothing).
 LOCK_QUEUE_CONTROL = QUEUE_CONTROL + " FOR UPDATE"
 
-# The same for the controlled queues among $1, and (LOCK_KIND_CONTROLS) the kinds $1, each
-# locked in name order: a claim of several queues and lanes takes all its locks up front,
-# queues first, so two claims wait for each other and never deadlock.
-LOCK_QUEUE_CONTROLS = f"""
-SELECT queue, paused, concurrency FROM queue_control
-WHERE queue = ANY ($1::text[]) AND {CONTROLLED}
-ORDER BY queue FOR UPDATE
+# A claim of several queues and lanes takes all its control locks up front, in one order for
+# every claim: the controlled queues among $1 by name, then the kinds $2 by name (the Append
+# reads its first branch to the end before the second), so two claims wait for each other
+# and never deadlock. The locks are held until commit; each claim statement after this one
+# takes its snapshot once they are all granted.
+LOCK_CONTROLS = f"""
+WITH queues AS MATERIALIZED (
+    SELECT queue, paused, concurrency FROM queue_control
+    WHERE queue = ANY ($1::text[]) AND {CONTROLLED}
+    ORDER BY queue FOR UPDATE
+), kinds AS MATERIALIZED (
+    SELECT kind, concurrency, owner_concurrency, rate_allowed, rate_period_s, rate_partition
+    FROM kind_control WHERE kind = ANY ($2::text[])
+    ORDER BY kind FOR UPDATE
+)
+SELECT true AS is_queue, queue AS name, paused, concurrency, NULL::integer AS owner_concurrency,
+       NULL::integer AS rate_allowed, NULL::float8 AS rate_period_s, NULL::text AS rate_partition
+FROM queues
+UNION ALL
+SELECT false, kind, NULL, concurrency, owner_concurrency, rate_allowed, rate_period_s,
+       rate_partition
+FROM kinds
 """
 
 # An operator's change of a queue's control: a field passed as NULL keeps its value ($4 says
@@ -537,12 +552,6 @@ SELECT kind, lane, concurrency, owner_concurrency, rate_allowed, rate_period_s, 
 FROM kind_control ORDER BY kind
 """
 
-LOCK_KIND_CONTROLS = """
-SELECT kind, concurrency, owner_concurrency, rate_allowed, rate_period_s, rate_partition
-FROM kind_control WHERE kind = ANY ($1::text[])
-ORDER BY kind FOR UPDATE
-"""
-
 # A kind's ready rows into its lane ($2), with the queues they are in, to wake their
 # workers. Rows being claimed are waited for (and then gone); a row readied meanwhile into
 # lane 0 is rerouted by the claim that meets it (CLAIM).
@@ -590,9 +599,8 @@ CLAIM_UNDER_LIMIT = _claim(
 )
 
 # A limited kind's lane (migration 0016), claimed in a transaction that first takes the
-# queues' queue_control row locks (LOCK_QUEUE_CONTROLS), then the kinds' (LOCK_KIND_CONTROLS):
-# as CLAIM_UNDER_LIMIT, its snapshot then counts every claim
-# committed before, and the room is the least of the queue's, the kind's and the caller's.
+# queues' queue_control row locks, then the kinds' (LOCK_CONTROLS): as CLAIM_UNDER_LIMIT,
+# its snapshot then counts every claim committed before, and the room is the least of the queue's, the kind's and the caller's.
 # A per-owner limit that some owner may reach in this claim, or a rate per partition, reads
 # a window of the lane (fair share puts every waiting owner's next jobs near its head) and
 # takes, in claim order, the jobs whose owner and partition have room: the window's other

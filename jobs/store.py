@@ -617,13 +617,13 @@ class Store:
         without, only the queues known to be controlled (the plain claim's guard finds the
         others)."""
         names = sorted(set(queues) if lanes else self._controlled.intersection(queues))
-        rows = await conn.fetch(sql.LOCK_QUEUE_CONTROLS, names) if names else []
-        controls = _Controls({r["queue"]: r for r in rows})
+        kinds = sorted(kind for kind, _ in lanes)
+        controls = _Controls({})
+        if names or kinds:
+            for r in await conn.fetch(sql.LOCK_CONTROLS, names, kinds):
+                (controls.queues if r["is_queue"] else controls.kinds)[r["name"]] = r
         self._controlled.difference_update(names)
         self._controlled.update(controls.queues)
-        if lanes:
-            kinds = sorted(kind for kind, _ in lanes)
-            controls.kinds = {r["kind"]: r for r in await conn.fetch(sql.LOCK_KIND_CONTROLS, kinds)}
         return controls
 
     async def _claim_lane(
