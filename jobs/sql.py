@@ -600,7 +600,8 @@ CLAIM_UNDER_LIMIT = _claim(
 
 # A limited kind's lane (migration 0016), claimed in a transaction that first takes the
 # queues' queue_control row locks, then the kinds' (LOCK_CONTROLS): as CLAIM_UNDER_LIMIT,
-# its snapshot then counts every claim committed before, and the room is the least of the queue's, the kind's and the caller's.
+# its snapshot then counts every claim committed before, and the room is the least of the
+# queue's, the kind's and the caller's.
 # A per-owner limit that some owner may reach in this claim, or a rate per partition, reads
 # a window of the lane (fair share puts every waiting owner's next jobs near its head) and
 # takes, in claim order, the jobs whose owner and partition have room: the window's other
