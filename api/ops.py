@@ -207,11 +207,8 @@ async def control_kind(
         rate = changes.pop("rate_limit")
         changes["rate"] = rate and RateLimit(rate.allowed, rate.period_s, rate.partition)
     row = await request.app.state.store.control_kind(kind, by=who.owner, **changes)
-    return KindControlOut(
-        **{k: row[k] for k in ("kind", "concurrency", "owner_concurrency", "updated_at")},
-        updated_by=row["updated_by"],
-        rate_limit=rate_limit_out(row),
-    )
+    fields = ("kind", "concurrency", "owner_concurrency", "updated_at", "updated_by")
+    return KindControlOut(**{k: row[k] for k in fields}, rate_limit=rate_limit_out(row))
 
 
 @router.get("/v1/me", response_model=MeOut, tags=["ops"])

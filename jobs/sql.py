@@ -731,12 +731,12 @@ HOT_PLANNER = (
 )
 HOT_PLANNER_LOCAL = HOT_PLANNER.replace("SET ", "SET LOCAL ")
 
-# A claim of several units plans its statements once per connection (generic plans) where
-# every other statement is planned with its parameters (jobs.db.SERVER_SETTINGS): it runs
-# under the control locks, so its planning is time every other worker's claim waits, and
-# the claim statements' plans are fixed by HOT_PLANNER whatever the parameters. Measured on
-# the flow-control drain (two workers, a limited queue and kind): planning was 1.3 ms of
-# each lane claim's 7, and the drain went from 6,539 to 9,664 jobs/s.
+# A claim under control locks (of several units, or of one controlled queue) plans its
+# statements once per connection (generic plans) where every other statement is planned with
+# its parameters (jobs.db.SERVER_SETTINGS): its planning is time every other worker's claim
+# waits, and the claim statements' plans are fixed by HOT_PLANNER whatever the parameters.
+# Measured on the flow-control drain (two workers, a limited queue and kind): planning was
+# 1.3 ms of each lane claim's 7, and the drain went from 6,539 to 9,664 jobs/s.
 GENERIC_PLANS_LOCAL = "SET LOCAL plan_cache_mode = force_generic_plan"
 HOT_PLANNER_RESET = (
     "RESET enable_seqscan; RESET enable_bitmapscan; RESET enable_hashjoin; RESET enable_mergejoin"

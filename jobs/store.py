@@ -597,8 +597,9 @@ class Store:
                         conn, queue, lane, want, worker_id, lease_s, now, queue_limit, limits
                     )
                     claimed += rows
-                    if opens_in_s is not None:
-                        claimed.opens_in_s = min(opens_in_s, claimed.opens_in_s or opens_in_s)
+                    if opens_in_s is not None:  # the soonest any held-back lane opens
+                        known = claimed.opens_in_s
+                        claimed.opens_in_s = opens_in_s if known is None else min(known, opens_in_s)
             return claimed
 
     async def _limited_lanes(self, kinds: Collection[str] | None) -> list[tuple[str, int]]:
@@ -697,6 +698,7 @@ class Store:
                 return [Claimed(*r) for r in rows]
             self._controlled.add(queue)
         async with conn.transaction():
+            await conn.execute(sql.GENERIC_PLANS_LOCAL)  # planned under the lock otherwise
             control = await conn.fetchrow(sql.LOCK_QUEUE_CONTROL, queue)
             if control is None:
                 self._controlled.discard(queue)
