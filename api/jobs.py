@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, StringConstraints
 from starlette.convertors import Convertor, register_url_convertor
@@ -21,14 +21,19 @@ from api.schemas import (
     NAME,
     TEXT,
     BatchOut,
+    BulkIn,
+    BulkOut,
     BulkRetryIn,
     BulkRetryOut,
+    BulkSkipped,
     CancelOut,
     EventOut,
+    JobCountsOut,
     JobOut,
     JobPage,
     RetryCountOut,
     RetryOut,
+    StateCount,
     StreamTokenOut,
     SubmitBatch,
     SubmitJob,
@@ -47,8 +52,8 @@ from api.stream import (
 from api.stream_tokens import issue as issue_stream_token
 from jobs.errors import JobNotFound, ParentFailed
 from jobs.logging import get_logger
-from jobs.model import JobState, NewJob
-from jobs.store import Store
+from jobs.model import REPLAYABLE_STATES, BrowseState, JobState, NewJob
+from jobs.store import COUNT_CAP, JobFilter, RetryFilter, Store
 
 JobId = Annotated[int, Path(ge=1, le=2**63 - 1, description="the job's id")]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=NAME)]
@@ -219,25 +224,46 @@ async def retry_many(request: Request, body: BulkRetryIn, who: Admin) -> BulkRet
     return BulkRetryOut(retried=len(ids), ids=sorted(ids))
 
 
-@router.get("/v1/jobs", response_model=JobPage, responses=ERRORS, tags=["jobs"])
-async def list_jobs(
-    request: Request,
+def job_filter(
     who: Caller,
-    state: Annotated[list[JobState] | None, Query()] = None,
+    state: Annotated[
+        list[BrowseState] | None,
+        Query(description="any of these; `scheduled` and `retrying` are parts of `queued`"),
+    ] = None,
     kind: Annotated[list[Name] | None, Query(max_length=100)] = None,
     queue: Annotated[list[Name] | None, Query(max_length=100)] = None,
+    owner: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=1024,
+            pattern=TEXT,
+            description="admins: one owner's jobs (`key:NAME`, `jwt:ISSUER:SUB`, `system`)",
+        ),
+    ] = None,
     created_after: Timestamp | None = None,
     created_before: Timestamp | None = None,
     finished_after: Timestamp | None = None,
     finished_before: Timestamp | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, Query(pattern=r"^[0-9]{1,18}$")] = None,
-) -> JobPage:
-    """The caller's jobs (an admin's: everyone's), newest first. `state`, `kind` and
-    `queue` repeat (`kind=a&kind=b`): any of the values matches. Pass `next_cursor` back
-    as `cursor` for the next page; it is null on the last one."""
-    jobs = await request.app.state.store.list_jobs(
-        owner=who.owner_filter,
+    q: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=200,
+            pattern=TEXT,
+            description="a job id (`123` or `#123`), or text equal to an idempotency key or "
+            "found in the payload's JSON (case-insensitive)",
+        ),
+    ] = None,
+) -> JobFilter:
+    """The listing's filters, scoped to the caller: a user who names another owner is
+    refused, not shown an empty page that looks like an answer."""
+    if owner is not None and who.owner_filter is not None and owner != who.owner_filter:
+        raise ApiError(
+            403, "forbidden", "only admins list other owners' jobs: leave `owner` out for yours"
+        )
+    return JobFilter(
+        owner=who.owner_filter or owner,
         states=state or (),
         kinds=kind or (),
         queues=queue or (),
@@ -245,14 +271,85 @@ async def list_jobs(
         created_before=created_before,
         finished_after=finished_after,
         finished_before=finished_before,
-        before_id=int(cursor) if cursor else None,
-        limit=limit + 1,
+        search=q,
     )
-    page = jobs[:limit]
-    more = len(jobs) > limit
+
+
+Filtered = Annotated[JobFilter, Depends(job_filter)]
+
+
+@router.get("/v1/jobs", response_model=JobPage, responses=ERRORS, tags=["jobs"])
+async def list_jobs(
+    request: Request,
+    where: Filtered,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(pattern=r"^[0-9]{1,18}$")] = None,
+) -> JobPage:
+    """The caller's jobs (an admin's: everyone's), newest first. `state`, `kind` and
+    `queue` repeat (`kind=a&kind=b`): any of the values matches. Pass `next_cursor` back
+    as `cursor` for the next page; it is null on the last one. A text search (`q` that is
+    not an id) reads 50,000 ids per call, newest first, so that it costs the same however
+    big the table is: its page may hold fewer than `limit` jobs, even none, and still have
+    a `next_cursor` to search on from."""
+    store: Store = request.app.state.store
+    listing = await store.list_jobs(where, before_id=int(cursor) if cursor else None, limit=limit)
     return JobPage(
-        jobs=[JobOut.of(j) for j in page], next_cursor=str(page[-1].id) if more else None
+        jobs=[JobOut.of(j) for j in listing.jobs],
+        next_cursor=None if listing.next_before is None else str(listing.next_before),
     )
+
+
+@router.get("/v1/jobs/counts", response_model=JobCountsOut, responses=ERRORS, tags=["jobs"])
+async def count_jobs(request: Request, where: Filtered) -> JobCountsOut:
+    """How many of the caller's jobs (an admin's: everyone's) are in each state, with the
+    same filters as `GET /v1/jobs` (`state` and `q` aside). Each count stops at 10,000,
+    with `more` true beyond it, so it stays cheap on any size of table."""
+    store: Store = request.app.state.store
+    counts = await store.count_jobs(where)
+    return JobCountsOut(
+        counts=[
+            StateCount(state=st, count=min(n, COUNT_CAP), more=n > COUNT_CAP)
+            for st, n in counts.items()
+        ]
+    )
+
+
+@router.post("/v1/jobs/bulk", response_model=BulkOut, responses=ERRORS, tags=["jobs"])
+async def bulk(request: Request, body: BulkIn, who: Caller) -> BulkOut:
+    """One action over a selection of the caller's jobs (an admin's: anyone's), each job
+    taken as it is now: `cancel` cancels queued and waiting ones and asks running ones to
+    stop; `retry` replays dead and cancelled ones with a fresh budget of attempts; `delete`
+    (admins only) removes finished ones with their events, and records who deleted which in
+    the audit log (`GET /v1/audit`). The answer lists what was done and, for every other id,
+    why not."""
+    store: Store = request.app.state.store
+    ids = sorted(set(body.ids))
+    scope = who.owner_filter
+    if body.action == "cancel":
+        results = await store.cancel_many(ids, owner=scope, by=who.owner)
+        done = [r.job_id for r in results if not r.previous.is_terminal]
+        found = {r.job_id: r.state for r in results if r.previous.is_terminal}
+        reason = "already finished"
+    elif body.action == "retry":
+        done = await store.retry_many(
+            RetryFilter(states=REPLAYABLE_STATES, owner=scope, ids=ids), by=who.owner
+        )
+        found = await store.states_of([i for i in ids if i not in set(done)], owner=scope)
+        reason = "only dead or cancelled jobs are retried"
+    else:
+        if not who.is_admin:
+            raise ApiError(403, "forbidden", "only admins delete jobs; cancel yours instead")
+        done = await store.delete_jobs(ids, by=who.owner)
+        found = await store.states_of([i for i in ids if i not in set(done)], owner=None)
+        reason = "only finished jobs are deleted: cancel it first"
+    done_set = set(done)
+    skipped = [
+        BulkSkipped(id=i, state=found.get(i), reason=reason if i in found else "no such job")
+        for i in ids
+        if i not in done_set
+    ]
+    log.info("jobs.bulk", action=body.action, by=who.owner, done=len(done), skipped=len(skipped))
+    return BulkOut(action=body.action, done=sorted(done), skipped=skipped)
 
 
 @router.get(

@@ -1,5 +1,6 @@
 """What operators and platforms ask beyond the jobs: liveness and readiness, Prometheus
-metrics, queues, workers (admins only), kinds, who the caller is, finished jobs per minute."""
+metrics, queues, workers (admins only), kinds, who the caller is, finished jobs per minute,
+the audit log (admins only)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from api.metrics import render as render_metrics
 from api.routing import GuardedRoute, app_settings, app_specs
 from api.schemas import (
     NAME,
+    AuditEventOut,
+    AuditPage,
     HealthOut,
     KindControlOut,
     KindOut,
@@ -260,3 +263,21 @@ async def delete_share(request: Request, owner: Owner, who: Admin) -> Response:
     if not await request.app.state.store.clear_share(owner, by=who.owner):
         raise ApiError(404, "share_not_found", f"{owner} has no weight of its own")
     return Response(status_code=204)
+
+
+@router.get("/v1/audit", response_model=AuditPage, responses=ERRORS, tags=["ops"])
+async def audit(
+    request: Request,
+    who: Admin,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(pattern=r"^[0-9]{1,18}$")] = None,
+) -> AuditPage:
+    """Admin only: operators' destructive actions (jobs deleted, keys created and revoked),
+    newest first, with who did them."""
+    store: Store = request.app.state.store
+    rows = await store.audit_events(before_id=int(cursor) if cursor else None, limit=limit + 1)
+    page = rows[:limit]
+    return AuditPage(
+        events=[AuditEventOut(**r) for r in page],
+        next_cursor=str(page[-1]["id"]) if len(rows) > limit else None,
+    )

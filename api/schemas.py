@@ -20,7 +20,7 @@ from pydantic import (
 from pydantic.json_schema import WithJsonSchema, models_json_schema
 
 from compute.specs import JsonInput
-from jobs.model import Job, JobState
+from jobs.model import BrowseState, Job, JobState
 from jobs.store import RetryFilter
 
 NAME = r"^[A-Za-z0-9_.:-]+$"
@@ -153,6 +153,61 @@ class BatchOut(BaseModel):
 
 class JobPage(BaseModel):
     jobs: list[JobOut]
+    next_cursor: str | None
+
+
+class StateCount(BaseModel):
+    state: BrowseState
+    count: int = Field(description="jobs in this state that the filter matches, up to the cap")
+    more: bool = Field(description="true: more than `count` (counting stopped at the cap)")
+
+
+class JobCountsOut(BaseModel):
+    counts: list[StateCount] = Field(
+        description="every state, in the browser's order; `scheduled` and `retrying` are "
+        "parts of `queued`, counted in it too"
+    )
+
+
+BULK_MAX = 1000
+
+
+class BulkIn(BaseModel):
+    """One action over a selection of jobs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    action: Literal["cancel", "retry", "delete"] = Field(
+        description="cancel (queued now, running asked to stop), retry (dead or cancelled), "
+        "delete (finished jobs only; admin only, recorded in the audit log)"
+    )
+    ids: list[Annotated[int, Field(ge=1, le=2**63 - 1)]] = Field(
+        min_length=1, max_length=BULK_MAX, description=f"at most {BULK_MAX} job ids"
+    )
+
+
+class BulkSkipped(BaseModel):
+    id: int
+    state: JobState | None = Field(description="its state; null: no such job of yours")
+    reason: str
+
+
+class BulkOut(BaseModel):
+    action: str
+    done: list[int] = Field(description="the ids the action applied to")
+    skipped: list[BulkSkipped] = Field(description="the others, each with why")
+
+
+class AuditEventOut(BaseModel):
+    id: int
+    at: datetime
+    actor: str = Field(description="the owner name of who did it (`key:NAME`, `jwt:...`)")
+    action: str
+    data: dict[str, Any]
+
+
+class AuditPage(BaseModel):
+    events: list[AuditEventOut]
     next_cursor: str | None
 
 

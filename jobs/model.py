@@ -32,6 +32,21 @@ class JobState(enum.StrEnum):
         return self in TERMINAL_STATES
 
 
+class BrowseState(enum.StrEnum):
+    """What a listing filters by: a job's state, or one of two parts of `queued` that an
+    operator asks after: `scheduled` (not due yet, and no attempt has failed) and `retrying`
+    (an attempt failed; it waits for its backoff, or is due again)."""
+
+    WAITING = "waiting"
+    QUEUED = "queued"
+    SCHEDULED = "scheduled"
+    RETRYING = "retrying"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    CANCELLED = "cancelled"
+    DEAD = "dead"
+
+
 TERMINAL_STATES = frozenset({JobState.SUCCEEDED, JobState.CANCELLED, JobState.DEAD})
 REPLAYABLE_STATES = frozenset({JobState.DEAD, JobState.CANCELLED})
 

@@ -878,11 +878,14 @@ FOR NO KEY UPDATE SKIP LOCKED
 
 # cancel: a queued job is cancelled at once; a running one gets cancel_requested_at and its
 # worker (which sees the flag on its next heartbeat) stops it. The row lock in `target`
-# orders us against a concurrent claim: whichever wins, the other sees the new state.
+# orders us against a concurrent claim: whichever wins, the other sees the new state. $1 is
+# one id or many (a dashboard's selection), locked in id order so two bulk cancels cannot
+# deadlock; a row per job found, none for an id that is not the caller's.
 CANCEL = f"""
 WITH target AS MATERIALIZED (
     SELECT id, state, cancel_requested_at, has_dependants FROM job
-    WHERE id = $1 AND ($2::text IS NULL OR owner = $2)
+    WHERE id = ANY($1::bigint[]) AND ($2::text IS NULL OR owner = $2)
+    ORDER BY id
     FOR NO KEY UPDATE
 ), changed AS (
     UPDATE job j
@@ -901,9 +904,10 @@ WITH target AS MATERIALIZED (
            jsonb_build_object('by', $3::text)
     FROM changed
 ), {_notify_changes("changed")}
-SELECT t.state AS previous, coalesce(c.state, t.state) AS state, t.has_dependants
+SELECT t.id, t.state AS previous, coalesce(c.state, t.state) AS state, t.has_dependants
 FROM target t LEFT JOIN changed c USING (id)
 WHERE {_SENT}
+ORDER BY t.id
 """
 
 # retry / retry_many: dead or cancelled jobs back to queued with a fresh budget of attempts.
@@ -1050,6 +1054,57 @@ WITH doomed AS (
     FOR UPDATE SKIP LOCKED
 )
 DELETE FROM job j USING doomed d WHERE j.id = d.id
+"""
+
+# Listings (`jobs.store.JobFilter` builds `{where}` from fixed fragments, every value a
+# bound parameter; `{limit}` is the number of the limit's parameter).
+LIST_JOBS = """
+SELECT * FROM job WHERE {where} ORDER BY id DESC LIMIT ${limit}
+"""
+
+# Where a text search starts and stops: both ends of the primary key, read from its index.
+JOB_ID_SPAN = """
+SELECT min(id) AS lowest, max(id) AS highest FROM job
+"""
+
+# One state's count for the jobs browser, stopped at `${cap}` rows: `count_jobs` unites one
+# of these per state, so every count is a bounded index read.
+COUNT_IN_STATE = """
+SELECT '{state}'::text AS state,
+       (SELECT count(*) FROM (SELECT 1 FROM job WHERE {where} LIMIT ${cap}) c) AS n
+"""
+
+# An operator's delete of finished jobs, and who did it, in one statement: the jobs' own
+# events go with their rows (job_event cascades), so the record is kept in audit_event.
+DELETE_JOBS = """
+WITH doomed AS (
+    SELECT id FROM job
+    WHERE id = ANY($1::bigint[]) AND state IN ('succeeded', 'cancelled', 'dead')
+    ORDER BY id
+    FOR UPDATE
+), deleted AS (
+    DELETE FROM job j USING doomed d WHERE j.id = d.id RETURNING j.id
+), audited AS (
+    INSERT INTO audit_event (actor, action, data)
+    SELECT $2, 'jobs.deleted',
+           jsonb_build_object('ids', jsonb_agg(id ORDER BY id), 'count', count(*))
+    FROM deleted
+    HAVING count(*) > 0
+    RETURNING id
+)
+SELECT (SELECT array_agg(id ORDER BY id) FROM deleted) AS ids,
+       (SELECT count(*) FROM audited) AS audited
+"""
+
+STATES_OF = """
+SELECT id, state FROM job WHERE id = ANY($1::bigint[]) AND ($2::text IS NULL OR owner = $2)
+"""
+
+AUDIT_EVENTS = """
+SELECT id, at, actor, action, data FROM audit_event
+WHERE ($1::bigint IS NULL OR id < $1)
+ORDER BY id DESC
+LIMIT $2
 """
 
 GET_JOB = """

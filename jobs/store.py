@@ -28,6 +28,7 @@ from jobs.model import (
     DEFAULT_MAX_ATTEMPTS,
     KEEP,
     REPLAYABLE_STATES,
+    BrowseState,
     Claimed,
     Claims,
     Enqueued,
@@ -100,6 +101,89 @@ class Reaped:
     kind: str
     outcome: str
     """`jobs.metrics.outcome_label` of what was applied."""
+
+
+SEARCH_SPAN = 50_000
+"""Ids a text search reads per call, newest first: a search for something rare costs one
+bounded read per call however big `job` is, and the caller asks again from where it ended."""
+COUNT_CAP = 10_000
+"""`count_jobs` counts each state up to this (and one more, to say "more than")."""
+
+_PARTS_OF_QUEUED = {
+    BrowseState.SCHEDULED: "(state = 'queued' AND run_at > now() AND errors = '[]'::jsonb)",
+    BrowseState.RETRYING: "(state = 'queued' AND errors <> '[]'::jsonb)",
+}
+
+
+def _state_clause(state: BrowseState) -> str:
+    return _PARTS_OF_QUEUED.get(state) or f"state = '{JobState(state.value).value}'"
+
+
+@dataclass(frozen=True, slots=True)
+class JobFilter:
+    """Which jobs a listing shows. Unset fields do not filter; `states` match any of them.
+
+    `search` is a job's id (digits, `#` allowed before them), or text that equals an
+    idempotency key or appears anywhere in the payload's JSON (case-insensitive)."""
+
+    owner: str | None = None
+    states: Sequence[BrowseState] = ()
+    kinds: Sequence[str] = ()
+    queues: Sequence[str] = ()
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    finished_after: datetime | None = None
+    finished_before: datetime | None = None
+    search: str | None = None
+
+    @property
+    def search_id(self) -> int | None:
+        text = (self.search or "").strip().removeprefix("#")
+        return int(text) if text.isdigit() and len(text) <= 18 else None
+
+    @property
+    def search_text(self) -> str | None:
+        text = (self.search or "").strip()
+        return text if text and self.search_id is None else None
+
+    def where(self, params: list[Any]) -> list[str]:
+        """The clauses, each value appended to `params` and bound as a parameter."""
+        clauses: list[str] = []
+        for column, op, value, cast_ in (
+            ("owner", "=", self.owner, "text"),
+            ("created_at", ">=", self.created_after, "timestamptz"),
+            ("created_at", "<", self.created_before, "timestamptz"),
+            ("finished_at", ">=", self.finished_after, "timestamptz"),
+            ("finished_at", "<", self.finished_before, "timestamptz"),
+            ("id", "=", self.search_id, "bigint"),
+        ):
+            if value is not None:
+                params.append(value)
+                clauses.append(f"{column} {op} ${len(params)}::{cast_}")
+        for column, values in (("kind", list(self.kinds)), ("queue", list(self.queues))):
+            if values:
+                params.append(values)
+                clauses.append(f"{column} = ANY(${len(params)}::text[])")
+        if self.states:
+            clauses.append("(" + " OR ".join(_state_clause(st) for st in self.states) + ")")
+        if (text := self.search_text) is not None:
+            params.extend([text, "%" + _like_escaped(text) + "%"])
+            clauses.append(
+                f"(idempotency_key = ${len(params) - 1} OR payload::text ILIKE ${len(params)})"
+            )
+        return clauses
+
+
+def _like_escaped(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+@dataclass(frozen=True, slots=True)
+class JobListing:
+    jobs: list[Job]
+    next_before: int | None
+    """Ask again with `before_id` = this for the next page; None when there is no more. A
+    text search's page may hold fewer jobs than asked for and still have a next one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -998,14 +1082,35 @@ class Store:
         `owner` restricts the operation to that principal's jobs (None: any job).
         Finished jobs are left as they are and reported with their state.
         """
-        row = await self.pool.fetchrow(sql.CANCEL, job_id, owner, by, now)
-        if row is None:
+        results = await self.cancel_many([job_id], owner=owner, by=by, now=now)
+        if not results:
             raise JobNotFound(job_id)
-        result = CancelResult(job_id, JobState(row["previous"]), JobState(row["state"]))
-        cancelled_now = result.state is JobState.CANCELLED and not result.previous.is_terminal
-        if cancelled_now and row["has_dependants"]:  # what waited for it is cancelled too
-            await self.decide_waiting(parents=[job_id])
-        return result
+        return results[0]
+
+    async def cancel_many(
+        self,
+        job_ids: Sequence[int],
+        *,
+        owner: str | None = None,
+        by: str = "system",
+        now: datetime | None = None,
+    ) -> list[CancelResult]:
+        """`cancel` for many jobs in one statement: a result per job found (in id order),
+        none for an id that does not exist or is not `owner`'s."""
+        rows = await self.pool.fetch(sql.CANCEL, list(job_ids), owner, by, now)
+        results = [
+            CancelResult(r["id"], JobState(r["previous"]), JobState(r["state"])) for r in rows
+        ]
+        parents = [  # what waited for a job cancelled now is cancelled too
+            r["id"]
+            for r, result in zip(rows, results, strict=True)
+            if r["has_dependants"]
+            and result.state is JobState.CANCELLED
+            and not result.previous.is_terminal
+        ]
+        if parents:
+            await self.decide_waiting(parents=parents)
+        return results
 
     async def retry(
         self,
@@ -1132,48 +1237,78 @@ class Store:
         return Job.from_row(row)
 
     async def list_jobs(
-        self,
-        *,
-        owner: str | None,
-        states: Sequence[JobState] = (),
-        kinds: Sequence[str] = (),
-        queues: Sequence[str] = (),
-        created_after: datetime | None = None,
-        created_before: datetime | None = None,
-        finished_after: datetime | None = None,
-        finished_before: datetime | None = None,
-        before_id: int | None = None,
-        limit: int = 50,
-    ) -> list[Job]:
-        """Newest first, keyset-paginated on id (`before_id` = the last id of the previous
-        page): a page costs the same at the millionth job as at the first."""
-        clauses: list[str] = []
+        self, where: JobFilter, *, before_id: int | None = None, limit: int = 50
+    ) -> JobListing:
+        """Newest first, keyset-paginated on id (`before_id` = the `next_before` of the
+        previous page): a page costs the same at the millionth job as at the first. A text
+        search reads `SEARCH_SPAN` ids per call, so that a rare match never scans the table."""
         params: list[Any] = []
-        for column, op, value, cast_ in (
-            ("owner", "=", owner, "text"),
-            ("created_at", ">=", created_after, "timestamptz"),
-            ("created_at", "<", created_before, "timestamptz"),
-            ("finished_at", ">=", finished_after, "timestamptz"),
-            ("finished_at", "<", finished_before, "timestamptz"),
-            ("id", "<", before_id, "bigint"),
-        ):
-            if value is not None:
-                params.append(value)
-                clauses.append(f"{column} {op} ${len(params)}::{cast_}")
-        for column, values in (
-            ("state", [st.value for st in states]),
-            ("kind", list(kinds)),
-            ("queue", list(queues)),
-        ):
-            if values:
-                params.append(values)
-                clauses.append(f"{column} = ANY(${len(params)}::text[])")
-        params.append(limit)
-        where = " AND ".join(clauses) or "true"
+        clauses = where.where(params)
+        lowest: int | None = None
+        window: int | None = None
+        if where.search_text is not None:
+            span = await self.pool.fetchrow(sql.JOB_ID_SPAN)
+            if span is None or span["highest"] is None:
+                return JobListing([], None)
+            lowest = span["lowest"]
+            top = span["highest"] + 1 if before_id is None else min(before_id, span["highest"] + 1)
+            window = max(lowest, top - SEARCH_SPAN)
+            params.append(window)
+            clauses.append(f"id >= ${len(params)}::bigint")
+        if before_id is not None:
+            params.append(before_id)
+            clauses.append(f"id < ${len(params)}::bigint")
+        params.append(limit + 1)
         rows = await self.pool.fetch(
-            f"SELECT * FROM job WHERE {where} ORDER BY id DESC LIMIT ${len(params)}", *params
+            sql.LIST_JOBS.format(where=" AND ".join(clauses) or "true", limit=len(params)),
+            *params,
         )
-        return [Job.from_row(r) for r in rows]
+        jobs = [Job.from_row(r) for r in rows[:limit]]
+        if len(rows) > limit:
+            return JobListing(jobs, jobs[-1].id)
+        if window is not None and lowest is not None and window > lowest:
+            return JobListing(jobs, window)
+        return JobListing(jobs, None)
+
+    async def count_jobs(self, where: JobFilter, *, cap: int = COUNT_CAP) -> dict[BrowseState, int]:
+        """How many jobs the filter matches in each state (its `states` and `search` aside),
+        each counted up to `cap` + 1: a count over `cap` means "more than `cap`", and
+        costs no more than reading that many index entries, however big `job` is."""
+        params: list[Any] = []
+        clauses = dataclasses.replace(where, states=(), search=None).where(params)
+        params.append(cap + 1)
+        parts = [
+            sql.COUNT_IN_STATE.format(
+                state=state.value,
+                where=" AND ".join([_state_clause(state), *clauses]),
+                cap=len(params),
+            )
+            for state in BrowseState
+        ]
+        rows = await self.pool.fetch(" UNION ALL ".join(parts), *params)
+        return {BrowseState(r["state"]): r["n"] for r in rows}
+
+    async def states_of(self, job_ids: Sequence[int], *, owner: str | None) -> dict[int, JobState]:
+        """The state of each of these jobs that exists (and is `owner`'s, unless None)."""
+        if not job_ids:
+            return {}
+        rows = await self.pool.fetch(sql.STATES_OF, list(job_ids), owner)
+        return {r["id"]: JobState(r["state"]) for r in rows}
+
+    async def delete_jobs(self, job_ids: Sequence[int], *, by: str) -> list[int]:
+        """Delete finished jobs (their events and dependency rows go with them) and record
+        who deleted which in `audit_event`, in one statement; unfinished ones are left (cancel
+        them first). Returns the ids deleted."""
+        row = await self.pool.fetchrow(sql.DELETE_JOBS, sorted(set(job_ids)), by)
+        assert row is not None
+        return list(row["ids"] or [])
+
+    async def audit_events(
+        self, *, before_id: int | None = None, limit: int = 50
+    ) -> list[dict[str, Any]]:
+        """Operators' destructive actions, newest first."""
+        rows = await self.pool.fetch(sql.AUDIT_EVENTS, before_id, limit)
+        return [dict(r) for r in rows]
 
     async def active_jobs(
         self, *, owner: str | None, recent_s: float, limit: int = 500

@@ -50,7 +50,7 @@ METHODS = {
 
 
 def test_the_generated_list_holds_every_body_route():
-    assert {p for _, p in BODIES} == ADMIN_ONLY | {"/v1/jobs", "/v1/jobs/batch"}
+    assert {p for _, p in BODIES} == ADMIN_ONLY | {"/v1/jobs", "/v1/jobs/batch", "/v1/jobs/bulk"}
 
 
 @pytest.mark.parametrize(("method", "path"), BODIES, ids=[f"{m} {p}" for m, p in BODIES])
