@@ -32,9 +32,9 @@ export async function render(root, { signal }) {
       h("td", { class: "mono" }, j.kind),
       h("td", {}, j.queue),
       h("td", {}, stateBadge(j.state, j.cancel_requested && !["cancelled", "succeeded", "dead"].includes(j.state) ? " (cancelling)" : "")),
-      h("td", { class: "progress-cell" },
+      h("td", {}, h("div", { class: "progress-cell" },
         progressBar(j.progress, `Progress of job ${j.job_id}`),
-        h("span", { class: "progress-text" }, `${j.progress}%`, j.progress_message && j.state !== "succeeded" ? ` — ${j.progress_message}` : "")),
+        h("span", { class: "progress-text" }, `${j.progress}%`, j.progress_message && j.state !== "succeeded" ? ` — ${j.progress_message}` : ""))),
       h("td", {}, j.owner),
       h("td", {}, j.started_at ? ago(j.started_at) : "not yet"),
       h("td", {}, cancel));

@@ -6,6 +6,7 @@ import { clear, errorText, h, message } from "./ui.js";
 import * as overview from "./overview.js";
 import * as active from "./active.js";
 import * as job from "./job.js";
+import * as jobs from "./jobs.js";
 import * as dead from "./dead.js";
 import * as schedules from "./schedules.js";
 import * as queues from "./queues.js";
@@ -18,6 +19,7 @@ let leaving = null;
 
 const ROUTES = [
   [/^#?\/?$/, overview, "Overview"],
+  [/^#\/jobs(\?.*)?$/, jobs, "Jobs"],
   [/^#\/active$/, active, "Active jobs"],
   [/^#\/jobs\/(\d+)$/, job, "Job"],
   [/^#\/dead(\?.*)?$/, dead, "Dead letters"],
@@ -91,7 +93,7 @@ async function route() {
   const found = ROUTES.find(([re]) => re.test(hash));
   for (const a of document.querySelectorAll("#nav a")) {
     const here = a.getAttribute("href") === hash.split("?")[0] ||
-      (hash.startsWith("#/jobs/") && a.getAttribute("href") === "#/active") ||
+      (hash.startsWith("#/jobs") && a.getAttribute("href") === "#/jobs") ||
       (hash.startsWith("#/strategies/") && a.getAttribute("href") === "#/results");
     if (here) a.setAttribute("aria-current", "page"); else a.removeAttribute("aria-current");
   }

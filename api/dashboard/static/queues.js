@@ -90,7 +90,7 @@ export async function render(root, { me, signal }) {
       notice(updated.paused ? `${q.queue} is paused: nothing new starts.` : `${q.queue} is claimed again.`);
       await refresh();
     }));
-    tr.replaceChildren(...cells, h("td", {}, form), h("td", { class: "row-actions" }, toggle));
+    tr.replaceChildren(...cells, h("td", {}, form), h("td", {}, h("div", { class: "row-actions" }, toggle)));
   }
 
   await refresh();

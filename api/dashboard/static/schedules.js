@@ -65,6 +65,6 @@ export async function render(root, { me, signal }) {
       h("td", {}, sc.enabled ? timeEl(sc.next_fire_at) : "— (disabled)"),
       h("td", {}, sc.last_fire_at ? [timeEl(sc.last_fire_at), h("br"), h("span", { class: "muted small" }, ago(sc.last_fire_at))] : "never"),
       h("td", { class: "enabled-cell" }, sc.enabled ? "yes" : "no"),
-      h("td", { class: "row-actions" }, toggle, trigger));
+      h("td", {}, h("div", { class: "row-actions" }, toggle, trigger)));
   }
 }
