@@ -114,8 +114,7 @@ async def test_a_user_sees_only_their_jobs_and_no_delete(page: Page, system: Sys
 async def test_bulk_retry_of_500_dead_jobs_from_the_dead_tab(page: Page, system: System):
     body = {
         "jobs": [
-            {"kind": "demo.fail", "payload": {"times": 1}, "max_attempts": 1}
-            for _ in range(500)
+            {"kind": "demo.fail", "payload": {"times": 1}, "max_attempts": 1} for _ in range(500)
         ]
     }
     ids = api(system, "POST", "/v1/jobs/batch", json=body).json()["ids"]
