@@ -103,7 +103,7 @@ class Reaped:
     """`jobs.metrics.outcome_label` of what was applied."""
 
 
-SEARCH_SPAN = 50_000
+SEARCH_SPAN = 20_000
 """Ids a text search reads per call, newest first: a search for something rare costs one
 bounded read per call however big `job` is, and the caller asks again from where it ended."""
 COUNT_CAP = 10_000
