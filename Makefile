@@ -73,6 +73,7 @@ bench: $(STAMP) postgres-binaries ## print store, worker and HTTP figures, besid
 	$(BIN)/python -m bench.research_save
 	$(BIN)/python -m bench.http
 	$(BIN)/python -m bench.grid
+	$(BIN)/python -m bench.dashboard
 
 screenshots: $(STAMP) postgres-binaries chromium ## capture docs/screenshots/*.png of the dashboard
 	$(BIN)/python -m tests.browser.screenshots

@@ -129,7 +129,9 @@ async def test_a_phone_sized_window_scrolls_no_page_sideways(page: Page, system:
     submit(system.base_url, system.keys["alice"], kind="demo.sleep", payload={"seconds": 30})
     for section, ready in (
         ("#/", "Workers"),
+        ("#/jobs", "Jobs"),
         ("#/active", "Active jobs"),
+        ("#/queues", "Queues"),
         ("#/dead", "Dead letters"),
         ("#/schedules", "Schedules"),
     ):
@@ -137,6 +139,22 @@ async def test_a_phone_sized_window_scrolls_no_page_sideways(page: Page, system:
         await expect(page.get_by_role("heading", name=ready, exact=True)).to_be_visible()
         width = await page.evaluate("document.documentElement.scrollWidth")
         assert width <= 390, f"{section} is {width}px wide"
+        # a wide table scrolls inside its own box, which stays on the screen (in its card):
+        # every column can be scrolled to, none is cut off
+        boxes = await page.evaluate(
+            """() => [...document.querySelectorAll(".table-wrap")].map((w) => {
+                const r = w.getBoundingClientRect(), card = w.closest(".card");
+                return {
+                    left: r.left, right: r.right,
+                    cardRight: card ? card.getBoundingClientRect().right : 390,
+                    reach: w.scrollWidth, table: w.querySelector("table").offsetWidth,
+                    scrolls: getComputedStyle(w).overflowX === "auto",
+                };
+            })"""
+        )
+        for box in boxes:
+            assert box["left"] >= 0 and box["right"] <= min(390, box["cardRight"]), (section, box)
+            assert box["scrolls"] and box["reach"] >= box["table"], (section, box)
 
 
 async def finish(system: System, kind: str, payload: dict, who: str = "root") -> dict:

@@ -8,7 +8,7 @@ import asyncio
 
 import httpx
 import pytest
-from playwright.async_api import Page, expect
+from playwright.async_api import Browser, Page, expect
 
 from tests.browser.support import sign_in, submit
 from tests.processes import System
@@ -182,3 +182,46 @@ async def test_bulk_cancel_then_an_audited_delete(page: Page, system: System):
         "jobs.deleted",
         sorted(held[:2]),
     )
+
+
+HIDE = """hidden => {
+    Object.defineProperty(document, "hidden", { value: hidden, configurable: true });
+    Object.defineProperty(document, "visibilityState",
+        { value: hidden ? "hidden" : "visible", configurable: true });
+    document.dispatchEvent(new Event("visibilitychange"));
+}"""
+
+
+async def test_hidden_tabs_let_their_streams_go_so_an_eighth_tab_still_loads(
+    browser: Browser, system: System
+):
+    """Chromium keeps six connections per host over every tab of a profile; a job page's
+    stream holds one while it is open. Seven job pages followed in turn, each hidden before
+    the next opens (as tabs are), leave room for an eighth page; shown again, a page
+    resumes its stream and shows what changed meanwhile."""
+    root = system.keys["root"]
+    held = [submit(system.base_url, root, kind="demo.noop", delay_s=3600) for _ in range(7)]
+    context = await browser.new_context()
+    errors: list[str] = []
+    tabs = []
+    try:
+        for job_id in held:
+            tab_page = await context.new_page()
+            tab_page.on("pageerror", lambda exc: errors.append(str(exc)))
+            await sign_in(tab_page, system.base_url, root, "key:root (admin)")
+            await tab_page.goto(f"{system.base_url}/#/jobs/{job_id}")
+            await expect(tab_page.locator(".live-status")).to_have_text("Live")
+            await tab_page.evaluate(HIDE, True)
+            tabs.append(tab_page)
+        last = await context.new_page()
+        await sign_in(last, system.base_url, root, "key:root (admin)")
+        await last.goto(f"{system.base_url}/#/jobs")
+        await expect(last.locator("table.jobs tbody tr")).to_have_count(7)
+
+        first = tabs[0]
+        api(system, "POST", f"/v1/jobs/{held[0]}/cancel")
+        await first.evaluate(HIDE, False)
+        await expect(first.locator(".title-row .badge")).to_have_text("cancelled")
+    finally:
+        await context.close()
+    assert errors == []

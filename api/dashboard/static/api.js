@@ -66,18 +66,42 @@ export function query(params) {
   return s ? `?${s}` : "";
 }
 
+// Resolves once the tab is shown (at once if it is), or when `signal` aborts.
+function shown(signal) {
+  if (!document.hidden || signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      if (document.hidden && !signal.aborted) return;
+      document.removeEventListener("visibilitychange", done);
+      resolve();
+    };
+    document.addEventListener("visibilitychange", done);
+    signal.addEventListener("abort", done, { once: true });
+  });
+}
+
 // Reads an SSE stream until `signal` aborts or the server ends it for good (a job's terminal
 // state, or an `end` event when the credential stops holding); reconnects after a drop,
 // resuming with Last-Event-ID. `onStatus` hears
 // "live" / "reconnecting" so the page can say whether what it shows is current.
+// A hidden tab lets its stream go and resumes it when shown: a browser keeps six
+// connections per host over all its tabs, and an open stream holds one the whole time, so
+// seven tabs following jobs would otherwise leave the seventh page unable to load at all.
 export async function follow(path, { onEvent, onStatus = () => {}, signal, ends = () => false }) {
   let lastId = null;
   while (!signal.aborted) {
     let ended = false;
+    await shown(signal);
+    if (signal.aborted) return;
+    const connection = new AbortController();
+    const stop = () => connection.abort();
+    const hide = () => { if (document.hidden) connection.abort(); };
+    signal.addEventListener("abort", stop, { once: true });
+    document.addEventListener("visibilitychange", hide);
     try {
       const h = headers();
       if (lastId) h["Last-Event-ID"] = lastId;
-      const res = await fetch(path, { headers: h, signal });
+      const res = await fetch(path, { headers: h, signal: connection.signal });
       if (res.status === 204) return;
       if (res.status === 401) window.dispatchEvent(new CustomEvent("conveyor:unauthorized"));
       if (!res.ok) throw await failure(res);
@@ -112,8 +136,12 @@ export async function follow(path, { onEvent, onStatus = () => {}, signal, ends 
     } catch (err) {
       if (signal.aborted) return;
       if (err instanceof ApiError && err.status >= 400 && err.status < 500) throw err;
+    } finally {
+      signal.removeEventListener("abort", stop);
+      document.removeEventListener("visibilitychange", hide);
     }
     if (ended || signal.aborted) return;
+    if (connection.signal.aborted) continue;  // hidden: wait to be shown, then resume
     onStatus("reconnecting");
     await new Promise((r) => setTimeout(r, 2000));
   }
