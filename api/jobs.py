@@ -284,6 +284,13 @@ async def list_jobs(
     where: Filtered,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(pattern=r"^[0-9]{1,18}$")] = None,
+    brief: Annotated[
+        bool,
+        Query(
+            description="true: `payload` and `result` null, `errors` only the last one "
+            "without its traceback; a list's rows in a fraction of the bytes"
+        ),
+    ] = False,
 ) -> JobPage:
     """The caller's jobs (an admin's: everyone's), newest first. `state`, `kind` and
     `queue` repeat (`kind=a&kind=b`): any of the values matches. Pass `next_cursor` back
@@ -292,7 +299,9 @@ async def list_jobs(
     big the table is: its page may hold fewer than `limit` jobs, even none, and still have
     a `next_cursor` to search on from."""
     store: Store = request.app.state.store
-    listing = await store.list_jobs(where, before_id=int(cursor) if cursor else None, limit=limit)
+    listing = await store.list_jobs(
+        where, before_id=int(cursor) if cursor else None, limit=limit, brief=brief
+    )
     return JobPage(
         jobs=[JobOut.of(j) for j in listing.jobs],
         next_cursor=None if listing.next_before is None else str(listing.next_before),

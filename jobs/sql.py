@@ -1059,7 +1059,17 @@ DELETE FROM job j USING doomed d WHERE j.id = d.id
 # Listings (`jobs.store.JobFilter` builds `{where}` from fixed fragments, every value a
 # bound parameter; `{limit}` is the number of the limit's parameter).
 LIST_JOBS = """
-SELECT * FROM job WHERE {where} ORDER BY id DESC LIMIT ${limit}
+SELECT {columns} FROM job WHERE {where} ORDER BY id DESC LIMIT ${limit}
+"""
+
+# A list's rows without what can be large: no payload or result (never read from TOAST),
+# and of the errors only the last, without its traceback.
+BRIEF_COLUMNS = """
+id, queue, kind, NULL::jsonb AS payload, state, priority, run_at, attempt, max_attempts,
+timeout_s, lease_owner, lease_expires_at, progress, progress_message, NULL::jsonb AS result,
+CASE WHEN errors = '[]'::jsonb THEN errors
+     ELSE jsonb_build_array((errors -> -1) - 'traceback') END AS errors,
+idempotency_key, owner, cancel_requested_at, created_at, started_at, finished_at, unique_key
 """
 
 # Where a text search starts and stops: both ends of the primary key, read from its index.

@@ -1237,11 +1237,18 @@ class Store:
         return Job.from_row(row)
 
     async def list_jobs(
-        self, where: JobFilter, *, before_id: int | None = None, limit: int = 50
+        self,
+        where: JobFilter,
+        *,
+        before_id: int | None = None,
+        limit: int = 50,
+        brief: bool = False,
     ) -> JobListing:
         """Newest first, keyset-paginated on id (`before_id` = the `next_before` of the
         previous page): a page costs the same at the millionth job as at the first. A text
-        search reads `SEARCH_SPAN` ids per call, so that a rare match never scans the table."""
+        search reads `SEARCH_SPAN` ids per call, so that a rare match never scans the table.
+        `brief` leaves out payloads and results and keeps only the last error, without its
+        traceback."""
         params: list[Any] = []
         clauses = where.where(params)
         lowest: int | None = None
@@ -1260,7 +1267,11 @@ class Store:
             clauses.append(f"id < ${len(params)}::bigint")
         params.append(limit + 1)
         rows = await self.pool.fetch(
-            sql.LIST_JOBS.format(where=" AND ".join(clauses) or "true", limit=len(params)),
+            sql.LIST_JOBS.format(
+                columns=sql.BRIEF_COLUMNS if brief else "*",
+                where=" AND ".join(clauses) or "true",
+                limit=len(params),
+            ),
             *params,
         )
         jobs = [Job.from_row(r) for r in rows[:limit]]

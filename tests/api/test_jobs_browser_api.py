@@ -38,6 +38,8 @@ async def test_filters_by_browse_state_owner_and_search(api, store):
     assert refused.status_code == 403
     assert "only admins" in refused.json()["error"]["message"]
     assert ids(await api.get("/v1/jobs?owner=key:alice")) == [now_id, later_id]
+    [brief] = (await api.get("/v1/jobs?q=k-1&brief=true")).json()["jobs"]
+    assert (brief["id"], brief["payload"], brief["result"]) == (now_id, None, None)
     bad = await api.get("/v1/jobs?state=sleeping")
     assert bad.status_code == 422 and "state" in bad.json()["error"]["message"]
 

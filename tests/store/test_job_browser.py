@@ -3,6 +3,7 @@ them), search by id, idempotency key or payload text in bounded windows, capped 
 state, and bulk cancel, retry and delete (audited) over a selection."""
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 
 import jobs.store
 from jobs.model import BrowseState, JobState, NewJob
@@ -156,3 +157,22 @@ async def test_bulk_retry_of_a_selection_replays_only_dead_and_cancelled(store):
     )
     assert sorted(replayed) == sorted([ids["dead"], ids["cancelled"]])
     assert (await store.get(ids["succeeded"])).state is JobState.SUCCEEDED
+
+
+async def test_a_brief_listing_leaves_out_payloads_results_and_old_errors(store):
+    enq = await store.enqueue(NewJob(kind="k", payload={"big": "x" * 5000}, max_attempts=3))
+    for attempt in (1, 2):  # a clock hours ahead: each retry is due, whatever its backoff
+        later = datetime.now(UTC) + timedelta(hours=attempt)
+        [job] = await store.claim(["default"], 1, "w", 30, now=later)
+        failure = Failure("E", f"attempt {attempt}", traceback="Traceback: line")
+        assert await store.complete(job, failure, now=later)
+    [full] = (await store.list_jobs(JobFilter())).jobs
+    [brief] = (await store.list_jobs(JobFilter(), brief=True)).jobs
+    assert len(full.errors) == 2 and full.errors[-1]["traceback"]
+    assert (brief.payload, brief.result) == (None, None)
+    assert [e["message"] for e in brief.errors] == ["attempt 2"]
+    assert "traceback" not in brief.errors[0]
+    same = ("id", "state", "attempt", "kind", "owner", "created_at", "run_at")
+    assert all(getattr(brief, f) == getattr(full, f) for f in same)
+    [found] = (await store.list_jobs(JobFilter(search="xxxx"), brief=True)).jobs
+    assert found.id == enq.id  # the search still reads the payload

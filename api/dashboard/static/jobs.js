@@ -169,7 +169,7 @@ export async function render(root, { me, params, signal }) {
   // One page, or for a text search as many calls as it takes to fill one (each call reads
   // a bounded window of ids), at most SEARCH_CALLS a click.
   async function fetchPage(from) {
-    const base = { state: state || null, ...filters(), q: search.value.trim() || null, limit: size.value };
+    const base = { state: state || null, ...filters(), q: search.value.trim() || null, limit: size.value, brief: "true" };
     const text = base.q && !/^#?\d+$/.test(base.q);
     let jobs = [], next = from, calls = 0;
     do {
