@@ -62,7 +62,7 @@ export async function render(root, { me, signal }) {
     const f = filter();
     const page = await get("/v1/jobs" + query({
       state: f.states, kind: f.kind, queue: f.queue, finished_after: f.finished_after,
-      finished_before: f.finished_before, limit: 50, cursor: more ? cursor : null,
+      finished_before: f.finished_before, limit: 50, cursor: more ? cursor : null, brief: "true",
     }));
     if (signal.aborted) return;
     cursor = page.next_cursor;
