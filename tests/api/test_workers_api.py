@@ -123,3 +123,14 @@ async def test_kinds_say_whether_the_caller_may_submit_them(api):
     assert bobs["strategy.optimize"]["may_submit"] is True
     refused = await api.post("/v1/jobs", who="bob", json={"kind": "demo.sleep"})
     assert refused.status_code == 403  # what the catalogue said
+
+
+async def test_a_worker_whose_row_was_removed_registers_again_with_all_it_says(live, store):
+    client, auth = live
+    [w] = await eventually(lambda: _workers(client, auth))
+    await store.pool.execute("DELETE FROM worker")  # as another worker prunes a silent one
+    assert await _workers(client, auth) == []
+    [again] = await eventually(lambda: _workers(client, auth), 15)  # at its next heartbeat
+    assert (again["id"], again["version"], again["kinds"]) == (w["id"], w["version"], w["kinds"])
+    kinds = await client.get(f"/v1/workers/{w['id']}", headers=auth["root"])
+    assert {k["kind"] for k in kinds.json()["kinds"]} == set(SPECS)
