@@ -56,8 +56,8 @@ def resolve(ref: Any) -> Any:
 @cache
 def _defined_async(ref: str) -> bool | None:
     """Whether "module:function" is an `async def` at its module's top level, read from the
-    module's source without importing it; None when the source cannot say (not imported
-    from a .py file, not defined there by a plain `def`, decorated)."""
+    module's source without importing it; None when the source cannot say (the module is
+    imported already or has no .py source, the name is decorated or bound otherwise)."""
     module, _, name = ref.partition(":")
     if module in sys.modules:
         return None  # imported already: asking the function itself costs nothing
