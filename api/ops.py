@@ -13,6 +13,7 @@ from api.auth import Admin, Caller, bearer_credential
 from api.errors import ERRORS, ApiError, ErrorBody
 from api.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from api.metrics import render as render_metrics
+from api.quotas import kind_refusal
 from api.routing import GuardedRoute, app_settings, app_specs
 from api.schemas import (
     NAME,
@@ -33,10 +34,12 @@ from api.schemas import (
     ShareOut,
     ThroughputOut,
     ThroughputPoint,
+    WorkerDetailOut,
     WorkerOut,
     rate_limit_out,
 )
 from jobs.logging import get_logger
+from jobs.metrics import success_rate
 from jobs.migrate import head_revision
 from jobs.model import RateLimit
 from jobs.store import Store
@@ -169,25 +172,76 @@ async def delete_quota(request: Request, owner: Owner, who: Admin) -> Response:
 
 @router.get("/v1/workers", response_model=list[WorkerOut], responses=ERRORS, tags=["ops"])
 async def workers(request: Request, who: Admin) -> list[WorkerOut]:
-    """Admin only (hosts and pids are the deployment's): live worker processes with
-    their last heartbeat and how many jobs each runs."""
-    return [WorkerOut(**r) for r in await request.app.state.store.live_workers()]
+    """Admin only (hosts and pids are the deployment's): live worker processes with their
+    version, last heartbeat and its age, how many jobs each holds, has finished, and the
+    kinds each runs."""
+    rows = await request.app.state.store.live_workers()
+    return [WorkerOut(**{**r, "kinds": [k["kind"] for k in r["kinds"]]}) for r in rows]
+
+
+WorkerId = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=320,
+        pattern=NAME,
+        description="a worker's id, as GET /v1/workers lists them (HOST:PID:SUFFIX)",
+    ),
+]
+
+
+@router.get(
+    "/v1/workers/{worker_id}", response_model=WorkerDetailOut, responses=ERRORS, tags=["ops"]
+)
+async def worker(request: Request, worker_id: WorkerId, who: Admin) -> WorkerDetailOut:
+    """Admin only: one live worker, with the kinds it runs (their default timeout, whether
+    CPU-bound) and the jobs it holds now. 404 once it has stopped (or was pruned after
+    missing its heartbeats)."""
+    row = await request.app.state.store.worker(worker_id)
+    if row is None:
+        raise ApiError(
+            404,
+            "worker_not_found",
+            f"no live worker {worker_id!r}: it has stopped, or never ran; GET /v1/workers "
+            "lists the live ones",
+        )
+    return WorkerDetailOut(**row)
 
 
 @router.get("/v1/kinds", response_model=list[KindOut], responses=ERRORS, tags=["jobs"])
 async def list_kinds(request: Request, who: Caller) -> list[KindOut]:
-    """Every job kind with the JSON schema of its payload, and its limits if it has any."""
-    limits = {c["kind"]: c for c in await request.app.state.store.kind_controls()}
-    return [
-        KindOut(
-            kind=k,
-            payload_schema=m.model_json_schema(),
-            concurrency=limits.get(k, {}).get("concurrency"),
-            owner_concurrency=limits.get(k, {}).get("owner_concurrency"),
-            rate_limit=rate_limit_out(limits.get(k, {})),
+    """Every job kind with the JSON schema of its payload, its limits if it has any, what
+    the live workers running it say of it (default timeout, CPU-bound, how many run it), its
+    jobs finished over the last 24 hours with their success rate, and whether the caller
+    may submit it."""
+    store: Store = request.app.state.store
+    limits = {c["kind"]: c for c in await store.kind_controls()}
+    catalogue = await store.kind_catalogue()
+    quota = None if who.is_admin else await request.app.state.quotas.quota(who.owner)
+    kinds = []
+    for k, m in sorted(app_specs(request).items()):
+        seen = catalogue.get(k, {})
+        succeeded, dead = seen.get("succeeded_24h", 0), seen.get("dead_24h", 0)
+        refusal = kind_refusal(quota, k)
+        kinds.append(
+            KindOut(
+                kind=k,
+                payload_schema=m.model_json_schema(),
+                concurrency=limits.get(k, {}).get("concurrency"),
+                owner_concurrency=limits.get(k, {}).get("owner_concurrency"),
+                rate_limit=rate_limit_out(limits.get(k, {})),
+                timeout_s=seen.get("timeout_s"),
+                cpu_bound=seen.get("cpu_bound"),
+                workers=seen.get("workers", 0),
+                finished_24h=succeeded + dead + seen.get("cancelled_24h", 0),
+                succeeded_24h=succeeded,
+                dead_24h=dead,
+                success_rate=success_rate(succeeded, dead),
+                may_submit=refusal is None,
+                submit_refusal=refusal,
+            )
         )
-        for k, m in sorted(app_specs(request).items())
-    ]
+    return kinds
 
 
 KindName = Annotated[str, Path(min_length=1, max_length=128, pattern=NAME)]

@@ -19,6 +19,7 @@ import asyncpg
 
 from api.errors import ApiError
 from api.keys import Principal
+from compute.specs import admin_only
 from jobs.model import NewJob
 
 DEFAULT = "*"
@@ -112,6 +113,23 @@ def refusal(quota: Quota, job: NewJob) -> ApiError | None:
             f"the demo kinds are for admins here ({whose} may not submit {job.kind}): an"
             " operator can enable them with `conveyor quotas set '*' --demo`",
         )
+    return None
+
+
+def kind_refusal(quota: Quota | None, kind: str) -> str | None:
+    """Why a caller under `quota` (None: an admin) may submit no job of `kind` whatever its
+    payload, or None when some job of it may pass (a payload can still be refused: a user's
+    `publish`). The same rules as `refusal` and `api.payloads.authorized`, by kind alone."""
+    if quota is None:
+        return None
+    whose = "users" if quota.owner == DEFAULT else quota.owner
+    shared = admin_only(kind, {})
+    if shared is not None:
+        return f"only an admin may submit {kind}: {shared}"
+    if kind.startswith("demo.") and not quota.demo_kinds:
+        return f"the demo kinds are for admins here ({whose} may not submit {kind})"
+    if quota.queues is not None and not quota.queues:
+        return f"no queue is open to {whose}: ask an operator"
     return None
 
 

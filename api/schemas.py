@@ -269,6 +269,38 @@ class KindOut(BaseModel):
     rate_limit: RateLimitOut | None = Field(
         default=None, description="at most this many start in a window; null: no rate limit"
     )
+    timeout_s: float | None = Field(
+        default=None,
+        description="the default timeout a live worker runs the kind with (a job's own "
+        "timeout_s wins); null: none, or no live worker runs the kind",
+    )
+    cpu_bound: bool | None = Field(
+        default=None,
+        description="runs in a worker's process pool (a plain function), not on its event "
+        "loop; null: no live worker runs the kind",
+    )
+    workers: int = Field(
+        default=0,
+        description="live workers that run the kind; 0: none does, so its jobs wait",
+    )
+    finished_24h: int = Field(
+        default=0,
+        description="its jobs that succeeded, ended dead or were cancelled in the last 24 "
+        "hours, every owner's",
+    )
+    succeeded_24h: int = 0
+    dead_24h: int = 0
+    success_rate: float | None = Field(
+        default=None,
+        description="succeeded / (succeeded + dead) over the last 24 hours, cancelled jobs "
+        "left out; null: none of them finished",
+    )
+    may_submit: bool = Field(
+        default=True, description="whether the caller may submit jobs of this kind"
+    )
+    submit_refusal: str | None = Field(
+        default=None, description="why the caller may not submit it (null when it may)"
+    )
 
 
 class RetryFilterIn(BaseModel):
@@ -507,15 +539,49 @@ class ShareOut(BaseModel):
     updated_by: str
 
 
-class WorkerOut(BaseModel):
+class _Worker(BaseModel):
     id: str
     host: str
     pid: int
+    version: str = Field(description="the Conveyor version the worker runs")
     queues: list[str]
-    concurrency: int
+    concurrency: int = Field(description="jobs it runs at once (its slots)")
     started_at: datetime
     heartbeat_at: datetime
-    running: int
+    heartbeat_age_s: float = Field(description="seconds since its last heartbeat")
+    running: int = Field(description="jobs it holds now (running or in its buffer)")
+    jobs_done: int = Field(
+        description="jobs it finished (succeeded, dead, cancelled), as of its last heartbeat"
+    )
+
+
+class WorkerOut(_Worker):
+    kinds: list[str] = Field(description="the kinds it runs")
+
+
+class WorkerKindOut(BaseModel):
+    kind: str
+    timeout_s: float | None = Field(description="the kind's default timeout; null: none")
+    cpu_bound: bool = Field(description="runs in the worker's process pool")
+
+
+class WorkerJobOut(BaseModel):
+    id: int
+    kind: str
+    queue: str
+    owner: str
+    attempt: int
+    progress: int
+    progress_message: str | None
+    started_at: datetime | None
+
+
+class WorkerDetailOut(_Worker):
+    kinds: list[WorkerKindOut] = Field(description="the kinds it runs, with their defaults")
+    jobs: list[WorkerJobOut] = Field(
+        description="the jobs it holds now, oldest start first (a claimed job still in its "
+        "buffer has started_at of its claim)"
+    )
 
 
 class CancelOut(BaseModel):

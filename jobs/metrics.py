@@ -47,6 +47,13 @@ _REQUEUED_BECAUSE = {
 }
 
 
+def success_rate(succeeded: int, dead: int) -> float | None:
+    """The share of finished jobs that succeeded, cancelled ones left out (a cancel is an
+    operator's decision, not the kind's failure); None when none finished."""
+    finished = succeeded + dead
+    return succeeded / finished if finished else None
+
+
 def bucket_of(duration_s: float) -> int:
     """Index of the bucket `duration_s` falls in (len(DURATION_BUCKETS_S) for +Inf)."""
     return bisect_left(DURATION_BUCKETS_S, duration_s)

@@ -1126,13 +1126,20 @@ SELECT job_id, at, type, data FROM job_event WHERE job_id = $1 ORDER BY at, id
 """
 
 # The `worker` table: one row per live worker process, kept fresh by its heartbeat.
+# It says what it is: the Conveyor version it runs and the kinds it runs with their defaults
+# (`$7`: `[{"kind", "timeout_s", "cpu_bound"}]`), which only the worker knows. `$8` is the
+# jobs it finished that no heartbeat has counted yet (a row pruned during an outage).
 REGISTER_WORKER = """
-INSERT INTO worker (id, host, pid, queues, concurrency) VALUES ($1, $2, $3, $4, $5)
-ON CONFLICT (id) DO UPDATE SET heartbeat_at = now()
+INSERT INTO worker AS w (id, host, pid, queues, concurrency, version, kinds, jobs_done)
+VALUES ($1, $2, $3, $4, $5, $6, $7::text::jsonb, $8)
+ON CONFLICT (id) DO UPDATE
+SET heartbeat_at = now(), version = excluded.version, kinds = excluded.kinds,
+    jobs_done = w.jobs_done + excluded.jobs_done
 """
 
+# `$2`: the jobs the worker finished since its last heartbeat.
 WORKER_HEARTBEAT = """
-UPDATE worker SET heartbeat_at = now() WHERE id = $1
+UPDATE worker SET heartbeat_at = now(), jobs_done = jobs_done + $2 WHERE id = $1
 """
 
 UNREGISTER_WORKER = """
@@ -1186,10 +1193,52 @@ ORDER BY 1
 
 LIVE_WORKERS = """
 SELECT w.id, w.host, w.pid, w.queues, w.concurrency, w.started_at, w.heartbeat_at,
+       extract(epoch FROM now() - w.heartbeat_at)::float8 AS heartbeat_age_s,
+       w.version, w.jobs_done, w.kinds,
        (SELECT count(*) FROM job j WHERE j.state = 'running' AND j.lease_owner = w.id)
            AS running
 FROM worker w
+WHERE $1::text IS NULL OR w.id = $1
 ORDER BY w.started_at
+"""
+
+# The jobs a worker holds now (running under its lease, started or still in its buffer),
+# from the partial index of running jobs: never more than its slots and claim-ahead.
+WORKER_JOBS = """
+SELECT id, kind, queue, owner, attempt, progress, progress_message, started_at
+FROM job
+WHERE state = 'running' AND lease_owner = $1
+ORDER BY started_at, id
+LIMIT $2
+"""
+
+# The kinds live workers run, each with the defaults its newest worker published and how
+# many workers run it; and per kind, jobs finished over the last 24 hours from the
+# per-minute aggregates (`job_minute`, at most 1,440 rows per queue, kind and outcome), never
+# from `job`. A success rate leaves cancelled jobs out: a cancel is an operator's decision.
+KIND_CATALOGUE = """
+WITH run AS (
+    SELECT DISTINCT ON (k.kind) k.kind, k.timeout_s, k.cpu_bound,
+           count(*) OVER (PARTITION BY k.kind) AS workers
+    FROM worker w,
+         jsonb_to_recordset(w.kinds) AS k(kind text, timeout_s float8, cpu_bound boolean)
+    WHERE k.kind IS NOT NULL
+    ORDER BY k.kind, w.started_at DESC
+), done AS (
+    SELECT kind,
+           sum(finished) FILTER (WHERE outcome = 'succeeded') AS succeeded,
+           sum(finished) FILTER (WHERE outcome = 'dead') AS dead,
+           sum(finished) FILTER (WHERE outcome = 'cancelled') AS cancelled
+    FROM job_minute
+    WHERE minute > now() - interval '24 hours'
+    GROUP BY kind
+)
+SELECT kind, r.timeout_s, r.cpu_bound, coalesce(r.workers, 0) AS workers,
+       coalesce(d.succeeded, 0)::bigint AS succeeded_24h,
+       coalesce(d.dead, 0)::bigint AS dead_24h,
+       coalesce(d.cancelled, 0)::bigint AS cancelled_24h
+FROM run r FULL JOIN done d USING (kind)
+ORDER BY kind
 """
 
 # A "running jobs" widget: everything live, plus what finished in the last $2 seconds so the

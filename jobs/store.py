@@ -1183,15 +1183,36 @@ class Store:
     # -- workers ---------------------------------------------------------------------------
 
     async def register_worker(
-        self, worker_id: str, host: str, pid: int, queues: Sequence[str], concurrency: int
+        self,
+        worker_id: str,
+        host: str,
+        pid: int,
+        queues: Sequence[str],
+        concurrency: int,
+        *,
+        version: str = "",
+        kinds: Sequence[Mapping[str, Any]] = (),
+        jobs_done: int = 0,
     ) -> None:
+        """The worker's row: what it claims from, the Conveyor version it runs, the kinds it
+        runs (`{"kind", "timeout_s", "cpu_bound"}` each) and the jobs it finished that no
+        heartbeat counted yet. Registering again (the row was pruned) adds `jobs_done`."""
         await self.pool.execute(
-            sql.REGISTER_WORKER, worker_id, host, pid, list(queues), concurrency
+            sql.REGISTER_WORKER,
+            worker_id,
+            host,
+            pid,
+            list(queues),
+            concurrency,
+            version,
+            _encode([dict(k) for k in kinds]),
+            jobs_done,
         )
 
-    async def worker_heartbeat(self, worker_id: str) -> bool:
-        """False when the row is gone (pruned during an outage): register again."""
-        status = await self.pool.execute(sql.WORKER_HEARTBEAT, worker_id)
+    async def worker_heartbeat(self, worker_id: str, jobs_done: int = 0) -> bool:
+        """Keep the row fresh and add the jobs finished since the last heartbeat. False when
+        the row is gone (pruned during an outage): register again (nothing was added)."""
+        status = await self.pool.execute(sql.WORKER_HEARTBEAT, worker_id, jobs_done)
         return bool(status.endswith(" 1"))
 
     async def unregister_worker(self, worker_id: str) -> None:
@@ -1438,7 +1459,25 @@ class Store:
         return [dict(r) for r in await self.pool.fetch(sql.THROUGHPUT, owner, minutes)]
 
     async def live_workers(self) -> list[dict[str, Any]]:
-        return [dict(r) for r in await self.pool.fetch(sql.LIVE_WORKERS)]
+        """Every worker with a row, oldest first: its own figures, its heartbeat's age (by
+        the database's clock) and how many jobs it holds."""
+        return [dict(r) for r in await self.pool.fetch(sql.LIVE_WORKERS, None)]
+
+    async def worker(self, worker_id: str, *, jobs: int = 1000) -> dict[str, Any] | None:
+        """One live worker as `live_workers` gives it, with `jobs`: those it holds now (at
+        most `jobs` of them, oldest start first). None when no such worker has a row."""
+        row = await self.pool.fetchrow(sql.LIVE_WORKERS, worker_id)
+        if row is None:
+            return None
+        held = await self.pool.fetch(sql.WORKER_JOBS, worker_id, jobs)
+        return {**dict(row), "jobs": [dict(r) for r in held]}
+
+    async def kind_catalogue(self) -> dict[str, dict[str, Any]]:
+        """Per kind that a live worker runs or that finished jobs in the last 24 hours: the
+        defaults its newest worker published (`timeout_s`, `cpu_bound`; None when no live
+        worker runs it), how many live workers run it, and its jobs succeeded, dead and
+        cancelled over the last 24 hours (from `job_minute`)."""
+        return {r["kind"]: dict(r) for r in await self.pool.fetch(sql.KIND_CATALOGUE)}
 
     async def events(self, job_id: int) -> list[JobEvent]:
         rows = await self.pool.fetch(sql.JOB_EVENTS, job_id)

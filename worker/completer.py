@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import itertools
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import asyncpg
 
@@ -36,6 +37,22 @@ OUTCOME_EVENTS = {
 }
 
 
+@dataclass
+class JobsDone:
+    """Jobs this worker finished (succeeded, dead or cancelled) that its row does not count
+    yet: the completer adds them, the heartbeat writes them (`worker.jobs_done`) and puts
+    back what it could not write."""
+
+    count: int = 0
+
+    def take(self) -> int:
+        taken, self.count = self.count, 0
+        return taken
+
+    def put_back(self, count: int) -> None:
+        self.count += count
+
+
 class Completer:
     def __init__(
         self,
@@ -46,11 +63,13 @@ class Completer:
         finished: asyncio.Event,
         room: asyncio.Event,
         drained: asyncio.Event,
+        done: JobsDone | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
         self.held = held
         self.tally = tally
+        self.done = done if done is not None else JobsDone()
         self._finished = finished  # set by the executor when it adds to the outbox
         self._room = room  # set here when the outbox has room again
         self._drained = drained  # set by the shutdown once nothing more can be put
@@ -100,6 +119,8 @@ class Completer:
                 self.tally.record(
                     f.job.queue, f.job.kind, outcome_label(state, f.change.event), f.ran_s
                 )
+                if state.is_terminal:
+                    self.done.count += 1
                 if per_job_lines:
                     log.info(
                         OUTCOME_EVENTS[state],

@@ -1,6 +1,7 @@
 """The heartbeat: every lease/3 seconds, one statement extends every lease this worker holds
 (buffered, running and finished-but-unwritten jobs alike) and says which were lost and which
-have a cancel request; it also keeps the worker's own row fresh and flushes its tally.
+have a cancel request; it also keeps the worker's own row fresh, adds the jobs finished since
+the last one to it (`worker.jobs_done`), and flushes its tally.
 
 A lost job is stopped and its outcome dropped (another worker may be running it). A
 cancelled one is stopped and ends `cancelled`. A buffered job that is either never starts, and
@@ -11,8 +12,6 @@ used) so that an idle worker can run it.
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
 import time
 from collections.abc import Awaitable, Callable
 
@@ -20,6 +19,7 @@ from jobs.db import TRANSIENT_ERRORS
 from jobs.logging import get_logger
 from jobs.store import Store
 from jobs.transitions import Cancelled, Release
+from worker.completer import JobsDone
 from worker.executor import Executor
 from worker.held import Held
 from worker.settings import WorkerSettings
@@ -36,6 +36,8 @@ class Heartbeat:
         held: Held,
         executor: Executor,
         flush_stats: Callable[[], Awaitable[None]],
+        register: Callable[[int], Awaitable[None]],
+        done: JobsDone,
     ) -> None:
         self.store = store
         self.worker_id = worker_id
@@ -43,19 +45,22 @@ class Heartbeat:
         self.held = held
         self.executor = executor
         self._flush_stats = flush_stats
+        self._register = register
+        """Writes the worker's row again with the jobs done it is given (it was pruned)."""
+        self.done = done
 
     async def run(self) -> None:
         s = self.settings
         while True:
             await asyncio.sleep(s.heartbeat_s)
             leases = self.held.leases()
+            done = self.done.take()
             try:
                 status = await self.store.extend_leases(self.worker_id, leases, s.lease_s)
-                if not await self.store.worker_heartbeat(self.worker_id):
-                    await self.store.register_worker(
-                        self.worker_id, socket.gethostname(), os.getpid(), s.queues, s.concurrency
-                    )
+                if not await self.store.worker_heartbeat(self.worker_id, done):
+                    await self._register(done)
             except TRANSIENT_ERRORS as exc:
+                self.done.put_back(done)  # counted with the next heartbeat that is written
                 log.warning("worker.db_unavailable", service="heartbeat", error=repr(exc))
                 continue
             await self._flush_stats()

@@ -10,11 +10,15 @@ pandas and TA-Lib (about 0.4 s and 80 MiB), and starts claiming at once.
 
 from __future__ import annotations
 
+import ast
 import importlib
+import importlib.util
 import inspect
+import sys
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
@@ -47,6 +51,49 @@ _is_async = cache(inspect.iscoroutinefunction)
 def resolve(ref: Any) -> Any:
     """The callable a reference names (imported once), or the callable itself."""
     return _imported(ref) if isinstance(ref, str) else ref
+
+
+@cache
+def _defined_async(ref: str) -> bool | None:
+    """Whether "module:function" is an `async def` at its module's top level, read from the
+    module's source without importing it; None when the source cannot say (the module is
+    imported already or has no .py source, the name is decorated or bound otherwise)."""
+    module, _, name = ref.partition(":")
+    if module in sys.modules:
+        return None  # imported already: asking the function itself costs nothing
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or spec.origin is None or not spec.origin.endswith(".py"):
+        return None
+    try:
+        tree = ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, ValueError):
+        return None
+    found: bool | None = None
+    for node in tree.body:  # the last binding of the name is the one the module keeps
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            if node.name == name:
+                plain = isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+                is_async = isinstance(node, ast.AsyncFunctionDef)
+                found = is_async if plain and not node.decorator_list else None
+        elif name in _bound(node):
+            found = None  # bound some other way (an import, an assignment, under an `if`)
+    return found
+
+
+def _bound(statement: ast.stmt) -> set[str]:
+    """Every name a module-level statement (not a `def` or `class`) may bind."""
+    names: set[str] = set()
+    for node in ast.walk(statement):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            names.update((a.asname or a.name).split(".")[0] for a in node.names)
+    return names
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +145,25 @@ class Kind:
         handler's module when it is a reference."""
         return not _is_async(self.handler)
 
+    @property
+    def declared_cpu_bound(self) -> bool:
+        """`cpu_bound`, read from the handler's source while its module is not imported
+        yet, so saying what a worker runs imports nothing (pandas for the research kinds);
+        asked of the handler itself otherwise."""
+        if isinstance(self.handler_ref, str):
+            is_async = _defined_async(self.handler_ref)
+            if is_async is not None:
+                return not is_async
+        return self.cpu_bound
+
+    def published(self) -> dict[str, Any]:
+        """What the worker's row says of the kind (`worker.kinds`)."""
+        return {
+            "kind": self.name,
+            "timeout_s": self.timeout_s,
+            "cpu_bound": self.declared_cpu_bound,
+        }
+
 
 class Registry:
     def __init__(self) -> None:
@@ -138,6 +204,10 @@ class Registry:
 
     def __len__(self) -> int:
         return len(self._kinds)
+
+    def published(self) -> list[dict[str, Any]]:
+        """Every kind as the worker's row lists it, by name."""
+        return [kind.published() for kind in self]
 
 
 def registry_for(app: str | None = None) -> Registry:

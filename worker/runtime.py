@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.metadata
 import os
 import signal
 import socket
@@ -33,7 +34,7 @@ from jobs.logging import get_logger
 from jobs.metrics import Tally
 from jobs.settings import DatabaseSettings
 from jobs.store import Store
-from worker.completer import Completer
+from worker.completer import Completer, JobsDone
 from worker.executor import Executor
 from worker.fetcher import Fetcher
 from worker.heartbeat import Heartbeat
@@ -60,6 +61,7 @@ class Worker:
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.held = Held()
         self._tally = Tally()
+        self._done = JobsDone()
         self._stopping = asyncio.Event()
         self._drained = asyncio.Event()
         """Set once nothing can reach the outbox any more: the completer may then finish."""
@@ -83,6 +85,7 @@ class Worker:
             self.executor.finished,
             self.executor.outbox_room,
             self._drained,
+            self._done,
         )
         self.completer.on_written = self.fetcher.room
         self._signals = 0
@@ -104,12 +107,7 @@ class Worker:
 
     async def run(self) -> None:
         s = self.settings
-        await self._retrying(
-            "register",
-            lambda: self.store.register_worker(
-                self.id, socket.gethostname(), os.getpid(), s.queues, s.concurrency
-            ),
-        )
+        await self._retrying("register", self._register)
         log.info(
             "worker.started",
             worker_id=self.id,
@@ -123,7 +121,14 @@ class Worker:
         services: dict[str, Coroutine[Any, Any, None]] = {
             "listener": Listener(self.dsn, s.queues, self.fetcher.notified, self._stopping).run(),
             "heartbeat": Heartbeat(
-                self.store, self.id, s, self.held, self.executor, self._flush_stats
+                self.store,
+                self.id,
+                s,
+                self.held,
+                self.executor,
+                self._flush_stats,
+                self._register,
+                self._done,
             ).run(),
             "reaper": Reaper(self.store, s, self._tally).run(),
             "rotator": ReadyRotator(self.store).run(),
@@ -176,6 +181,21 @@ class Worker:
 
         await Scheduler(self.store).run()
 
+    async def _register(self, jobs_done: int = 0) -> None:
+        """The worker's row: where it runs, what it claims from, its version and its kinds
+        (read from their handlers' source: registering imports no kind's module)."""
+        s = self.settings
+        await self.store.register_worker(
+            self.id,
+            socket.gethostname(),
+            os.getpid(),
+            s.queues,
+            s.concurrency,
+            version=installed_version(),
+            kinds=self.registry.published(),
+            jobs_done=jobs_done,
+        )
+
     async def _flush_stats(self) -> None:
         counts = self._tally.take()
         try:
@@ -194,6 +214,14 @@ class Worker:
                 log.warning("worker.db_unavailable", service=what, error=repr(exc))
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
+
+
+def installed_version() -> str:
+    """The installed Conveyor's version ("" when it runs from a tree that is not installed)."""
+    try:
+        return importlib.metadata.version("conveyor")
+    except importlib.metadata.PackageNotFoundError:
+        return ""
 
 
 def run_worker(database_url: str, registry: Registry, settings: WorkerSettings) -> None:

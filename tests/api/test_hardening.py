@@ -216,3 +216,29 @@ async def test_hostile_ids_in_every_id_path_answer_in_the_error_shape(api, templ
             r = await api.client.get(path, headers=headers)
             assert r.status_code in (401, 404, 405, 422), (path[:60], r.status_code, r.text[:200])
             assert r.json()["error"]["code"]
+
+
+def string_id_paths() -> list[str]:
+    """Every path of the schema with a string id in it (a worker's)."""
+    schema = create_app("postgresql://unused/db").openapi()
+    return [
+        path
+        for path, ops in schema["paths"].items()
+        for op in ops.values()
+        for p in op.get("parameters", [])
+        if p["in"] == "path" and p["name"].endswith("_id") and p["schema"].get("type") == "string"
+    ]
+
+
+def test_the_string_id_paths_are_found():
+    assert "/v1/workers/{worker_id}" in string_id_paths()
+
+
+@pytest.mark.parametrize("template", sorted(set(string_id_paths())))
+async def test_hostile_string_ids_answer_in_the_error_shape(api, template):
+    for bad in ("x" * 5000, "a b", "%00", "a%2Fb", "ü", "..", "a;b", "'; DROP TABLE worker; --"):
+        path = template.split("{")[0] + bad + template.split("}", 1)[1]
+        for headers in ({}, api.auth("alice"), api.auth("root")):
+            r = await api.client.get(path, headers=headers)
+            assert r.status_code in (401, 403, 404, 422), (path[:60], r.status_code, r.text[:200])
+            assert r.json()["error"]["code"]

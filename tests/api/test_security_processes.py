@@ -198,6 +198,7 @@ ADMIN_ONLY = {
     ("POST", "/v1/jobs/retry"),
     ("POST", "/v1/jobs/retry/count"),
     ("GET", "/v1/workers"),
+    ("GET", "/v1/workers/{worker_id}"),
     ("PATCH", "/v1/queues/{name}"),
     ("GET", "/v1/quotas"),
     ("PUT", "/v1/quotas/{owner}"),
@@ -286,6 +287,7 @@ async def test_every_operation_keeps_each_principal_to_its_own(procs, conn, stor
             "name": schedule,
             "owner": "key:alice",
             "kind": "demo.sleep",
+            "worker_id": "host:1:abc",
         }
         wrong: list[str] = []
 

@@ -49,3 +49,11 @@ def test_a_tally_counts_and_times_and_takes_back_a_failed_flush():
     again = tally.take()[("q", "k", "succeeded")]
     assert (again.finished, sum(again.buckets)) == (3, 3)
     assert again.buckets[bucket_of(0.2)] == 2
+
+
+def test_a_success_rate_leaves_cancelled_jobs_out_and_is_none_without_any():
+    from jobs.metrics import success_rate
+
+    assert success_rate(0, 0) is None
+    assert success_rate(3, 1) == 0.75
+    assert success_rate(0, 2) == 0.0

@@ -38,3 +38,20 @@ def test_the_cap_counts_what_is_added():
     problem = over_cap(DEFAULT, 90, 20)
     assert problem is not None and "(this adds 20)" in problem.message
     assert over_cap(Quota("*", 0, 0, None, None, False), 10**9, 10**6) is None
+
+
+def test_which_kinds_a_caller_may_submit_by_kind_alone():
+    from api.quotas import kind_refusal
+
+    assert kind_refusal(None, "demo.sleep") is None  # an admin
+    assert kind_refusal(None, "leaderboard.refresh") is None
+    assert kind_refusal(DEFAULT, "demo.sleep") == (
+        "the demo kinds are for admins here (users may not submit demo.sleep)"
+    )
+    assert kind_refusal(DEFAULT, "strategy.optimize") is None  # `publish` is the payload's
+    shared = kind_refusal(DEFAULT, "leaderboard.refresh")
+    assert shared is not None and shared.startswith("only an admin may submit leaderboard.refresh")
+    demo = Quota("key:alice", 0, 0, None, None, True)
+    assert kind_refusal(demo, "demo.sleep") is None
+    closed = Quota("key:bob", 0, 0, (), None, True)
+    assert kind_refusal(closed, "demo.sleep") == "no queue is open to key:bob: ask an operator"

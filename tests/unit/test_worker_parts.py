@@ -193,3 +193,57 @@ def test_a_notify_heard_while_no_claim_was_wanted_is_acted_on_when_room_frees():
     fetcher._changed.clear()  # the fetcher looked, wanted nothing, and went back to waiting
     fetcher.room()
     assert fetcher._changed.is_set()  # the freed slot now claims the announced job
+
+
+def test_a_worker_says_which_kinds_are_cpu_bound_without_importing_them():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from worker.registry import default_registry; r = default_registry(); "
+        "p = r.published(); "
+        "assert 'pandas' not in sys.modules and 'kinds.research' not in sys.modules, 'eager'; "
+        "assert [k['cpu_bound'] for k in p] == [k.cpu_bound for k in r], 'wrong'; "
+        "assert [k['kind'] for k in p] == [k.name for k in r]; print('ok')"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.stdout.strip() == "ok", done.stderr
+
+
+def test_a_kind_the_source_cannot_settle_is_asked_of_its_handler(tmp_path, monkeypatch):
+    import sys
+
+    (tmp_path / "odd_kinds.py").write_text(
+        "import functools\n"
+        "async def plain_async(ctx, payload): ...\n"
+        "def plain(ctx, payload): ...\n"
+        "@functools.wraps(plain)\n"
+        "def wrapped(ctx, payload): ...\n"
+        "async def rebound(ctx, payload): ...\n"
+        "rebound = plain\n"
+        "if True:\n"
+        "    async def conditional(ctx, payload): ...\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    registry = Registry()
+    for name in ("plain_async", "plain", "wrapped", "rebound", "conditional"):
+        registry.register(name, f"odd_kinds:{name}", DemoSleep, timeout_s=2.5)
+    published = {k["kind"]: k for k in registry.published()}
+    assert published["plain_async"] == {"kind": "plain_async", "timeout_s": 2.5, "cpu_bound": False}
+    assert published["plain"]["cpu_bound"] is True
+    assert published["rebound"]["cpu_bound"] is True  # `rebound = plain` wins
+    assert published["conditional"]["cpu_bound"] is False
+    assert "odd_kinds" in sys.modules  # the decorated and rebound ones needed an import
+    assert published["wrapped"]["cpu_bound"] is True
+    sys.modules.pop("odd_kinds")
+
+
+def test_jobs_done_are_taken_once_and_put_back_when_unwritten():
+    from worker.completer import JobsDone
+
+    done = JobsDone()
+    done.count += 3
+    assert done.take() == 3 and done.take() == 0
+    done.put_back(3)
+    done.count += 1
+    assert done.take() == 4

@@ -12,6 +12,9 @@ import * as schedules from "./schedules.js";
 import * as queues from "./queues.js";
 import * as results from "./results.js";
 import * as strategy from "./strategy.js";
+import * as workers from "./workers.js";
+import * as worker from "./worker.js";
+import * as kinds from "./kinds.js";
 
 const view = document.getElementById("view");
 const ctx = { me: null };
@@ -27,6 +30,9 @@ const ROUTES = [
   [/^#\/schedules$/, schedules, "Schedules"],
   [/^#\/results$/, results, "Results"],
   [/^#\/strategies\/(\d+)$/, strategy, "Strategy"],
+  [/^#\/workers$/, workers, "Workers"],
+  [/^#\/workers\/([^/?#]+)$/, worker, "Worker"],
+  [/^#\/kinds$/, kinds, "Kinds"],
 ];
 
 function signIn(reason) {
@@ -89,12 +95,15 @@ async function route() {
   document.getElementById("who").hidden = false;
   document.getElementById("who-name").textContent =
     `${ctx.me.owner} (${ctx.me.is_admin ? "admin" : "user"})`;
+  // Sections only an admin can use (`data-admin` in the nav); the routes still decide.
+  for (const a of document.querySelectorAll("#nav [data-admin]")) a.hidden = !ctx.me.is_admin;
   const hash = location.hash || "#/";
   const found = ROUTES.find(([re]) => re.test(hash));
   for (const a of document.querySelectorAll("#nav a")) {
     const here = a.getAttribute("href") === hash.split("?")[0] ||
       (hash.startsWith("#/jobs") && a.getAttribute("href") === "#/jobs") ||
-      (hash.startsWith("#/strategies/") && a.getAttribute("href") === "#/results");
+      (hash.startsWith("#/strategies/") && a.getAttribute("href") === "#/results") ||
+      (hash.startsWith("#/workers/") && a.getAttribute("href") === "#/workers");
     if (here) a.setAttribute("aria-current", "page"); else a.removeAttribute("aria-current");
   }
   if (!found) {

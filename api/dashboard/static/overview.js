@@ -5,6 +5,7 @@
 import { get } from "./api.js";
 import { throughputChart } from "./chart.js";
 import { ago, clear, duration, errorText, h, message, table } from "./ui.js";
+import { workerHref } from "./workers.js";
 
 const REFRESH_MS = 5000;
 
@@ -38,7 +39,7 @@ export async function render(root, { me, signal }) {
       w.status === "rejected" ? message("error", errorText(w.reason)) :
         table("Workers", ["Worker", "Host / pid", "Queues", "Running / slots", "Last heartbeat", "Started"],
           w.value.map((r) => h("tr", {},
-            h("th", { scope: "row", class: "mono" }, r.id), h("td", {}, `${r.host} / ${r.pid}`),
+            h("th", { scope: "row", class: "mono" }, h("a", { href: workerHref(r.id) }, r.id)), h("td", {}, `${r.host} / ${r.pid}`),
             h("td", {}, r.queues.join(", ")), h("td", { class: "num" }, `${r.running} / ${r.concurrency}`),
             h("td", {}, ago(r.heartbeat_at)), h("td", {}, ago(r.started_at)))),
           { empty: "No worker is running, so nothing is being processed. Start one with `conveyor worker` (or `make run`)." }));
