@@ -206,6 +206,9 @@ ADMIN_ONLY = {
     ("PUT", "/v1/shares/{owner}"),
     ("DELETE", "/v1/shares/{owner}"),
     ("PATCH", "/v1/kinds/{kind}"),
+    ("GET", "/v1/keys"),
+    ("POST", "/v1/keys"),
+    ("DELETE", "/v1/keys/{name}"),
 }
 BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/v1/jobs"): {"kind": "demo.noop"},
@@ -222,6 +225,7 @@ BODIES: dict[tuple[str, str], Any] = {
     },
     ("PUT", "/v1/shares/{owner}"): {"weight": 2},
     ("PATCH", "/v1/kinds/{kind}"): {"owner_concurrency": 2},
+    ("POST", "/v1/keys"): {"name": "probe", "role": "user"},
 }
 ALICE = "key:alice"
 
