@@ -90,7 +90,7 @@ class KeyNameTaken(ValueError):
         )
         super().__init__(
             f"{held}: pick another name (a name is never given to a second key, even a "
-            f"revoked one's, so `key:{name}` on jobs always means one key)"
+            f"revoked one's, so key:{name} on jobs always means one key)"
         )
 
 

@@ -11,6 +11,7 @@ import * as schedules from "./schedules.js";
 import * as queues from "./queues.js";
 import * as results from "./results.js";
 import * as strategy from "./strategy.js";
+import * as keys from "./keys.js";
 
 const view = document.getElementById("view");
 const ctx = { me: null };
@@ -25,6 +26,7 @@ const ROUTES = [
   [/^#\/schedules$/, schedules, "Schedules"],
   [/^#\/results$/, results, "Results"],
   [/^#\/strategies\/(\d+)$/, strategy, "Strategy"],
+  [/^#\/keys$/, keys, "API keys"],
 ];
 
 function signIn(reason) {
@@ -89,6 +91,9 @@ async function route() {
     `${ctx.me.owner} (${ctx.me.is_admin ? "admin" : "user"})`;
   const hash = location.hash || "#/";
   const found = ROUTES.find(([re]) => re.test(hash));
+  // Links to admin-only pages (`data-admin`) are not shown to a user; the pages say so too,
+  // and the API answers 403 anyway.
+  for (const a of document.querySelectorAll("#nav a[data-admin]")) a.hidden = !ctx.me.is_admin;
   for (const a of document.querySelectorAll("#nav a")) {
     const here = a.getAttribute("href") === hash.split("?")[0] ||
       (hash.startsWith("#/jobs/") && a.getAttribute("href") === "#/active") ||
