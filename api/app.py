@@ -11,10 +11,10 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 
-from api import dashboard, docs, errors, jobs, ops, research, schedules
+from api import dashboard, docs, errors, jobs, keys_api, ops, research, schedules
 from api.auth import Authenticator
 from api.headers import StandardHeaders
-from api.keys import stream_secret
+from api.keys import KEYS_CHANNEL, stream_secret
 from api.quotas import QuotaBook
 from api.routing import GuardedRoute
 from api.schemas import (
@@ -60,6 +60,7 @@ def create_app(
         )
         app.state.auth = Authenticator(app.state.store.pool, tokens, settings.key_cache_s)
         app.state.watch = JobWatch(database_url)
+        app.state.watch.also(KEYS_CHANNEL, app.state.auth.forget)  # a revoked key, at once
         await app.state.watch.start()
         app.state.waker = Waker(database_url)
         await app.state.waker.start()
@@ -86,6 +87,7 @@ def create_app(
     app.include_router(research.router)
     app.include_router(jobs.router)
     app.include_router(ops.router)
+    app.include_router(keys_api.router)
     app.include_router(dashboard.router)
     app.include_router(docs.router)
 

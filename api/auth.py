@@ -22,7 +22,10 @@ class Authenticator:
     """Turns a bearer credential into a Principal.
 
     Known keys are remembered for `key_cache_s` seconds, so a busy client costs one lookup
-    per interval rather than one per request; a revoked key stops working within that time.
+    per interval rather than one per request. A key revoked with `api.keys.revoke_key` (the
+    API's DELETE, the CLI) is forgotten at once: its statement notifies `KEYS_CHANNEL`, which
+    `JobWatch` hears and passes to `forget`. A key revoked otherwise (an UPDATE by hand), or
+    while the listener is disconnected, stops working within `key_cache_s`.
     """
 
     def __init__(
@@ -52,6 +55,16 @@ class Authenticator:
             self._known.clear()
         self._known[digest] = (who, now + self.key_cache_s)
         return who
+
+    def forget(self, name: str) -> None:
+        """Drop the key named `name` from the cache ("*": every key), so its next request
+        looks it up again."""
+        if name == "*":
+            self._known.clear()
+            return
+        for digest, (who, _) in list(self._known.items()):
+            if who.name == name:
+                del self._known[digest]
 
     async def still_holds(self, who: Principal) -> str | None:
         """For a stream opened with a stream token (no credential to check again): why the

@@ -19,6 +19,9 @@ from pydantic import (
 )
 from pydantic.json_schema import WithJsonSchema, models_json_schema
 
+from api.keys import NAME_MAX as KEY_NAME_MAX
+from api.keys import NAME_PATTERN as KEY_NAME
+from api.keys import name_problem
 from compute.specs import JsonInput
 from jobs.model import BrowseState, Job, JobState
 from jobs.store import RetryFilter
@@ -737,3 +740,52 @@ class ScheduleOut(BaseModel):
     last_fire_at: datetime | None = Field(description="read-only: the latest fire")
     created_at: datetime
     updated_at: datetime
+
+
+def _key_name(value: str) -> str:
+    problem = name_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
+
+
+KeyName = Annotated[
+    str,
+    AfterValidator(_key_name),
+    WithJsonSchema(
+        {"type": "string", "minLength": 1, "maxLength": KEY_NAME_MAX, "pattern": KEY_NAME}
+    ),
+]
+"""A new key's name, checked as `conveyor keys create` checks it (`api.keys.name_problem`)."""
+
+
+class KeyIn(JsonInput):
+    """A new API key."""
+
+    name: KeyName = Field(
+        description="the key's principal: what it submits is owned by `key:NAME`; a name is "
+        "never given to a second key, even a revoked one's"
+    )
+    role: Literal["user", "admin"] = Field(
+        default="user", description="admin sees and manages everything; user, its own jobs"
+    )
+
+
+class KeyOut(BaseModel):
+    name: str
+    role: str
+    created_at: datetime
+    revoked_at: datetime | None = Field(description="null while the key is live")
+
+
+class KeyCreatedOut(KeyOut):
+    key: str = Field(
+        description="the key itself: in this answer only, never again (only its SHA-256 is "
+        "stored); send it as `Authorization: Bearer <key>`"
+    )
+
+
+class KeyRevokedOut(KeyOut):
+    revoked_own_key: bool = Field(
+        description="true when the request was made with this key, which answers 401 from now on"
+    )

@@ -34,8 +34,8 @@ class ApiSettings(BaseSettings):
     key_cache_s: float = Field(
         default=5.0,
         ge=0,
-        description="a known API key is trusted this long without a lookup; a revoked key "
-        "stops working within this time (s)",
+        description="a known API key is trusted this long without a lookup; revoking it "
+        "clears it at once, so this bounds only a key revoked by editing api_key (s)",
     )
     stream_retry_ms: int = Field(
         default=2000, ge=0, description="how long a browser waits before reconnecting (ms)"

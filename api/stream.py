@@ -23,7 +23,7 @@ import asyncio
 import hashlib
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager, suppress
 from typing import Any
 
@@ -141,7 +141,13 @@ class JobWatch:
         self._followers: dict[int, set[asyncio.Event]] = {}
         self._everything: set[asyncio.Event] = set()
         self._task: asyncio.Task[None] | None = None
+        self._channels: dict[str, Callable[[str], None]] = {}
         self.listening = asyncio.Event()
+
+    def also(self, channel: str, hear: Callable[[str], None]) -> None:
+        """Pass another channel's payloads to `hear` through the same connection (before
+        `start`), and "*" on each (re)connection: what was sent while nobody listened."""
+        self._channels[channel] = hear
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="job-watch")
@@ -205,6 +211,9 @@ class JobWatch:
                 lost = asyncio.Event()
                 conn.add_termination_listener(lambda _c, lost=lost: lost.set())
                 await conn.add_listener(CHANGES_CHANNEL, self._notified)
+                for channel, hear in self._channels.items():
+                    await conn.add_listener(channel, _passing(hear))
+                    hear("*")
                 self.listening.set()
                 self._wake_all()  # whatever changed while nobody listened
                 log.info("stream.listener_connected")
@@ -222,6 +231,13 @@ class JobWatch:
                     conn.terminate()
             await asyncio.sleep(delay)
             delay = min(delay * 2, 10.0)
+
+
+def _passing(hear: Callable[[str], None]) -> Callable[[object, int, str, str], None]:
+    def notified(_conn: object, _pid: int, _channel: str, payload: str) -> None:
+        hear(payload)
+
+    return notified
 
 
 def event_stream(body: AsyncIterator[bytes]) -> StreamingResponse:

@@ -268,6 +268,9 @@ app.add_typer(remote.dead, name="dead")
 
 keys = typer.Typer(help="API keys: create (shown once), list, revoke.", no_args_is_help=True)
 app.add_typer(keys, name="keys")
+CLI_ACTOR = "cli"
+"""The actor of the audit events `conveyor keys` writes (it connects to the database, not
+as a key)."""
 
 
 def _with_pool(work: Any) -> Any:
@@ -292,11 +295,12 @@ def keys_create(
     name: Annotated[str, typer.Option(help="The principal: jobs submitted with it are its.")],
     role: Annotated[str, typer.Option(help="admin (sees every job) or user.")] = "user",
 ) -> None:
-    """Create a key; the key itself is printed on the last line, once, and never stored."""
+    """Create a key; the key itself is printed on the last line, once, and never stored.
+    A name is letters, digits and _ . : - (up to 128), and never given to a second key."""
     from api.keys import create_key
 
     try:
-        key = _with_pool(lambda conn: create_key(conn, name, role))
+        key = _with_pool(lambda conn: create_key(conn, name, role, by=CLI_ACTOR))
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     print(f"created {role} key {name!r}; it is shown only now:")
@@ -318,7 +322,7 @@ def keys_revoke(name: Annotated[str, typer.Argument(help="The key's name.")]) ->
     """Revoke a key at once: its next request answers 401."""
     from api.keys import revoke_key
 
-    if not _with_pool(lambda conn: revoke_key(conn, name)):
+    if not _with_pool(lambda conn: revoke_key(conn, name, by=CLI_ACTOR)):
         raise typer.BadParameter(f"no active key named {name!r}")
     print(f"revoked {name!r}")
 

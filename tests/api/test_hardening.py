@@ -39,6 +39,7 @@ ADMIN_ONLY = {
     "/v1/quotas/key:x",
     "/v1/shares/key:x",
     "/v1/kinds/x",
+    "/v1/keys",
 }
 METHODS = {
     "/v1/schedules/x": "PATCH",

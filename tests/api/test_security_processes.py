@@ -208,6 +208,9 @@ ADMIN_ONLY = {
     ("DELETE", "/v1/shares/{owner}"),
     ("PATCH", "/v1/kinds/{kind}"),
     ("GET", "/v1/audit"),
+    ("GET", "/v1/keys"),
+    ("POST", "/v1/keys"),
+    ("DELETE", "/v1/keys/{name}"),
 }
 BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/v1/jobs"): {"kind": "demo.noop"},
@@ -225,6 +228,7 @@ BODIES: dict[tuple[str, str], Any] = {
     ("PUT", "/v1/shares/{owner}"): {"weight": 2},
     ("PATCH", "/v1/kinds/{kind}"): {"owner_concurrency": 2},
     ("POST", "/v1/jobs/bulk"): {"action": "cancel", "ids": [1]},
+    ("POST", "/v1/keys"): {"name": "probe", "role": "user"},
 }
 ALICE = "key:alice"
 

@@ -15,6 +15,7 @@ import * as strategy from "./strategy.js";
 import * as workers from "./workers.js";
 import * as worker from "./worker.js";
 import * as kinds from "./kinds.js";
+import * as keys from "./keys.js";
 
 const view = document.getElementById("view");
 const ctx = { me: null };
@@ -33,6 +34,7 @@ const ROUTES = [
   [/^#\/workers$/, workers, "Workers"],
   [/^#\/workers\/([^/?#]+)$/, worker, "Worker"],
   [/^#\/kinds$/, kinds, "Kinds"],
+  [/^#\/keys$/, keys, "API keys"],
 ];
 
 function signIn(reason) {
@@ -95,7 +97,8 @@ async function route() {
   document.getElementById("who").hidden = false;
   document.getElementById("who-name").textContent =
     `${ctx.me.owner} (${ctx.me.is_admin ? "admin" : "user"})`;
-  // Sections only an admin can use (`data-admin` in the nav); the routes still decide.
+  // Sections only an admin can use (`data-admin` in the nav) are not shown to a user; the
+  // pages say so too, and the API answers 403 anyway.
   for (const a of document.querySelectorAll("#nav [data-admin]")) a.hidden = !ctx.me.is_admin;
   const hash = location.hash || "#/";
   const found = ROUTES.find(([re]) => re.test(hash));
