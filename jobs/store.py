@@ -23,7 +23,14 @@ from jobs import sql
 from jobs.db import TRANSIENT_ERRORS, create_pool
 from jobs.errors import InvalidTransition, JobNotFound, ParentFailed
 from jobs.logging import get_logger
-from jobs.metrics import DURATION_BUCKETS_S, Counts, Key, outcome_label
+from jobs.metrics import (
+    DURATION_BUCKETS_S,
+    Counts,
+    Key,
+    MinuteCounts,
+    MinuteKey,
+    outcome_label,
+)
 from jobs.model import (
     DEFAULT_MAX_ATTEMPTS,
     KEEP,
@@ -100,6 +107,16 @@ class Reaped:
     kind: str
     outcome: str
     """`jobs.metrics.outcome_label` of what was applied."""
+
+
+@dataclass(frozen=True, slots=True)
+class DepthSample:
+    """What `sample_depth` did: whether this call wrote the minute's counts (False: another
+    had), for how many queues, and how long until the database's next minute."""
+
+    sampled: bool
+    queues: int
+    next_minute_in_s: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -1122,6 +1139,71 @@ class Store:
             )
             for r in rows
         }
+
+    # -- job_minute and queue_depth ----------------------------------------------------------
+
+    async def add_minutes(self, minutes: Mapping[MinuteKey, MinuteCounts]) -> None:
+        """Add a worker's per-minute tally (`jobs.metrics.Tally.take_minutes`) to
+        `job_minute`: one statement for every row."""
+        if not minutes:
+            return
+        keys = list(minutes)
+        rows = [minutes[k] for k in keys]
+        await self.pool.execute(
+            sql.ADD_MINUTES,
+            [k[0] for k in keys],
+            [k[1] for k in keys],
+            [k[2] for k in keys],
+            [k[3] for k in keys],
+            [m.finished for m in rows],
+            [m.wait_sum_s for m in rows],
+            [n for m in rows for n in m.wait_buckets],
+            [m.run_sum_s for m in rows],
+            [n for m in rows for n in m.run_buckets],
+            len(DURATION_BUCKETS_S) + 1,
+        )
+
+    async def sample_depth(self, *, now: datetime | None = None) -> DepthSample:
+        """Write each queue's queued and running counts for the current minute, unless
+        another call (any worker's) did already. Cheap when it did: one insert that finds
+        the minute's marker row, no count."""
+        row = await self.pool.fetchrow(sql.SAMPLE_DEPTH, now)
+        assert row is not None
+        return DepthSample(row["sampled"], row["queues"], row["next_minute_in_s"])
+
+    async def prune_aggregates(
+        self, *, older_than_days: float = 8, limit: int = 10_000, now: datetime | None = None
+    ) -> int:
+        """Delete `job_minute` and `queue_depth` rows older than `older_than_days`, at most
+        `limit` of each per call; how many went."""
+        done = 0
+        for statement in (sql.PRUNE_JOB_MINUTE, sql.PRUNE_QUEUE_DEPTH):
+            status = await self.pool.execute(statement, older_than_days, limit, now)
+            done += int(status.rsplit(" ", 1)[-1])
+        return done
+
+    async def kind_totals(self, since: datetime) -> list[dict[str, Any]]:
+        """Per (kind, outcome) since the minute `since`: finished, and the wait and run
+        histograms summed (per-bucket counts). Reads `job_minute` only."""
+        return [dict(r) for r in await self.pool.fetch(sql.KIND_TOTALS, since)]
+
+    async def kind_series(
+        self, kind: str, since: datetime, bucket_minutes: int
+    ) -> list[dict[str, Any]]:
+        """One kind's figures per (bucket, outcome) since `since`, in buckets of
+        `bucket_minutes` (starts as `jobs.metrics.bucket_start`)."""
+        return [
+            dict(r) for r in await self.pool.fetch(sql.KIND_SERIES, kind, since, bucket_minutes)
+        ]
+
+    async def depth_series(self, since: datetime, bucket_minutes: int) -> list[dict[str, Any]]:
+        """Per (bucket, queue) since `since`: the most queued and running of its samples;
+        the marker rows (queue `sql.DEPTH_MARKER`) say which buckets were sampled."""
+        return [dict(r) for r in await self.pool.fetch(sql.DEPTH_SERIES, since, bucket_minutes)]
+
+    async def now(self) -> datetime:
+        """The database's clock, the one every worker's claim and every window here uses."""
+        return await self._now()
 
     # -- reads -----------------------------------------------------------------------------
 

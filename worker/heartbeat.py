@@ -1,6 +1,7 @@
 """The heartbeat: every lease/3 seconds, one statement extends every lease this worker holds
 (buffered, running and finished-but-unwritten jobs alike) and says which were lost and which
-have a cancel request; it also keeps the worker's own row fresh and flushes its tally.
+have a cancel request; it also keeps the worker's own row fresh, flushes its tally and, once
+a minute, has queue depth sampled (`worker.sampler`).
 
 A lost job is stopped and its outcome dropped (another worker may be running it). A
 cancelled one is stopped and ends `cancelled`. A buffered job that is either never starts, and
@@ -36,6 +37,7 @@ class Heartbeat:
         held: Held,
         executor: Executor,
         flush_stats: Callable[[], Awaitable[None]],
+        each_minute: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.store = store
         self.worker_id = worker_id
@@ -43,6 +45,8 @@ class Heartbeat:
         self.held = held
         self.executor = executor
         self._flush_stats = flush_stats
+        self._each_minute = each_minute
+        """Called after every flush; returns at once but once a minute (`DepthSampler`)."""
 
     async def run(self) -> None:
         s = self.settings
@@ -59,6 +63,8 @@ class Heartbeat:
                 log.warning("worker.db_unavailable", service="heartbeat", error=repr(exc))
                 continue
             await self._flush_stats()
+            if self._each_minute is not None:
+                await self._each_minute()
             stale = self.held.stale(time.monotonic() - s.heartbeat_s)
             if stale:
                 # The slots were busier than the claim-ahead guessed: let another worker run
