@@ -206,6 +206,8 @@ ADMIN_ONLY = {
     ("PUT", "/v1/shares/{owner}"),
     ("DELETE", "/v1/shares/{owner}"),
     ("PATCH", "/v1/kinds/{kind}"),
+    ("GET", "/v1/stats/kinds"),
+    ("GET", "/v1/stats/depth"),
 }
 BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/v1/jobs"): {"kind": "demo.noop"},
