@@ -11,6 +11,7 @@ import * as schedules from "./schedules.js";
 import * as queues from "./queues.js";
 import * as results from "./results.js";
 import * as strategy from "./strategy.js";
+import * as charts from "./charts.js";
 
 const view = document.getElementById("view");
 const ctx = { me: null };
@@ -22,6 +23,7 @@ const ROUTES = [
   [/^#\/jobs\/(\d+)$/, job, "Job"],
   [/^#\/dead(\?.*)?$/, dead, "Dead letters"],
   [/^#\/queues$/, queues, "Queues"],
+  [/^#\/charts$/, charts, "Charts"],
   [/^#\/schedules$/, schedules, "Schedules"],
   [/^#\/results$/, results, "Results"],
   [/^#\/strategies\/(\d+)$/, strategy, "Strategy"],
@@ -87,6 +89,7 @@ async function route() {
   document.getElementById("who").hidden = false;
   document.getElementById("who-name").textContent =
     `${ctx.me.owner} (${ctx.me.is_admin ? "admin" : "user"})`;
+  for (const a of document.querySelectorAll("#nav a[data-admin]")) a.hidden = !ctx.me.is_admin;
   const hash = location.hash || "#/";
   const found = ROUTES.find(([re]) => re.test(hash));
   for (const a of document.querySelectorAll("#nav a")) {
