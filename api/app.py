@@ -11,7 +11,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 
-from api import dashboard, docs, errors, jobs, keys_api, ops, research, schedules
+from api import dashboard, docs, errors, jobs, keys_api, ops, research, schedules, stats
 from api.auth import Authenticator
 from api.headers import StandardHeaders
 from api.keys import KEYS_CHANNEL, stream_secret
@@ -88,6 +88,7 @@ def create_app(
     app.include_router(jobs.router)
     app.include_router(ops.router)
     app.include_router(keys_api.router)
+    app.include_router(stats.router)
     app.include_router(dashboard.router)
     app.include_router(docs.router)
 

@@ -212,8 +212,8 @@ async def worker(request: Request, worker_id: WorkerId, who: Admin) -> WorkerDet
 async def list_kinds(request: Request, who: Caller) -> list[KindOut]:
     """Every job kind with the JSON schema of its payload, its limits if it has any, what
     the live workers running it say of it (default timeout, CPU-bound, how many run it), its
-    jobs finished over the last 24 hours with their success rate, and whether the caller
-    may submit it."""
+    jobs finished over the last 24 hours with their success rate (for admins: the figures
+    span every owner), and whether the caller may submit it."""
     store: Store = request.app.state.store
     limits = {c["kind"]: c for c in await store.kind_controls()}
     catalogue = await store.kind_catalogue()
@@ -233,10 +233,16 @@ async def list_kinds(request: Request, who: Caller) -> list[KindOut]:
                 timeout_s=seen.get("timeout_s"),
                 cpu_bound=seen.get("cpu_bound"),
                 workers=seen.get("workers", 0),
-                finished_24h=succeeded + dead + seen.get("cancelled_24h", 0),
-                succeeded_24h=succeeded,
-                dead_24h=dead,
-                success_rate=success_rate(succeeded, dead),
+                **(
+                    {
+                        "finished_24h": succeeded + dead + seen.get("cancelled_24h", 0),
+                        "succeeded_24h": succeeded,
+                        "dead_24h": dead,
+                        "success_rate": success_rate(succeeded, dead),
+                    }
+                    if who.is_admin  # they span every owner's jobs
+                    else {}
+                ),
                 may_submit=refusal is None,
                 submit_refusal=refusal,
             )

@@ -286,17 +286,17 @@ class KindOut(BaseModel):
         default=0,
         description="live workers that run the kind; 0: none does, so its jobs wait",
     )
-    finished_24h: int = Field(
-        default=0,
+    finished_24h: int | None = Field(
+        default=None,
         description="its jobs that succeeded, ended dead or were cancelled in the last 24 "
-        "hours, every owner's",
+        "hours, every owner's; null for a user (the figures span every owner)",
     )
-    succeeded_24h: int = 0
-    dead_24h: int = 0
+    succeeded_24h: int | None = None
+    dead_24h: int | None = None
     success_rate: float | None = Field(
         default=None,
         description="succeeded / (succeeded + dead) over the last 24 hours, cancelled jobs "
-        "left out; null: none of them finished",
+        "left out; null: none of them finished, or the caller is a user",
     )
     may_submit: bool = Field(
         default=True, description="whether the caller may submit jobs of this kind"

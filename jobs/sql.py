@@ -11,6 +11,7 @@ Conventions:
 
 from __future__ import annotations
 
+from jobs.metrics import DURATION_BUCKETS_S
 from jobs.model import CLAIMED_COLUMNS
 
 NOTIFY_CHANNEL = "conveyor_jobs"
@@ -1212,11 +1213,45 @@ ORDER BY started_at, id
 LIMIT $2
 """
 
+
+def _add_histograms(alias: str) -> str:
+    return f"""finished = {alias}.finished + excluded.finished,
+    wait_sum_s = {alias}.wait_sum_s + excluded.wait_sum_s,
+    wait_buckets = ARRAY(
+        SELECT a + b FROM unnest({alias}.wait_buckets, excluded.wait_buckets) AS u(a, b)
+    ),
+    run_sum_s = {alias}.run_sum_s + excluded.run_sum_s,
+    run_buckets = ARRAY(
+        SELECT a + b FROM unnest({alias}.run_buckets, excluded.run_buckets) AS u(a, b)
+    )"""
+
+
+def _summed(column: str) -> str:
+    """Per-bucket sums of a histogram column, as one array (one `sum` per bucket: adding
+    arrays by unnest measured three times slower over a day's rows)."""
+    n = len(DURATION_BUCKETS_S) + 1
+    return "ARRAY[" + ", ".join(f"sum({column}[{i}])" for i in range(1, n + 1)) + "]::bigint[]"
+
+
+def window_rows(since: str) -> str:
+    """The aggregate rows of a window that starts at the minute `since` (an expression), to
+    now: its first, partial hour from job_minute, every hour after it from job_hour. A day
+    reads at most 59 + 25 rows per (queue, kind, outcome), exact to the minute."""
+    hour = f"date_trunc('hour', {since})"
+    edge = f"({hour} + CASE WHEN {hour} < {since} THEN interval '1 hour' ELSE interval '0' END)"
+    columns = "queue, kind, outcome, finished, wait_buckets, run_buckets"
+    return f"""(
+    SELECT {columns} FROM job_minute WHERE minute >= {since} AND minute < {edge}
+    UNION ALL
+    SELECT {columns} FROM job_hour WHERE hour >= {edge}
+)"""
+
+
 # The kinds live workers run, each with the defaults its newest worker published and how
 # many workers run it; and per kind, jobs finished over the last 24 hours from the
-# per-minute aggregates (`job_minute`, at most 1,440 rows per queue, kind and outcome), never
-# from `job`. A success rate leaves cancelled jobs out: a cancel is an operator's decision.
-KIND_CATALOGUE = """
+# aggregates (`window_rows`: at most 84 rows per queue, kind and outcome), never from `job`.
+# A success rate leaves cancelled jobs out: a cancel is an operator's decision.
+KIND_CATALOGUE = f"""
 WITH run AS (
     SELECT DISTINCT ON (k.kind) k.kind, k.timeout_s, k.cpu_bound,
            count(*) OVER (PARTITION BY k.kind) AS workers
@@ -1229,8 +1264,7 @@ WITH run AS (
            sum(finished) FILTER (WHERE outcome = 'succeeded') AS succeeded,
            sum(finished) FILTER (WHERE outcome = 'dead') AS dead,
            sum(finished) FILTER (WHERE outcome = 'cancelled') AS cancelled
-    FROM job_minute
-    WHERE minute > now() - interval '24 hours'
+    FROM {window_rows("date_trunc('minute', now()) - interval '1439 minutes'")} w
     GROUP BY kind
 )
 SELECT kind, r.timeout_s, r.cpu_bound, coalesce(r.workers, 0) AS workers,
@@ -1276,6 +1310,136 @@ SET finished = s.finished + excluded.finished,
 JOB_STATS = """
 SELECT queue, kind, outcome, finished, duration_sum_s, duration_buckets
 FROM job_stats ORDER BY queue, kind, outcome
+"""
+
+# job_minute and job_hour: a worker's per-minute tally added to the minutes' rows and to their
+# hours', as ADD_STATS does (rows in key order, so overlapping flushes cannot deadlock: every
+# flush takes its rows of one table, then the other's, in the same order; histograms added
+# element-wise). `$1` is each row's minute in Unix seconds; `$7` and `$9` are every row's wait
+# and run bucket counts end to end, `$10` buckets per row.
+ADD_MINUTES = f"""
+WITH t AS MATERIALIZED (
+    SELECT to_timestamp(t.minute) AS minute, t.queue, t.kind, t.outcome, t.finished,
+           t.wait_sum_s, ($7::bigint[])[(t.ord - 1) * $10 + 1 : t.ord * $10] AS wait_buckets,
+           t.run_sum_s, ($9::bigint[])[(t.ord - 1) * $10 + 1 : t.ord * $10] AS run_buckets
+    FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::float8[],
+                $8::float8[])
+         WITH ORDINALITY AS t(minute, queue, kind, outcome, finished, wait_sum_s, run_sum_s, ord)
+), minutes AS (
+    INSERT INTO job_minute AS m (minute, queue, kind, outcome, finished,
+                                 wait_sum_s, wait_buckets, run_sum_s, run_buckets)
+    SELECT minute, queue, kind, outcome, finished, wait_sum_s, wait_buckets, run_sum_s,
+           run_buckets
+    FROM t
+    ORDER BY minute, queue, kind, outcome
+    ON CONFLICT (minute, queue, kind, outcome) DO UPDATE
+    SET {_add_histograms("m")}
+)
+INSERT INTO job_hour AS h (hour, queue, kind, outcome, finished,
+                           wait_sum_s, wait_buckets, run_sum_s, run_buckets)
+SELECT date_trunc('hour', minute), queue, kind, outcome, sum(finished), sum(wait_sum_s),
+       {_summed("wait_buckets")}, sum(run_sum_s), {_summed("run_buckets")}
+FROM t
+GROUP BY 1, 2, 3, 4
+ORDER BY 1, 2, 3, 4
+ON CONFLICT (hour, queue, kind, outcome) DO UPDATE
+SET {_add_histograms("h")}
+"""
+
+
+DEPTH_MARKER = ""
+"""The `queue_depth.queue` of the row that says a minute was sampled (a real queue's name
+has at least one character): the first worker to insert it counts the queues; the others
+find it there and count nothing. Readers skip it, and read a sampled minute without a
+queue's row as zero for that queue."""
+
+# queue_depth: once a minute, each queue's queued and running counts, from the partial
+# indexes QUEUE_STATS counts from too. The marker's insert is the guard: the worker whose
+# insert takes it counts (the one-time filter keeps the others from touching `job`); a
+# second worker in the same minute waits on the first's marker, then finds it and skips.
+# Answers whether this call sampled, and how many seconds until the database's next minute.
+SAMPLE_DEPTH = f"""
+WITH marker AS (
+    INSERT INTO queue_depth (minute, queue, queued, running)
+    VALUES (date_trunc('minute', coalesce($1, now())), '{DEPTH_MARKER}', 0, 0)
+    ON CONFLICT (minute, queue) DO NOTHING
+    RETURNING minute
+), sampled AS (
+    INSERT INTO queue_depth (minute, queue, queued, running)
+    SELECT (SELECT minute FROM marker), queue,
+           count(*) FILTER (WHERE state = 'queued'),
+           count(*) FILTER (WHERE state = 'running')
+    FROM job
+    WHERE EXISTS (SELECT 1 FROM marker) AND state IN ('queued', 'running')
+    GROUP BY queue
+    ON CONFLICT (minute, queue) DO NOTHING
+    RETURNING queue
+)
+SELECT EXISTS (SELECT 1 FROM marker) AS sampled,
+       (SELECT count(*) FROM sampled) AS queues,
+       extract(epoch FROM date_trunc('minute', coalesce($1, now())) + interval '1 minute'
+                          - coalesce($1, now()))::float8 AS next_minute_in_s
+"""
+
+# Retention of the per-minute aggregates: rows older than $1 days, at most $2 per table per
+# call (the sampling worker calls it once a minute, so a backlog goes in bounded steps). The
+# primary keys lead with `minute`, so the oldest rows are found without a scan.
+PRUNE_JOB_MINUTE = """
+DELETE FROM job_minute WHERE ctid = ANY(ARRAY(
+    SELECT ctid FROM job_minute
+    WHERE minute < coalesce($3, now()) - make_interval(days => $1)
+    ORDER BY minute LIMIT $2
+))
+"""
+
+PRUNE_JOB_HOUR = """
+DELETE FROM job_hour WHERE ctid = ANY(ARRAY(
+    SELECT ctid FROM job_hour
+    WHERE hour < coalesce($3, now()) - make_interval(days => $1)
+    ORDER BY hour LIMIT $2
+))
+"""
+
+PRUNE_QUEUE_DEPTH = """
+DELETE FROM queue_depth WHERE ctid = ANY(ARRAY(
+    SELECT ctid FROM queue_depth
+    WHERE minute < coalesce($3, now()) - make_interval(days => $1)
+    ORDER BY minute LIMIT $2
+))
+"""
+
+
+# The dashboard's per-kind figures since $1 (a minute), by outcome, from the aggregates alone
+# (`window_rows`; their primary keys lead with the time): never `job`, whatever its size.
+KIND_TOTALS = f"""
+SELECT kind, outcome, sum(finished)::bigint AS finished,
+       {_summed("wait_buckets")} AS wait_buckets, {_summed("run_buckets")} AS run_buckets
+FROM {window_rows("$1::timestamptz")} w
+GROUP BY kind, outcome
+ORDER BY kind, outcome
+"""
+
+# One kind's figures since $2 in buckets of $3 minutes (bucket starts on multiples of it
+# since the Unix epoch, as `jobs.metrics.bucket_start`), by outcome.
+KIND_SERIES = f"""
+SELECT date_bin(make_interval(mins => $3), minute, timestamptz 'epoch') AS bucket, outcome,
+       sum(finished)::bigint AS finished,
+       {_summed("wait_buckets")} AS wait_buckets, {_summed("run_buckets")} AS run_buckets
+FROM job_minute
+WHERE minute >= $2 AND kind = $1
+GROUP BY 1, 2
+ORDER BY 1, 2
+"""
+
+# Queue depth since $1 in buckets of $2 minutes: the most queued and running of each queue's
+# samples in the bucket (a spike stays visible in a day's chart), and the marker rows.
+DEPTH_SERIES = """
+SELECT date_bin(make_interval(mins => $2), minute, timestamptz 'epoch') AS bucket, queue,
+       max(queued) AS queued, max(running) AS running
+FROM queue_depth
+WHERE minute >= $1
+GROUP BY 1, 2
+ORDER BY 1, 2
 """
 
 # Finished jobs per minute over the last $2 minutes (the current one included, empty minutes

@@ -23,7 +23,14 @@ from jobs import sql
 from jobs.db import TRANSIENT_ERRORS, create_pool
 from jobs.errors import InvalidTransition, JobNotFound, ParentFailed
 from jobs.logging import get_logger
-from jobs.metrics import DURATION_BUCKETS_S, Counts, Key, outcome_label
+from jobs.metrics import (
+    DURATION_BUCKETS_S,
+    Counts,
+    Key,
+    MinuteCounts,
+    MinuteKey,
+    outcome_label,
+)
 from jobs.model import (
     DEFAULT_MAX_ATTEMPTS,
     KEEP,
@@ -184,6 +191,16 @@ class JobListing:
     next_before: int | None
     """Ask again with `before_id` = this for the next page; None when there is no more. A
     text search's page may hold fewer jobs than asked for and still have a next one."""
+
+
+@dataclass(frozen=True, slots=True)
+class DepthSample:
+    """What `sample_depth` did: whether this call wrote the minute's counts (False: another
+    had), for how many queues, and how long until the database's next minute."""
+
+    sampled: bool
+    queues: int
+    next_minute_in_s: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -1249,6 +1266,71 @@ class Store:
             for r in rows
         }
 
+    # -- job_minute and queue_depth ----------------------------------------------------------
+
+    async def add_minutes(self, minutes: Mapping[MinuteKey, MinuteCounts]) -> None:
+        """Add a worker's per-minute tally (`jobs.metrics.Tally.take_minutes`) to
+        `job_minute`: one statement for every row."""
+        if not minutes:
+            return
+        keys = list(minutes)
+        rows = [minutes[k] for k in keys]
+        await self.pool.execute(
+            sql.ADD_MINUTES,
+            [k[0] for k in keys],
+            [k[1] for k in keys],
+            [k[2] for k in keys],
+            [k[3] for k in keys],
+            [m.finished for m in rows],
+            [m.wait_sum_s for m in rows],
+            [n for m in rows for n in m.wait_buckets],
+            [m.run_sum_s for m in rows],
+            [n for m in rows for n in m.run_buckets],
+            len(DURATION_BUCKETS_S) + 1,
+        )
+
+    async def sample_depth(self, *, now: datetime | None = None) -> DepthSample:
+        """Write each queue's queued and running counts for the current minute, unless
+        another call (any worker's) did already. Cheap when it did: one insert that finds
+        the minute's marker row, no count."""
+        row = await self.pool.fetchrow(sql.SAMPLE_DEPTH, now)
+        assert row is not None
+        return DepthSample(row["sampled"], row["queues"], row["next_minute_in_s"])
+
+    async def prune_aggregates(
+        self, *, older_than_days: float = 8, limit: int = 10_000, now: datetime | None = None
+    ) -> int:
+        """Delete `job_minute`, `job_hour` and `queue_depth` rows older than
+        `older_than_days`, at most `limit` of each per call; how many went."""
+        done = 0
+        for statement in (sql.PRUNE_JOB_MINUTE, sql.PRUNE_JOB_HOUR, sql.PRUNE_QUEUE_DEPTH):
+            status = await self.pool.execute(statement, older_than_days, limit, now)
+            done += int(status.rsplit(" ", 1)[-1])
+        return done
+
+    async def kind_totals(self, since: datetime) -> list[dict[str, Any]]:
+        """Per (kind, outcome) since the minute `since`: finished, and the wait and run
+        histograms summed (per-bucket counts). Reads `job_minute` only."""
+        return [dict(r) for r in await self.pool.fetch(sql.KIND_TOTALS, since)]
+
+    async def kind_series(
+        self, kind: str, since: datetime, bucket_minutes: int
+    ) -> list[dict[str, Any]]:
+        """One kind's figures per (bucket, outcome) since `since`, in buckets of
+        `bucket_minutes` (starts as `jobs.metrics.bucket_start`)."""
+        return [
+            dict(r) for r in await self.pool.fetch(sql.KIND_SERIES, kind, since, bucket_minutes)
+        ]
+
+    async def depth_series(self, since: datetime, bucket_minutes: int) -> list[dict[str, Any]]:
+        """Per (bucket, queue) since `since`: the most queued and running of its samples;
+        the marker rows (queue `sql.DEPTH_MARKER`) say which buckets were sampled."""
+        return [dict(r) for r in await self.pool.fetch(sql.DEPTH_SERIES, since, bucket_minutes)]
+
+    async def now(self) -> datetime:
+        """The database's clock, the one every worker's claim and every window here uses."""
+        return await self._now()
+
     # -- reads -----------------------------------------------------------------------------
 
     async def get(self, job_id: int, *, owner: str | None = None) -> Job:
@@ -1465,18 +1547,23 @@ class Store:
 
     async def worker(self, worker_id: str, *, jobs: int = 1000) -> dict[str, Any] | None:
         """One live worker as `live_workers` gives it, with `jobs`: those it holds now (at
-        most `jobs` of them, oldest start first). None when no such worker has a row."""
-        row = await self.pool.fetchrow(sql.LIVE_WORKERS, worker_id)
-        if row is None:
-            return None
-        held = await self.pool.fetch(sql.WORKER_JOBS, worker_id, jobs)
+        most `jobs` of them, oldest start first). None when no such worker has a row. One
+        snapshot, so its `running` count and its `jobs` agree."""
+        async with (
+            self.pool.acquire() as conn,
+            conn.transaction(isolation="repeatable_read", readonly=True),
+        ):
+            row = await conn.fetchrow(sql.LIVE_WORKERS, worker_id)
+            if row is None:
+                return None
+            held = await conn.fetch(sql.WORKER_JOBS, worker_id, jobs)
         return {**dict(row), "jobs": [dict(r) for r in held]}
 
     async def kind_catalogue(self) -> dict[str, dict[str, Any]]:
         """Per kind that a live worker runs or that finished jobs in the last 24 hours: the
         defaults its newest worker published (`timeout_s`, `cpu_bound`; None when no live
         worker runs it), how many live workers run it, and its jobs succeeded, dead and
-        cancelled over the last 24 hours (from `job_minute`)."""
+        cancelled over the last 24 hours (from `job_minute` and `job_hour`)."""
         return {r["kind"]: dict(r) for r in await self.pool.fetch(sql.KIND_CATALOGUE)}
 
     async def events(self, job_id: int) -> list[JobEvent]:

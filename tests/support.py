@@ -24,6 +24,7 @@ SCHEMA_TABLES = [
     "job",
     "job_dependency",
     "job_event",
+    "job_hour",
     "job_minute",
     "job_ready",
     "job_ready_0",

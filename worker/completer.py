@@ -21,7 +21,7 @@ import asyncpg
 from jobs.db import TRANSIENT_ERRORS
 from jobs.logging import enabled as logging_enabled
 from jobs.logging import get_logger
-from jobs.metrics import Tally, outcome_label
+from jobs.metrics import Tally, outcome_label, waited_s
 from jobs.model import JobState, Lease
 from jobs.store import Store
 from worker.held import Finished, Held
@@ -117,7 +117,11 @@ class Completer:
                 if state is None:
                     continue  # the lease was lost: finish_many logged it
                 self.tally.record(
-                    f.job.queue, f.job.kind, outcome_label(state, f.change.event), f.ran_s
+                    f.job.queue,
+                    f.job.kind,
+                    outcome_label(state, f.change.event),
+                    f.ran_s,
+                    wait_s=None if f.ran_s is None else waited_s(f.job.run_at, f.job.started_at),
                 )
                 if state.is_terminal:
                     self.done.count += 1

@@ -129,8 +129,9 @@ class Executor:
             if not self.releasing:
                 self.start_more()
 
-    def put(self, job: Claimed, outcome: Outcome, ran_s: float = 0.0) -> None:
-        """Decide the change for `outcome` and leave it in the outbox."""
+    def put(self, job: Claimed, outcome: Outcome, ran_s: float | None = None) -> None:
+        """Decide the change for `outcome` and leave it in the outbox (`ran_s` None: the job
+        never started)."""
         change = decided(job, outcome, datetime.now(UTC), self.backoff)
         self.held.outbox[job.lease] = Finished(change, job, ran_s)
         self.finished.set()

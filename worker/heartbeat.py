@@ -1,7 +1,8 @@
 """The heartbeat: every lease/3 seconds, one statement extends every lease this worker holds
 (buffered, running and finished-but-unwritten jobs alike) and says which were lost and which
 have a cancel request; it also keeps the worker's own row fresh, adds the jobs finished since
-the last one to it (`worker.jobs_done`), and flushes its tally.
+the last one to it (`worker.jobs_done`), flushes its tally and, once a minute, has queue
+depth sampled (`worker.sampler`).
 
 A lost job is stopped and its outcome dropped (another worker may be running it). A
 cancelled one is stopped and ends `cancelled`. A buffered job that is either never starts, and
@@ -38,6 +39,7 @@ class Heartbeat:
         flush_stats: Callable[[], Awaitable[None]],
         register: Callable[[int], Awaitable[None]],
         done: JobsDone,
+        each_minute: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.store = store
         self.worker_id = worker_id
@@ -48,6 +50,8 @@ class Heartbeat:
         self._register = register
         """Writes the worker's row again with the jobs done it is given (it was pruned)."""
         self.done = done
+        self._each_minute = each_minute
+        """Called after every flush; returns at once but once a minute (`DepthSampler`)."""
 
     async def run(self) -> None:
         s = self.settings
@@ -64,6 +68,8 @@ class Heartbeat:
                 log.warning("worker.db_unavailable", service="heartbeat", error=repr(exc))
                 continue
             await self._flush_stats()
+            if self._each_minute is not None:
+                await self._each_minute()
             stale = self.held.stale(time.monotonic() - s.heartbeat_s)
             if stale:
                 # The slots were busier than the claim-ahead guessed: let another worker run

@@ -37,11 +37,12 @@ class Running:
 
 @dataclass(slots=True)
 class Finished:
-    """An outcome in the outbox: the change to write, for which job, how long it ran (s)."""
+    """An outcome in the outbox: the change to write, for which job, how long it ran (s;
+    None: it never started, a buffered job handed back or cancelled before its turn)."""
 
     change: Change
     job: Claimed
-    ran_s: float
+    ran_s: float | None
 
 
 class Held:

@@ -3,7 +3,8 @@
   fetcher    claims into a small buffer on NOTIFY, poll, or while there is more (fetcher.py)
   executor   `concurrency` slots; async handlers on the loop, CPU-bound ones in the pool
   completer  writes decided outcomes in batches, each row fenced on its lease
-  heartbeat  every lease/3: extends every held lease at once; stops lost or cancelled jobs
+  heartbeat  every lease/3: extends every held lease at once; stops lost or cancelled jobs;
+             flushes the tallies; once a minute, samples queue depth (sampler.py)
   reaper     every few seconds: returns expired leases (any worker may; SKIP LOCKED)
   rotator    a few times a second: empties a drained half of the claim table (TRUNCATE)
   listener   one connection outside the pool, LISTENing for new jobs
@@ -45,6 +46,7 @@ from worker.progress import ProgressWriter
 from worker.reaper import Reaper
 from worker.registry import Registry
 from worker.rotator import ReadyRotator
+from worker.sampler import DepthSampler
 from worker.settings import WorkerSettings
 
 log = get_logger(__name__)
@@ -129,6 +131,7 @@ class Worker:
                 self._flush_stats,
                 self._register,
                 self._done,
+                DepthSampler(self.store).tick,
             ).run(),
             "reaper": Reaper(self.store, s, self._tally).run(),
             "rotator": ReadyRotator(self.store).run(),
@@ -203,6 +206,12 @@ class Worker:
         except (*TRANSIENT_ERRORS, asyncpg.PostgresError) as exc:
             self._tally.put_back(counts)  # counted on the next flush
             log.warning("worker.stats_unwritten", error=repr(exc))
+        minutes = self._tally.take_minutes()
+        try:
+            await self.store.add_minutes(minutes)
+        except (*TRANSIENT_ERRORS, asyncpg.PostgresError) as exc:
+            self._tally.put_back_minutes(minutes)  # each added to its own minute next time
+            log.warning("worker.stats_unwritten", table="job_minute", error=repr(exc))
 
     async def _retrying(self, what: str, call: Any) -> None:
         delay = 0.5

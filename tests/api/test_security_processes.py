@@ -211,6 +211,8 @@ ADMIN_ONLY = {
     ("GET", "/v1/keys"),
     ("POST", "/v1/keys"),
     ("DELETE", "/v1/keys/{name}"),
+    ("GET", "/v1/stats/kinds"),
+    ("GET", "/v1/stats/depth"),
 }
 BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/v1/jobs"): {"kind": "demo.noop"},

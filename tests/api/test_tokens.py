@@ -78,20 +78,20 @@ async def test_a_valid_token_submits_as_its_subject_and_sees_only_its_jobs(hs256
 
 @pytest.mark.parametrize(
     ("token", "says"),
-    [
-        (jwt.encode(claims(exp=int(time.time()) - 120), SECRET, algorithm="HS256"), "expired"),
-        (jwt.encode(claims(aud="billing"), SECRET, algorithm="HS256"), "audience"),
-        (jwt.encode(claims(iss="https://evil.test"), SECRET, algorithm="HS256"), "issuer"),
-        (jwt.encode(claims(), "x" * 40, algorithm="HS256"), "signature"),
-        (jwt.encode(claims(sub=None), SECRET, algorithm="HS256"), "sub"),
-        (jwt.encode(claims(exp=None), SECRET, algorithm="HS256"), "exp"),
-        (jwt.encode(claims(), None, algorithm="none"), "alg"),
-        ("not.a.token", "invalid"),
+    [  # made when the test runs: a token made at collection expires before a long suite ends
+        (lambda: jwt.encode(claims(exp=int(time.time()) - 120), SECRET, "HS256"), "expired"),
+        (lambda: jwt.encode(claims(aud="billing"), SECRET, algorithm="HS256"), "audience"),
+        (lambda: jwt.encode(claims(iss="https://evil.test"), SECRET, "HS256"), "issuer"),
+        (lambda: jwt.encode(claims(), "x" * 40, algorithm="HS256"), "signature"),
+        (lambda: jwt.encode(claims(sub=None), SECRET, algorithm="HS256"), "sub"),
+        (lambda: jwt.encode(claims(exp=None), SECRET, algorithm="HS256"), "exp"),
+        (lambda: jwt.encode(claims(), None, algorithm="none"), "alg"),
+        (lambda: "not.a.token", "invalid"),
     ],
     ids=["expired", "audience", "issuer", "signature", "no-sub", "no-exp", "alg-none", "junk"],
 )
 async def test_a_bad_token_answers_401_saying_why(hs256, token, says):
-    r = await hs256.get("/v1/jobs", headers=bearer(token))
+    r = await hs256.get("/v1/jobs", headers=bearer(token()))
     assert r.status_code == 401, r.text
     assert r.headers["WWW-Authenticate"] == 'Bearer error="invalid_token"'
     assert says in r.json()["error"]["message"].lower()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib.metadata
 
 from compute.specs import SPECS
+from jobs.metrics import MinuteCounts, minute_of
 from tests.support import eventually
 
 
@@ -79,13 +80,9 @@ async def test_a_worker_is_for_admins_and_an_unknown_one_answers_404(api, store)
 
 
 async def _finished(store, kind, outcome, finished):
-    await store.pool.execute(
-        "INSERT INTO job_minute (minute, queue, kind, outcome, finished, wait_buckets,"
-        " run_buckets) VALUES (date_trunc('minute', now()), 'default', $1, $2, $3, '{}', '{}')",
-        kind,
-        outcome,
-        finished,
-    )
+    """As a worker's heartbeat adds its tally: this minute's row and its hour's."""
+    minute = minute_of((await store.now()).timestamp())
+    await store.add_minutes({(minute, "default", kind, outcome): MinuteCounts(finished)})
 
 
 async def test_kinds_say_what_live_workers_run_and_their_last_24_hours(api, store):
@@ -94,7 +91,7 @@ async def test_kinds_say_what_live_workers_run_and_their_last_24_hours(api, stor
     await _finished(store, "demo.cpu", "succeeded", 3)
     await _finished(store, "demo.cpu", "dead", 1)
     await _finished(store, "demo.cpu", "cancelled", 2)
-    kinds = {k["kind"]: k for k in (await api.get("/v1/kinds")).json()}
+    kinds = {k["kind"]: k for k in (await api.get("/v1/kinds", "root")).json()}
     cpu = kinds["demo.cpu"]
     assert (cpu["workers"], cpu["timeout_s"], cpu["cpu_bound"]) == (1, 30.0, True)
     assert (cpu["finished_24h"], cpu["succeeded_24h"], cpu["dead_24h"]) == (6, 3, 1)
@@ -102,6 +99,9 @@ async def test_kinds_say_what_live_workers_run_and_their_last_24_hours(api, stor
     sleep = kinds["demo.sleep"]  # no live worker runs it, nothing finished: no data
     assert (sleep["workers"], sleep["timeout_s"], sleep["cpu_bound"]) == (0, None, None)
     assert (sleep["finished_24h"], sleep["success_rate"]) == (0, None)
+    users = {k["kind"]: k for k in (await api.get("/v1/kinds")).json()}  # every owner's
+    assert (users["demo.cpu"]["finished_24h"], users["demo.cpu"]["success_rate"]) == (None, None)
+    assert users["demo.cpu"]["workers"] == 1
 
 
 async def test_kinds_say_whether_the_caller_may_submit_them(api):

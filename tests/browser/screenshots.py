@@ -23,7 +23,16 @@ from tests.processes import Processes
 from tests.support import with_database
 
 OUT = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
-SHOTS = ("overview.png", "job.png", "results.png", "strategy.png")
+SHOTS = (
+    "overview.png",
+    "jobs.png",
+    "job.png",
+    "charts.png",
+    "kinds.png",
+    "workers.png",
+    "results.png",
+    "strategy.png",
+)
 
 
 async def make_jobs(base_url: str, key: str) -> int:
@@ -109,10 +118,24 @@ async def capture(page: Page, base_url: str, key: str, job_id: int, strategy_id:
     await expect(page.locator("#view progress, #view table").first).to_be_visible()
     await expect(page.locator("rect.bar").first).to_be_visible(timeout=15_000)  # jobs finished
     await page.screenshot(path=OUT / "overview.png", full_page=True)
+    await page.goto(f"{base_url}/#/jobs")
+    await expect(page.locator("table.jobs tbody tr").first).to_be_visible()
+    await page.get_by_label(f"Select job {job_id}").check()
+    await page.screenshot(path=OUT / "jobs.png", full_page=True)
     await page.goto(f"{base_url}/#/jobs/{job_id}")
     await expect(page.locator(".title-row .badge")).to_have_text("succeeded", timeout=15_000)
     # The traceback stays folded: its file paths are this machine's, not for the docs.
     await page.screenshot(path=OUT / "job.png", full_page=True)
+    await page.goto(f"{base_url}/#/charts")
+    await expect(page.locator("#view svg").first).to_be_visible()
+    await page.screenshot(path=OUT / "charts.png", full_page=True)
+    await page.goto(f"{base_url}/#/kinds")
+    await expect(page.locator('section[data-kind="demo.sleep"]')).to_be_visible()
+    await page.screenshot(path=OUT / "kinds.png", full_page=False)
+    await page.goto(f"{base_url}/#/workers")
+    await page.locator("#view table a").first.click()
+    await expect(page.locator("#view h1")).to_contain_text("Worker")
+    await page.screenshot(path=OUT / "workers.png", full_page=True)
     await page.goto(f"{base_url}/#/results")
     await page.get_by_label("Symbol").select_option("IBM")
     await expect(page.get_by_role("img", name="IBM closing prices", exact=False)).to_be_visible()
@@ -124,9 +147,12 @@ async def capture(page: Page, base_url: str, key: str, job_id: int, strategy_id:
     await page.set_viewport_size({"width": 390, "height": 844})
     await page.goto(f"{base_url}/#/")
     await expect(page.get_by_role("heading", name="Workers")).to_be_visible()
-    narrow = Path(tempfile.gettempdir()) / "conveyor-overview-390.png"
-    await page.screenshot(path=narrow, full_page=True)
-    print(f"narrow overview: {narrow}")
+    for name, section in (("overview", "#/"), ("jobs", "#/jobs"), ("queues", "#/queues")):
+        await page.goto(f"{base_url}/{section}")
+        await expect(page.locator("#view table").first).to_be_visible()
+        narrow = Path(tempfile.gettempdir()) / f"conveyor-{name}-390.png"
+        await page.screenshot(path=narrow, full_page=True)
+        print(f"narrow {name}: {narrow}")
 
 
 async def main() -> None:

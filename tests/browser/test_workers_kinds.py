@@ -8,11 +8,12 @@ import asyncio
 import re
 from urllib.parse import quote
 
-import asyncpg
 import httpx
 import pytest
 from playwright.async_api import Page, expect
 
+from jobs.metrics import MinuteCounts, minute_of
+from jobs.store import Store
 from tests.browser.support import sign_in, submit
 from tests.processes import System
 
@@ -79,18 +80,16 @@ async def test_the_workers_pages_show_the_worker_and_the_job_it_runs(page: Page,
 
 
 async def _finished(system: System, rows: list[tuple[str, str, int]]) -> None:
-    # job_minute as a worker's heartbeat would write it: the kinds page reads nothing else.
-    # A connection of this test's loop (the `conn` fixture is another loop's).
-    conn = await asyncpg.connect(system.procs.url)
+    # The aggregates as a worker's heartbeat adds them: the kinds page reads nothing else.
+    # A store of this test's loop (the `store` fixture is another loop's).
+    store = await Store.connect(system.procs.url)
     try:
-        await conn.executemany(
-            "INSERT INTO job_minute (minute, queue, kind, outcome, finished, wait_buckets,"
-            " run_buckets) VALUES (date_trunc('minute', now()), 'default', $1, $2, $3,"
-            " '{}', '{}')",
-            rows,
+        minute = minute_of((await store.now()).timestamp())
+        await store.add_minutes(
+            {(minute, "default", kind, outcome): MinuteCounts(n) for kind, outcome, n in rows}
         )
     finally:
-        await conn.close()
+        await store.close()
 
 
 async def test_the_kinds_page_shows_a_kinds_schema_and_figures_and_submits_it(

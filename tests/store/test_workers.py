@@ -2,6 +2,7 @@
 heartbeats, the jobs one worker holds, and the kind catalogue read from live workers and
 the per-minute aggregates."""
 
+from jobs.metrics import MinuteCounts, minute_of
 from jobs.model import NewJob
 
 KINDS = [
@@ -51,15 +52,9 @@ async def test_one_worker_with_the_jobs_it_holds_and_none_for_an_unknown_one(sto
 
 
 async def _finished(store, kind, outcome, finished, minutes_ago):
-    await store.pool.execute(
-        "INSERT INTO job_minute (minute, queue, kind, outcome, finished, wait_buckets,"
-        " run_buckets) VALUES (date_trunc('minute', now()) - make_interval(mins => $1),"
-        " 'default', $2, $3, $4, '{}', '{}')",
-        minutes_ago,
-        kind,
-        outcome,
-        finished,
-    )
+    """As a worker's heartbeat adds its tally: that minute's row and its hour's."""
+    minute = minute_of((await store.now()).timestamp()) - 60 * minutes_ago
+    await store.add_minutes({(minute, "default", kind, outcome): MinuteCounts(finished)})
 
 
 async def test_the_kind_catalogue_counts_live_workers_and_the_last_24_hours(store):

@@ -16,6 +16,7 @@ import * as workers from "./workers.js";
 import * as worker from "./worker.js";
 import * as kinds from "./kinds.js";
 import * as keys from "./keys.js";
+import * as charts from "./charts.js";
 
 const view = document.getElementById("view");
 const ctx = { me: null };
@@ -28,6 +29,7 @@ const ROUTES = [
   [/^#\/jobs\/(\d+)$/, job, "Job"],
   [/^#\/dead(\?.*)?$/, dead, "Dead letters"],
   [/^#\/queues$/, queues, "Queues"],
+  [/^#\/charts$/, charts, "Charts"],
   [/^#\/schedules$/, schedules, "Schedules"],
   [/^#\/results$/, results, "Results"],
   [/^#\/strategies\/(\d+)$/, strategy, "Strategy"],

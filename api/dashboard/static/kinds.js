@@ -38,6 +38,7 @@ function card(k) {
 }
 
 function last24h(k) {
+  if (k.finished_24h === null) return "for admins (the figures span every user's jobs)";
   if (k.finished_24h === 0) return "no data: none finished in the last 24 hours";
   const cancelled = k.finished_24h - k.succeeded_24h - k.dead_24h;
   const counts = `${k.succeeded_24h} succeeded, ${k.dead_24h} dead, ${cancelled} cancelled`;
