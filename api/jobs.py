@@ -295,9 +295,9 @@ async def list_jobs(
     """The caller's jobs (an admin's: everyone's), newest first. `state`, `kind` and
     `queue` repeat (`kind=a&kind=b`): any of the values matches. Pass `next_cursor` back
     as `cursor` for the next page; it is null on the last one. A text search (`q` that is
-    not an id) reads 20,000 ids per call, newest first, so that it costs the same however
-    big the table is: its page may hold fewer than `limit` jobs, even none, and still have
-    a `next_cursor` to search on from."""
+    not an id) reads 20,000 ids per call, newest first, and a listing by `kind` or `queue`
+    100,000, so that each call costs the same however big the table is: such a page may
+    hold fewer than `limit` jobs, even none, and still have a `next_cursor` to go on from."""
     store: Store = request.app.state.store
     listing = await store.list_jobs(
         where, before_id=int(cursor) if cursor else None, limit=limit, brief=brief

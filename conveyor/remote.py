@@ -365,11 +365,17 @@ def list_jobs(
     """Your jobs (an admin's: everyone's), newest first."""
     params: dict[str, Any] = {"limit": limit, "state": state or []}
     params.update({k: v for k, v in {"kind": kind, "queue": queue}.items() if v})
-    page = _call(api_url, api_key, "GET", "/v1/jobs", params=params)
+    found: list[Any] = []
+    while True:  # by kind or queue, a page reads a window of ids: it may come back short
+        page = _call(api_url, api_key, "GET", "/v1/jobs", params=params)
+        found += page["jobs"]
+        if len(found) >= limit or page["next_cursor"] is None:
+            break
+        params["cursor"] = page["next_cursor"]
     if as_json:
-        _print_json(page["jobs"])
+        _print_json(found[:limit])
         return
-    _table(page["jobs"], JOB_COLUMNS, "jobs")
+    _table(found[:limit], JOB_COLUMNS, "jobs")
 
 
 @jobs.command("show")

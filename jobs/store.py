@@ -113,6 +113,9 @@ class Reaped:
 SEARCH_SPAN = 20_000
 """Ids a text search reads per call, newest first: a search for something rare costs one
 bounded read per call however big `job` is, and the caller asks again from where it ended."""
+SCAN_SPAN = 100_000
+"""Ids a listing by kind or queue reads per call (no index serves them: one would cost every
+state change of every job), for the same reason."""
 COUNT_CAP = 10_000
 """`count_jobs` counts each state up to this (and one more, to say "more than")."""
 
@@ -120,6 +123,9 @@ _PARTS_OF_QUEUED = {
     BrowseState.SCHEDULED: "(state = 'queued' AND run_at > now() AND errors = '[]'::jsonb)",
     BrowseState.RETRYING: "(state = 'queued' AND errors <> '[]'::jsonb)",
 }
+
+
+_FINISHED = frozenset({BrowseState.SUCCEEDED, BrowseState.DEAD, BrowseState.CANCELLED})
 
 
 def _state_clause(state: BrowseState) -> str:
@@ -1349,20 +1355,22 @@ class Store:
     ) -> JobListing:
         """Newest first, keyset-paginated on id (`before_id` = the `next_before` of the
         previous page): a page costs the same at the millionth job as at the first. A text
-        search reads `SEARCH_SPAN` ids per call, so that a rare match never scans the table.
+        search reads `SEARCH_SPAN` ids per call and a listing by kind or queue `SCAN_SPAN`,
+        so that a rare match never scans the table: such a page may hold fewer than `limit`
+        jobs and still have a `next_before`.
         `brief` leaves out payloads and results and keeps only the last error, without its
         traceback."""
         params: list[Any] = []
         clauses = where.where(params)
         lowest: int | None = None
         window: int | None = None
-        if where.search_text is not None:
+        if where.search_id is None and (where.search_text or where.kinds or where.queues):
             span = await self.pool.fetchrow(sql.JOB_ID_SPAN)
             if span is None or span["highest"] is None:
                 return JobListing([], None)
             lowest = span["lowest"]
             top = span["highest"] + 1 if before_id is None else min(before_id, span["highest"] + 1)
-            window = max(lowest, top - SEARCH_SPAN)
+            window = max(lowest, top - (SEARCH_SPAN if where.search_text else SCAN_SPAN))
             params.append(window)
             clauses.append(f"id >= ${len(params)}::bigint")
         if before_id is not None:
@@ -1395,6 +1403,7 @@ class Store:
             sql.COUNT_IN_STATE.format(
                 state=state.value,
                 where=" AND ".join([_state_clause(state), *clauses]),
+                order=sql.COUNT_FINISHED_ORDER if state in _FINISHED else "",
                 cap=len(params),
             )
             for state in BrowseState

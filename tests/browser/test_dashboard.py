@@ -138,7 +138,12 @@ async def test_a_phone_sized_window_scrolls_no_page_sideways(page: Page, system:
         await page.goto(f"{system.base_url}/{section}")
         await expect(page.get_by_role("heading", name=ready, exact=True)).to_be_visible()
         width = await page.evaluate("document.documentElement.scrollWidth")
-        assert width <= 390, f"{section} is {width}px wide"
+        wide = await page.evaluate(  # what reaches past the screen, to say in a failure
+            """() => [...document.querySelectorAll("body *")]
+                .filter((e) => e.getBoundingClientRect().right > 391 && !e.closest(".table-wrap"))
+                .slice(0, 3).map((e) => e.tagName + "." + e.className)"""
+        )
+        assert width <= 390, f"{section} is {width}px wide: {wide}"
         # a wide table scrolls inside its own box, which stays on the screen (in its card):
         # every column can be scrolled to, none is cut off
         boxes = await page.evaluate(

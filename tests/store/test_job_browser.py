@@ -176,3 +176,19 @@ async def test_a_brief_listing_leaves_out_payloads_results_and_old_errors(store)
     assert all(getattr(brief, f) == getattr(full, f) for f in same)
     [found] = (await store.list_jobs(JobFilter(search="xxxx"), brief=True)).jobs
     assert found.id == enq.id  # the search still reads the payload
+
+
+async def test_a_listing_by_kind_reads_a_bounded_window_too(store, monkeypatch):
+    monkeypatch.setattr(jobs.store, "SCAN_SPAN", 10)
+    rare = await store.enqueue(NewJob(kind="rare"))
+    await store.enqueue_many([NewJob(kind="common") for _ in range(25)])
+    page = await store.list_jobs(JobFilter(kinds=["rare"]), limit=5)
+    assert page.jobs == [] and page.next_before is not None  # none in the newest 10 ids
+    found, cursor = [], page.next_before
+    while cursor is not None:
+        page = await store.list_jobs(JobFilter(kinds=["rare"]), before_id=cursor, limit=5)
+        found += [j.id for j in page.jobs]
+        cursor = page.next_before
+    assert found == [rare.id]
+    whole = await store.list_jobs(JobFilter(states=[BrowseState.QUEUED]), limit=5)
+    assert len(whole.jobs) == 5  # no kind or queue: no window

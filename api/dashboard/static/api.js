@@ -66,6 +66,25 @@ export function query(params) {
   return s ? `?${s}` : "";
 }
 
+// A page of `GET /v1/jobs`: a search or a listing by kind or queue reads a bounded window of
+// ids per call, so its pages may come back short with a cursor to go on from; this asks on,
+// at most `calls` times, until it has `limit` jobs or the cursor ends. `next` is where the
+// following page starts (null at the end).
+export async function jobsPage(params, { limit, cursor = null, calls = 50, signal } = {}) {
+  let jobs = [], next = cursor, made = 0;
+  do {
+    const page = await get("/v1/jobs" + query({ ...params, limit, cursor: next }));
+    jobs = jobs.concat(page.jobs);
+    next = page.next_cursor;
+    made += 1;
+  } while (next && jobs.length < limit && made < calls && !(signal && signal.aborted));
+  if (jobs.length > limit) {
+    jobs = jobs.slice(0, limit);
+    next = String(jobs[limit - 1].id);
+  }
+  return { jobs, next };
+}
+
 // Resolves once the tab is shown (at once if it is), or when `signal` aborts.
 function shown(signal) {
   if (!document.hidden || signal.aborted) return Promise.resolve();

@@ -1,7 +1,7 @@
 // Dead letters: jobs that used up their attempts, filtered by kind, queue and when they
 // finished; retry one, or (admins) every job the filter matches after confirming the count.
 
-import { get, post, query } from "./api.js";
+import { get, jobsPage, post } from "./api.js";
 import {
   act, clear, confirmDialog, errorText, h, message, notice, stateBadge, table, timeEl,
 } from "./ui.js";
@@ -60,12 +60,12 @@ export async function render(root, { me, signal }) {
 
   async function load(more = false) {
     const f = filter();
-    const page = await get("/v1/jobs" + query({
+    const page = await jobsPage({
       state: f.states, kind: f.kind, queue: f.queue, finished_after: f.finished_after,
-      finished_before: f.finished_before, limit: 50, cursor: more ? cursor : null, brief: "true",
-    }));
+      finished_before: f.finished_before, brief: "true",
+    }, { limit: 50, cursor: more ? cursor : null, signal });
     if (signal.aborted) return;
-    cursor = page.next_cursor;
+    cursor = page.next;
     const rows = page.jobs.map(row);
     if (more) {
       results.querySelector("tbody").append(...rows);

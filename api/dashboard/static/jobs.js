@@ -4,13 +4,13 @@
 // filters live in the address (#/jobs?state=dead&kind=…), so a view can be reloaded or sent.
 // Counts and the first page are re-read every few seconds while nothing else is loading.
 
-import { get, post, query } from "./api.js";
+import { get, jobsPage, post, query } from "./api.js";
 import {
   act, ago, clear, confirmDialog, errorText, h, message, notice, stateBadge, timeEl,
 } from "./ui.js";
 
 const REFRESH_MS = 5000;
-const SEARCH_CALLS = 50;  // a text search reads 20,000 ids a call: a click reads 1,000,000
+const SEARCH_CALLS = 50;  // a search reads 20,000 ids a call (by kind or queue 100,000): a click reads 1,000,000 or more
 const STATES = [
   ["waiting", "Waiting"], ["queued", "Queued"], ["scheduled", "Scheduled"], ["retrying", "Retrying"],
   ["running", "Running"], ["succeeded", "Succeeded"], ["dead", "Dead"], ["cancelled", "Cancelled"],
@@ -166,26 +166,20 @@ export async function render(root, { me, params, signal }) {
         h("tbody", {}, rows)));
   }
 
-  // One page, or for a text search as many calls as it takes to fill one (each call reads
-  // a bounded window of ids), at most SEARCH_CALLS a click.
-  async function fetchPage(from) {
-    const base = { state: state || null, ...filters(), q: search.value.trim() || null, limit: size.value, brief: "true" };
-    const text = base.q && !/^#?\d+$/.test(base.q);
-    let jobs = [], next = from, calls = 0;
-    do {
-      const page = await get("/v1/jobs" + query({ ...base, cursor: next }));
-      jobs = jobs.concat(page.jobs);
-      next = page.next_cursor;
-      calls += 1;
-    } while (text && next && jobs.length < Number(size.value) && calls < SEARCH_CALLS && !signal.aborted);
-    return { jobs: jobs.slice(0, Number(size.value)), next: jobs.length > Number(size.value) ? String(jobs[Number(size.value) - 1].id) : next, text };
+  // One page: a search, or a listing by kind or queue, may take several calls to fill one
+  // (each reads a bounded window of ids), at most SEARCH_CALLS a click.
+  async function fetchPage(from, calls = SEARCH_CALLS) {
+    const base = { state: state || null, ...filters(), q: search.value.trim() || null, brief: "true" };
+    const text = Boolean((base.q && !/^#?\d+$/.test(base.q)) || base.kind || base.queue);
+    const page = await jobsPage(base, { limit: Number(size.value), cursor: from, calls, signal });
+    return { ...page, text };
   }
 
   function showMore(next, text) {
     cursor = next;
     more.replaceChildren();
     if (!cursor) return;
-    const label = text ? `Search further back (from job #${cursor})` : "Show more";
+    const label = text ? `Look further back (from job #${cursor})` : "Show more";
     const b = h("button", { type: "button", class: "secondary more" }, label);
     b.addEventListener("click", () => act(b, async () => {
       busy = true;
@@ -258,11 +252,33 @@ export async function render(root, { me, params, signal }) {
     reload();
   });
 
+  // A listing by kind or queue may take many calls to fill: a refresh makes one, over the
+  // newest ids, and puts what it finds in place (changed rows redrawn, new ones on top).
+  async function refreshNewest() {
+    const page = await fetchPage(null, 1);
+    if (signal.aborted) return;
+    const tbody = results.querySelector("tbody");
+    if (!tbody) { if (page.jobs.length) await loadFirst(); return; }
+    const top = Math.max(0, ...shown.keys());
+    const fresh = [];
+    for (const j of page.jobs) {
+      const old = tbody.querySelector(`tr[data-job-id="${j.id}"]`);
+      if (old) old.replaceWith(row(j));
+      else if (j.id > top) fresh.push(j);
+      shown.set(j.id, j);
+    }
+    tbody.prepend(...fresh.map(row));
+    syncSelection();
+    updated.textContent = `Updated ${new Date().toLocaleTimeString()}`;
+  }
+
   await reload();
   const timer = setInterval(() => {
     if (busy || document.hidden) return;
     const text = search.value.trim() && !/^#?\d+$/.test(search.value.trim());
-    const work = pages === 0 && !text ? Promise.all([loadCounts(), loadFirst()]) : loadCounts();
+    const windowed = kind.value || queue.value.trim();
+    const first = windowed ? refreshNewest : loadFirst;
+    const work = pages === 0 && !text ? Promise.all([loadCounts(), first()]) : loadCounts();
     busy = true;
     work.catch((err) => notice(errorText(err), "error")).finally(() => { busy = false; });
   }, REFRESH_MS);
