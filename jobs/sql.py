@@ -739,6 +739,11 @@ HOT_PLANNER_LOCAL = HOT_PLANNER.replace("SET ", "SET LOCAL ")
 # Measured on the flow-control drain (two workers, a limited queue and kind): planning was
 # 1.3 ms of each lane claim's 7, and the drain went from 6,539 to 9,664 jobs/s.
 GENERIC_PLANS_LOCAL = "SET LOCAL plan_cache_mode = force_generic_plan"
+
+CUSTOM_PLANS_LOCAL = "SET LOCAL plan_cache_mode = force_custom_plan"
+"""For listings: a plan for these values, never a generic one. A generic plan cannot know that
+an owner has no dead jobs, and walked the whole primary key looking for them (300 ms at
+1,000,000 jobs, against 0.1 ms through the owner's index)."""
 HOT_PLANNER_RESET = (
     "RESET enable_seqscan; RESET enable_bitmapscan; RESET enable_hashjoin; RESET enable_mergejoin"
 )

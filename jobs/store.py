@@ -1377,14 +1377,12 @@ class Store:
             params.append(before_id)
             clauses.append(f"id < ${len(params)}::bigint")
         params.append(limit + 1)
-        rows = await self.pool.fetch(
-            sql.LIST_JOBS.format(
-                columns=sql.BRIEF_COLUMNS if brief else "*",
-                where=" AND ".join(clauses) or "true",
-                limit=len(params),
-            ),
-            *params,
+        statement = sql.LIST_JOBS.format(
+            columns=sql.BRIEF_COLUMNS if brief else "*",
+            where=" AND ".join(clauses) or "true",
+            limit=len(params),
         )
+        rows = await self._custom_planned(statement, params)
         jobs = [Job.from_row(r) for r in rows[:limit]]
         if len(rows) > limit:
             return JobListing(jobs, jobs[-1].id)
@@ -1403,13 +1401,20 @@ class Store:
             sql.COUNT_IN_STATE.format(
                 state=state.value,
                 where=" AND ".join([_state_clause(state), *clauses]),
-                order=sql.COUNT_FINISHED_ORDER if state in _FINISHED else "",
+                # an owner's rows come from its own index; anyone's from job_finished_idx
+                order=sql.COUNT_FINISHED_ORDER if state in _FINISHED and not where.owner else "",
                 cap=len(params),
             )
             for state in BrowseState
         ]
-        rows = await self.pool.fetch(" UNION ALL ".join(parts), *params)
+        rows = await self._custom_planned(" UNION ALL ".join(parts), params)
         return {BrowseState(r["state"]): r["n"] for r in rows}
+
+    async def _custom_planned(self, statement: str, params: list[Any]) -> list[asyncpg.Record]:
+        """`statement` planned for these values (`sql.CUSTOM_PLANS_LOCAL`)."""
+        async with self.pool.acquire() as conn, conn.transaction(readonly=True):
+            await conn.execute(sql.CUSTOM_PLANS_LOCAL)
+            return cast(list[asyncpg.Record], await conn.fetch(statement, *params))
 
     async def states_of(self, job_ids: Sequence[int], *, owner: str | None) -> dict[int, JobState]:
         """The state of each of these jobs that exists (and is `owner`'s, unless None)."""
