@@ -25,7 +25,10 @@ router = APIRouter(route_class=GuardedRoute)
 
 Window = Literal["1h", "24h"]
 WINDOWS: dict[str, tuple[int, int]] = {"1h": (60, 1), "24h": (1440, 5)}
-"""A window's length and its series' bucket, in minutes."""
+"""A window's length and its queue depth series' bucket, in minutes."""
+KIND_WINDOWS: dict[str, tuple[int, int]] = {"1h": (60, 1), "24h": (1440, 60)}
+"""The same for the kinds' figures: a day is its 24 clock hours (the current one filling),
+read from `job_hour`, so that it costs 24 rows per (queue, kind, outcome), not 1,440."""
 
 OUTCOMES = ("succeeded", "dead", "cancelled", "retried", "snoozed", "released", "lease_expired")
 """`jobs.metrics.outcome_label`'s values, each a field of its own below."""
@@ -77,7 +80,7 @@ class KindSeries(BaseModel):
 class KindStatsOut(BaseModel):
     window: Window
     since: datetime = Field(description="the window's first minute")
-    bucket_minutes: int = Field(description="a series point's width: 1 for 1h, 5 for 24h")
+    bucket_minutes: int = Field(description="a series point's width: 1 for 1h, 60 for 24h")
     kinds: list[KindStats] = Field(description="every kind with an attempt in the window")
     series: KindSeries | None = Field(description="the asked `kind`'s series (null: none asked)")
 
@@ -207,17 +210,17 @@ async def kinds(
             max_length=128,
             pattern=NAME,
             description="also this kind's series over the window, per minute (1h) or per "
-            "5 minutes (24h)",
+            "hour (24h)",
         ),
     ] = None,
 ) -> KindStatsOut:
     """Admin only (the figures are the whole deployment's, every owner's jobs): per kind
     over the last hour or day, how many attempts ended and how, the failure rate
     (dead / (succeeded + dead)), and p50/p95 of how long its jobs waited (due → claimed)
-    and ran. From the workers' per-minute aggregates (`job_minute`, up to a heartbeat
-    behind), never the jobs table."""
+    and ran. The day is its 24 clock hours, the current one filling. From the workers'
+    aggregates (`job_minute`, `job_hour`: up to a heartbeat behind), never the jobs table."""
     store: Store = request.app.state.store
-    minutes, bucket = WINDOWS[window]
+    minutes, bucket = KIND_WINDOWS[window]
     buckets = window_starts(await store.now(), minutes, bucket)
     rows = await store.kind_totals(buckets[0])
     series = None

@@ -26,7 +26,7 @@ from typing import Any
 
 import asyncpg
 
-from api.stats import WINDOWS, depth_lines, kind_stats, series_points
+from api.stats import KIND_WINDOWS, WINDOWS, depth_lines, kind_stats, series_points
 from bench.store import make_template, run_on_server, with_database
 from jobs.metrics import DURATION_BUCKETS_S, Tally, window_starts
 from jobs.store import Store
@@ -136,15 +136,19 @@ async def main(server_url: str) -> None:
         )
         now = await store.now()
         for window, (span, bucket) in WINDOWS.items():
+            kind_span, kind_bucket = KIND_WINDOWS[window]
+            kind_buckets = window_starts(now, kind_span, kind_bucket)
             buckets = window_starts(now, span, bucket)
-            # the first, partial hour by the minute, every later hour by the hour
-            rows_read = QUEUES * KINDS * len(OUTCOMES) * (min(span, 59) + span // 60 + 1)
+            # an hour: its minutes (and the hour it reaches into); a day: its hours
+            rows_read = QUEUES * KINDS * len(OUTCOMES) * (61 if kind_bucket == 1 else 24)
             read = {"window": window, "rows_read_at_most": rows_read}
 
-            async def kinds_table(since: Any = buckets[0]) -> None:
+            async def kinds_table(since: Any = kind_buckets[0]) -> None:
                 kind_stats(await store.kind_totals(since))
 
-            async def one_kind(since: Any = buckets[0], b: int = bucket, bs: Any = buckets) -> None:
+            async def one_kind(
+                since: Any = kind_buckets[0], b: int = kind_bucket, bs: Any = kind_buckets
+            ) -> None:
                 series_points(bs, await store.kind_series("kind.1", since, b))
 
             async def depth(since: Any = buckets[0], b: int = bucket, bs: Any = buckets) -> None:

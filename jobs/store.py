@@ -1323,10 +1323,10 @@ class Store:
         self, kind: str, since: datetime, bucket_minutes: int
     ) -> list[dict[str, Any]]:
         """One kind's figures per (bucket, outcome) since `since`, in buckets of
-        `bucket_minutes` (starts as `jobs.metrics.bucket_start`)."""
-        return [
-            dict(r) for r in await self.pool.fetch(sql.KIND_SERIES, kind, since, bucket_minutes)
-        ]
+        `bucket_minutes` (starts as `jobs.metrics.bucket_start`); by the hour (60) from
+        `job_hour`."""
+        statement = sql.KIND_SERIES_HOURLY if bucket_minutes == 60 else sql.KIND_SERIES
+        return [dict(r) for r in await self.pool.fetch(statement, kind, since, bucket_minutes)]
 
     async def depth_series(self, since: datetime, bucket_minutes: int) -> list[dict[str, Any]]:
         """Per (bucket, queue) since `since`: the most queued and running of its samples;

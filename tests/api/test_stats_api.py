@@ -55,7 +55,7 @@ async def test_a_real_workers_jobs_show_per_kind_with_wait_run_and_failure_rate(
     assert [p["bucket"] for p in points] == sorted(p["bucket"] for p in points)
 
     day = await client.get("/v1/stats/kinds?window=24h", headers=auth["root"])
-    assert day.status_code == 200 and day.json()["bucket_minutes"] == 5
+    assert day.status_code == 200 and day.json()["bucket_minutes"] == 60
     day_kinds = {k["kind"]: k["finished"] for k in day.json()["kinds"]}
     assert day_kinds["demo.noop"] == 3 and day.json()["series"] is None
 

@@ -103,8 +103,8 @@ async def test_the_charts_page_shows_kinds_queue_depth_and_one_kinds_charts(
         "aria-pressed", "true"
     )
     await expect(page.get_by_role("img", name=re.compile("over the last day"))).to_be_visible()
-    per_5 = page.get_by_role("img", name=re.compile("^demo.fail: failed attempts per 5 minutes"))
-    await expect(per_5.locator("rect.bar.dead")).to_have_count(1)
+    per_hour = page.get_by_role("img", name=re.compile("^demo.fail: failed attempts per hour"))
+    await expect(per_hour.locator("rect.bar.dead")).to_have_count(1)
     await expect(fail.locator("td[data-failure-rate]")).to_have_text("100 %")
 
 

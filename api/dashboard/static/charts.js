@@ -80,7 +80,7 @@ export async function render(root, { me, signal }) {
   function kindCharts(body) {
     const series = body.series;
     const ts = series.points.map((p) => p.bucket);
-    const per = body.bucket_minutes === 1 ? "minute" : `${body.bucket_minutes} minutes`;
+    const per = { 1: "minute", 60: "hour" }[body.bucket_minutes] || `${body.bucket_minutes} minutes`;
     const timed = series.points.some((p) => p.wait_p95_s !== null || p.run_p95_s !== null);
     return [
       timed ? timeChart({
