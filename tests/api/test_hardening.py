@@ -197,19 +197,22 @@ async def test_a_hostile_body_answers_422_in_the_error_shape(api, path, body):
     assert r.json()["error"]["code"] in {"invalid_request", "invalid_payload", "unknown_kind"}
 
 
-def id_paths() -> list[str]:
-    """Every path of the schema with a numeric id in it."""
+def paths_with_an_id(of_type: str) -> list[str]:
+    """Every path of the schema with an id of this type in it: "integer" (a job's, a
+    strategy's) or "string" (a worker's)."""
     schema = create_app("postgresql://unused/db").openapi()
     return [
         path
         for path, ops in schema["paths"].items()
         for op in ops.values()
         for p in op.get("parameters", [])
-        if p["in"] == "path" and p["schema"].get("type") == "integer"
+        if p["in"] == "path"
+        and p["schema"].get("type") == of_type
+        and (of_type == "integer" or p["name"].endswith("_id"))
     ]
 
 
-@pytest.mark.parametrize("template", sorted(set(id_paths())))
+@pytest.mark.parametrize("template", sorted(set(paths_with_an_id("integer"))))
 async def test_hostile_ids_in_every_id_path_answer_in_the_error_shape(api, template):
     for bad in ("9" * 5000, "9" * 19, "-1", "0", "1.5", "1e3", "%00", "０１"):
         path = template.split("{")[0] + bad + template.split("}", 1)[1]
@@ -219,23 +222,11 @@ async def test_hostile_ids_in_every_id_path_answer_in_the_error_shape(api, templ
             assert r.json()["error"]["code"]
 
 
-def string_id_paths() -> list[str]:
-    """Every path of the schema with a string id in it (a worker's)."""
-    schema = create_app("postgresql://unused/db").openapi()
-    return [
-        path
-        for path, ops in schema["paths"].items()
-        for op in ops.values()
-        for p in op.get("parameters", [])
-        if p["in"] == "path" and p["name"].endswith("_id") and p["schema"].get("type") == "string"
-    ]
-
-
 def test_the_string_id_paths_are_found():
-    assert "/v1/workers/{worker_id}" in string_id_paths()
+    assert "/v1/workers/{worker_id}" in paths_with_an_id("string")
 
 
-@pytest.mark.parametrize("template", sorted(set(string_id_paths())))
+@pytest.mark.parametrize("template", sorted(set(paths_with_an_id("string"))))
 async def test_hostile_string_ids_answer_in_the_error_shape(api, template):
     for bad in ("x" * 5000, "a b", "%00", "a%2Fb", "ü", "..", "a;b", "'; DROP TABLE worker; --"):
         path = template.split("{")[0] + bad + template.split("}", 1)[1]
