@@ -74,6 +74,7 @@ bench: $(STAMP) postgres-binaries ## print store, worker and HTTP figures, besid
 	$(BIN)/python -m bench.http
 	$(BIN)/python -m bench.grid
 	$(BIN)/python -m bench.dashboard
+	$(BIN)/python -m bench.dashboard_stats
 
 screenshots: $(STAMP) postgres-binaries chromium ## capture docs/screenshots/*.png of the dashboard
 	$(BIN)/python -m tests.browser.screenshots

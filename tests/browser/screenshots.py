@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import tempfile
 import uuid
 from pathlib import Path
@@ -127,7 +128,9 @@ async def capture(page: Page, base_url: str, key: str, job_id: int, strategy_id:
     # The traceback stays folded: its file paths are this machine's, not for the docs.
     await page.screenshot(path=OUT / "job.png", full_page=True)
     await page.goto(f"{base_url}/#/charts")
-    await expect(page.locator("#view svg").first).to_be_visible()
+    await page.get_by_role("button", name="Chart demo.fail").click(timeout=30_000)
+    timings = page.get_by_role("img", name=re.compile("^demo.fail: wait and run"))
+    await expect(timings).to_be_visible()
     await page.screenshot(path=OUT / "charts.png", full_page=True)
     await page.goto(f"{base_url}/#/kinds")
     await expect(page.locator('section[data-kind="demo.sleep"]')).to_be_visible()

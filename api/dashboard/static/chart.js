@@ -115,7 +115,7 @@ export function stackedBars({ label, ts, stacks, height = 180, empty = "nothing 
       ]),
       clockTicks(t0, t1).map(({ t, label: text }) => [
         s("line", { class: "axis", x1: x(t), x2: x(t), y1: plotBottom, y2: plotBottom + 4 }),
-        s("text", { class: "tick", x: x(t), y: plotBottom + 16, "text-anchor": "middle" }, text),
+        s("text", { class: "tick", x: x(t), y: plotBottom + 16, "text-anchor": edgeAnchor(x(t), left, W - right) }, text),
       ]),
       s("line", { class: "axis", x1: left, x2: W - right, y1: plotBottom, y2: plotBottom }),
       bars),
@@ -209,7 +209,7 @@ export function timeChart({ label, ts, series, format = (v) => v.toFixed(2), mar
       ]),
       xTicks.map(({ t, label: text }) => [
         s("line", { class: "axis", x1: x(t), x2: x(t), y1: plotBottom, y2: plotBottom + 4 }),
-        s("text", { class: "tick", x: x(t), y: plotBottom + 16, "text-anchor": "middle" }, text),
+        s("text", { class: "tick", x: x(t), y: plotBottom + 16, "text-anchor": edgeAnchor(x(t), left, W - right) }, text),
       ]),
       s("line", { class: "axis", x1: left, x2: W - right, y1: plotBottom, y2: plotBottom }),
       area && series[0] ? s("polygon", { class: `area ${series[0].cls}`,
@@ -252,4 +252,11 @@ export function priceChart(symbol, bars, patterns, { markers = [] } = {}) {
       items: patterns.filter((p) => p.direction === key).map((p) => ({ ts: p.ts, title: `${p.ts.slice(0, 10)}: ${p.pattern} (strength ${p.strength})` })),
     })) : [],
   });
+}
+
+// A tick's label near an end of the axis is anchored to that end, so it is not cut off.
+function edgeAnchor(at, start, end) {
+  if (at > end - 40) return "end";
+  if (at < start + 40) return "start";
+  return "middle";
 }

@@ -135,8 +135,8 @@ export async function render(root, { me, params, signal }) {
       h("td", {}, stateBadge(j.state, j.cancel_requested_at && j.state === "running" ? " (cancelling)" : "")),
       h("td", {}, j.owner),
       h("td", { class: "num" }, `${j.attempt} / ${j.max_attempts}`),
-      h("td", {}, timeEl(j.created_at, ago(j.created_at))),
-      h("td", {}, when),
+      h("td", { class: "nowrap" }, timeEl(j.created_at, ago(j.created_at))),
+      h("td", { class: "nowrap" }, when),
       h("td", { class: "error-cell" }, last ? `${last.type}: ${last.message}` : ""));
   }
 
