@@ -33,6 +33,9 @@ class Authenticator:
     ) -> None:
         self.pool, self.tokens, self.key_cache_s = pool, tokens, key_cache_s
         self._known: dict[str, tuple[Principal, float]] = {}
+        self._forgotten = 0
+        """Counts `forget` calls: a lookup that began before one does not cache its answer
+        (the key may have been revoked while it read)."""
 
     async def __call__(self, credential: str) -> Principal:
         if looks_like_jwt(credential):
@@ -47,18 +50,21 @@ class Authenticator:
         cached = self._known.get(digest)
         if cached is not None and cached[1] > now:
             return cached[0]
+        forgotten = self._forgotten
         who = await authenticate(self.pool, digest)
         if who is None:
             self._known.pop(digest, None)
             raise _unauthorized("this API key is unknown or revoked", invalid_token=True)
         if len(self._known) > 10_000:  # keys are few; this only bounds a pathological case
             self._known.clear()
-        self._known[digest] = (who, now + self.key_cache_s)
+        if forgotten == self._forgotten:
+            self._known[digest] = (who, now + self.key_cache_s)
         return who
 
     def forget(self, name: str) -> None:
         """Drop the key named `name` from the cache ("*": every key), so its next request
         looks it up again."""
+        self._forgotten += 1
         if name == "*":
             self._known.clear()
             return

@@ -35,7 +35,8 @@ class ApiSettings(BaseSettings):
         default=5.0,
         ge=0,
         description="a known API key is trusted this long without a lookup; revoking it "
-        "clears it at once, so this bounds only a key revoked by editing api_key (s)",
+        "clears it at once, so this bounds a key revoked by editing api_key, or while the "
+        "API's listener connection was down (s)",
     )
     stream_retry_ms: int = Field(
         default=2000, ge=0, description="how long a browser waits before reconnecting (ms)"

@@ -79,7 +79,8 @@ def aggregates() -> tuple[str, str]:
     rows = f"""
         queue, kind, state AS outcome, n, n * 1.0, {_one_at(second)}, n * 1.0,
                {_one_at(second)}
-        FROM (SELECT date_trunc('{{unit}}', finished_at) AS at, queue, kind, state,
+        FROM (SELECT date_bin('1 {{unit}}', finished_at, timestamptz 'epoch') AS at, queue,
+                     kind, state,
                      count(*) AS n
               FROM job WHERE finished_at IS NOT NULL GROUP BY 1, 2, 3, 4) g
     """

@@ -68,7 +68,8 @@ def _summed(column: str) -> str:
 FILL_HOURS = f"""
 INSERT INTO job_hour (hour, queue, kind, outcome, finished,
                       wait_sum_s, wait_buckets, run_sum_s, run_buckets)
-SELECT date_trunc('hour', minute), queue, kind, outcome, sum(finished), sum(wait_sum_s),
+SELECT date_bin('1 hour', minute, timestamptz 'epoch'), queue, kind, outcome, sum(finished),
+       sum(wait_sum_s),
        {_summed("wait_buckets")}, sum(run_sum_s), {_summed("run_buckets")}
 FROM job_minute
 GROUP BY 1, 2, 3, 4

@@ -1252,7 +1252,7 @@ def window_rows(since: str) -> str:
     """The aggregate rows of a window that starts at the minute `since` (an expression), to
     now: its first, partial hour from job_minute, every hour after it from job_hour. A day
     reads at most 59 + 25 rows per (queue, kind, outcome), exact to the minute."""
-    hour = f"date_trunc('hour', {since})"
+    hour = f"date_bin('1 hour', {since}, timestamptz 'epoch')"  # UTC hours, in any TimeZone
     edge = f"({hour} + CASE WHEN {hour} < {since} THEN interval '1 hour' ELSE interval '0' END)"
     columns = "queue, kind, outcome, finished, wait_buckets, run_buckets"
     return f"""(
@@ -1352,8 +1352,8 @@ WITH t AS MATERIALIZED (
 )
 INSERT INTO job_hour AS h (hour, queue, kind, outcome, finished,
                            wait_sum_s, wait_buckets, run_sum_s, run_buckets)
-SELECT date_trunc('hour', minute), queue, kind, outcome, sum(finished), sum(wait_sum_s),
-       {_summed("wait_buckets")}, sum(run_sum_s), {_summed("run_buckets")}
+SELECT date_bin('1 hour', minute, timestamptz 'epoch'), queue, kind, outcome, sum(finished),
+       sum(wait_sum_s), {_summed("wait_buckets")}, sum(run_sum_s), {_summed("run_buckets")}
 FROM t
 GROUP BY 1, 2, 3, 4
 ORDER BY 1, 2, 3, 4

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import dataclasses
 import json
+import re
 import time
 from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -152,7 +153,7 @@ class JobFilter:
     @property
     def search_id(self) -> int | None:
         text = (self.search or "").strip().removeprefix("#")
-        return int(text) if text.isdigit() and len(text) <= 18 else None
+        return int(text) if _JOB_ID.fullmatch(text) else None
 
     @property
     def search_text(self) -> str | None:
@@ -185,6 +186,10 @@ class JobFilter:
                 f"(idempotency_key = ${len(params) - 1} OR payload::text ILIKE ${len(params)})"
             )
         return clauses
+
+
+_JOB_ID = re.compile(r"[0-9]{1,18}")
+"""ASCII digits only: `str.isdigit` holds for "²" too, which `int` refuses."""
 
 
 def _like_escaped(text: str) -> str:

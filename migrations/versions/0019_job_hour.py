@@ -6,6 +6,8 @@ Revision ID: 0019
 Revises: 0018
 Create Date: 2026-12-02
 
+An hour is a UTC hour (`date_bin` from the epoch): `date_trunc('hour', …)` follows the
+session's TimeZone, and in a zone half an hour off UTC its hours would not be the charts'.
 Workers add their tallies to both tables in the same statement (`jobs.sql.ADD_MINUTES`), so
 the two always agree. A window that does not start on the hour reads its first, partial
 hour from `job_minute` and the rest from `job_hour` (`jobs.sql.WINDOW_ROWS`): exact to the
@@ -36,7 +38,8 @@ def upgrade() -> None:
             run_sum_s    float8      NOT NULL DEFAULT 0,
             run_buckets  bigint[]    NOT NULL,
             PRIMARY KEY (hour, queue, kind, outcome),
-            CONSTRAINT job_hour_on_the_hour CHECK (hour = date_trunc('hour', hour))
+            CONSTRAINT job_hour_on_the_hour
+                CHECK (hour = date_bin('1 hour', hour, timestamptz 'epoch'))
         )
         """
     )
@@ -50,8 +53,9 @@ def upgrade() -> None:
         f"""
         INSERT INTO job_hour (hour, queue, kind, outcome, finished, wait_sum_s, wait_buckets,
                               run_sum_s, run_buckets)
-        SELECT date_trunc('hour', minute), queue, kind, outcome, sum(finished),
-               sum(wait_sum_s), {summed("wait_buckets")}, sum(run_sum_s), {summed("run_buckets")}
+        SELECT date_bin('1 hour', minute, timestamptz 'epoch'), queue, kind, outcome,
+               sum(finished), sum(wait_sum_s), {summed("wait_buckets")},
+               sum(run_sum_s), {summed("run_buckets")}
         FROM job_minute
         GROUP BY 1, 2, 3, 4
         """

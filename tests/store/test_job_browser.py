@@ -80,6 +80,7 @@ async def test_search_finds_an_id_a_key_or_payload_text(store):
     assert await _listed(store, search="nightly-2026-12-02") == [ids["queued"]]
     assert await _listed(store, search="ibm") == [ids["succeeded"]]  # case-insensitive
     assert await _listed(store, search="100%") == []  # `%` is text, not a wildcard
+    assert await _listed(store, search="²") == []  # a digit to str.isdigit, not an id
     assert await _listed(store, search="IBM", owner="key:someone") == []
 
 

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from jobs import sql
 from jobs.metrics import DURATION_BUCKETS_S, Tally, bucket_of, bucket_start, window_starts
 from jobs.model import NewJob
+from jobs.store import Store
 
 T0 = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
 N = len(DURATION_BUCKETS_S) + 1
@@ -61,6 +62,25 @@ async def test_concurrent_flushes_over_the_same_rows_add_up_exactly(store, conn)
     assert len(hours) == 20 and {r["hour"] for r in hours} == {T0}
     assert {r["finished"] for r in hours} == {2 * 6 * 20}
     assert {r["wait_buckets"][bucket_of(0.5)] for r in hours} == {2 * 6 * 20}
+
+
+async def test_hours_are_utc_hours_in_a_time_zone_half_an_hour_off(db_url, conn):
+    """A server (or a role) in Asia/Kolkata, UTC+5:30: its `date_trunc('hour', …)` falls on
+    :30 UTC, which the charts' hourly buckets would not find."""
+    database = await conn.fetchval("SELECT current_database()")
+    await conn.execute(f"ALTER DATABASE \"{database}\" SET timezone = 'Asia/Kolkata'")
+    store = await Store.connect(db_url)
+    try:
+        at = T0 + timedelta(minutes=7)
+        await store.add_minutes(minutes_of(("q", "k", "succeeded", 0.2, 0.01, at)))
+        [row] = await rows(conn, "job_hour")
+        assert row["hour"] == T0  # 12:00 UTC, not 11:30
+        [point] = await store.kind_series("k", T0, 60)
+        assert (point["bucket"], point["finished"]) == (T0, 1)
+        [total] = await store.kind_totals(T0 + timedelta(minutes=5))
+        assert total["finished"] == 1
+    finally:
+        await store.close()
 
 
 async def test_a_window_reads_its_first_hour_by_the_minute_and_the_rest_by_the_hour(store):

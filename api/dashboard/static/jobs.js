@@ -78,7 +78,9 @@ export async function render(root, { me, params, signal }) {
   let cursor = null;
   let pages = 0;  // pages shown past the first: a refresh then leaves the list alone
   let busy = false;
-  const shown = new Map();  // id → job, for the selection's "all shown" box
+  let generation = 0;  // a reload starts a new one: an older request's answer is dropped
+  let applied = null;  // the filters as last applied: a refresh never reads half-typed ones
+  const shown = new Map();  // id → job of every row drawn, for the "all shown" box
 
   function filters() {
     return {
@@ -90,15 +92,26 @@ export async function render(root, { me, params, signal }) {
     };
   }
 
+  function snapshot() {
+    return { ...filters(), q: search.value.trim() || null, limit: Number(size.value) };
+  }
+
+  function windowed(a) {  // a search, or a listing by kind or queue: bounded windows of ids
+    return Boolean((a.q && !/^#?\d+$/.test(a.q)) || a.kind || a.queue);
+  }
+
   function remember() {
-    const q = query({ state, ...filters(), q: search.value.trim(), limit: size.value === "50" ? null : size.value });
+    const { limit, ...rest } = applied;
+    const q = query({ state, ...rest, limit: limit === 50 ? null : limit });
     const hash = `#/jobs${q}`;
     if (location.hash !== hash) history.replaceState(null, "", hash);
   }
 
   async function loadCounts() {
-    const { counts } = await get("/v1/jobs/counts" + query(filters()));
-    if (signal.aborted) return;
+    const gen = generation;
+    const { q, limit, ...where } = applied;
+    const { counts } = await get("/v1/jobs/counts" + query(where));
+    if (signal.aborted || gen !== generation) return;
     const total = counts.filter((c) => !["scheduled", "retrying"].includes(c.state));
     const all = total.reduce((n, c) => n + c.count, 0);
     const anyMore = total.some((c) => c.more);
@@ -169,10 +182,9 @@ export async function render(root, { me, params, signal }) {
   // One page: a search, or a listing by kind or queue, may take several calls to fill one
   // (each reads a bounded window of ids), at most SEARCH_CALLS a click.
   async function fetchPage(from, calls = SEARCH_CALLS) {
-    const base = { state: state || null, ...filters(), q: search.value.trim() || null, brief: "true" };
-    const text = Boolean((base.q && !/^#?\d+$/.test(base.q)) || base.kind || base.queue);
-    const page = await jobsPage(base, { limit: Number(size.value), cursor: from, calls, signal });
-    return { ...page, text };
+    const { limit, ...where } = applied;
+    const page = await jobsPage({ state: state || null, ...where, brief: "true" }, { limit, cursor: from, calls, signal });
+    return { ...page, text: windowed(applied) };
   }
 
   function showMore(next, text) {
@@ -183,9 +195,10 @@ export async function render(root, { me, params, signal }) {
     const b = h("button", { type: "button", class: "secondary more" }, label);
     b.addEventListener("click", () => act(b, async () => {
       busy = true;
+      const gen = generation;
       try {
         const page = await fetchPage(cursor);
-        if (signal.aborted) return;
+        if (signal.aborted || gen !== generation) return;
         pages += 1;
         const tbody = results.querySelector("tbody");
         const rows = page.jobs.filter((j) => !shown.has(j.id)).map((j) => { shown.set(j.id, j); return row(j); });
@@ -198,8 +211,9 @@ export async function render(root, { me, params, signal }) {
   }
 
   async function loadFirst() {
+    const gen = generation;
     const page = await fetchPage(null);
-    if (signal.aborted) return;
+    if (signal.aborted || gen !== generation) return;
     shown.clear();
     page.jobs.forEach((j) => shown.set(j.id, j));
     if (!page.jobs.length) {
@@ -214,6 +228,8 @@ export async function render(root, { me, params, signal }) {
   }
 
   async function reload() {
+    applied = snapshot();
+    generation += 1;
     remember();
     busy = true;
     pages = 0;
@@ -232,10 +248,17 @@ export async function render(root, { me, params, signal }) {
     if (!ok) return;
     let done = 0;
     const skipped = [];
-    for (let i = 0; i < ids.length; i += 1000) {  // the API takes 1,000 ids a call
-      const r = await post("/v1/jobs/bulk", { action, ids: ids.slice(i, i + 1000) });
-      done += r.done.length;
-      skipped.push(...r.skipped);
+    try {
+      for (let i = 0; i < ids.length; i += 1000) {  // the API takes 1,000 ids a call
+        const r = await post("/v1/jobs/bulk", { action, ids: ids.slice(i, i + 1000) });
+        done += r.done.length;
+        skipped.push(...r.skipped);
+      }
+    } catch (err) {  // what was done before the failure stays done: say so, then show it
+      notice(`${done} job${done === 1 ? "" : "s"} ${ACTIONS[action].verb} before this failed: ${errorText(err)}`, "error");
+      selected.clear();
+      await reload();
+      return;
     }
     selected.clear();
     const why = [...new Set(skipped.map((s) => s.reason))].join("; ");
@@ -255,17 +278,22 @@ export async function render(root, { me, params, signal }) {
   // A listing by kind or queue may take many calls to fill: a refresh makes one, over the
   // newest ids, and puts what it finds in place (changed rows redrawn, new ones on top).
   async function refreshNewest() {
+    const gen = generation;
     const page = await fetchPage(null, 1);
-    if (signal.aborted) return;
+    if (signal.aborted || gen !== generation) return;
     const tbody = results.querySelector("tbody");
     if (!tbody) { if (page.jobs.length) await loadFirst(); return; }
     const top = Math.max(0, ...shown.keys());
     const fresh = [];
     for (const j of page.jobs) {
       const old = tbody.querySelector(`tr[data-job-id="${j.id}"]`);
-      if (old) old.replaceWith(row(j));
-      else if (j.id > top) fresh.push(j);
-      shown.set(j.id, j);
+      if (old) {
+        old.replaceWith(row(j));
+        shown.set(j.id, j);
+      } else if (j.id > top) {
+        fresh.push(j);
+        shown.set(j.id, j);
+      }
     }
     tbody.prepend(...fresh.map(row));
     syncSelection();
@@ -275,9 +303,8 @@ export async function render(root, { me, params, signal }) {
   await reload();
   const timer = setInterval(() => {
     if (busy || document.hidden) return;
-    const text = search.value.trim() && !/^#?\d+$/.test(search.value.trim());
-    const windowed = kind.value || queue.value.trim();
-    const first = windowed ? refreshNewest : loadFirst;
+    const text = applied.q && !/^#?\d+$/.test(applied.q);
+    const first = windowed(applied) ? refreshNewest : loadFirst;
     const work = pages === 0 && !text ? Promise.all([loadCounts(), first()]) : loadCounts();
     busy = true;
     work.catch((err) => notice(errorText(err), "error")).finally(() => { busy = false; });
