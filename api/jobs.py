@@ -31,6 +31,8 @@ from api.schemas import (
     JobCountsOut,
     JobOut,
     JobPage,
+    PageCursor,
+    PageLimit,
     RetryCountOut,
     RetryOut,
     StateCount,
@@ -282,8 +284,8 @@ Filtered = Annotated[JobFilter, Depends(job_filter)]
 async def list_jobs(
     request: Request,
     where: Filtered,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, Query(pattern=r"^[0-9]{1,18}$")] = None,
+    limit: PageLimit = 50,
+    cursor: PageCursor = None,
     brief: Annotated[
         bool,
         Query(

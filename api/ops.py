@@ -26,6 +26,8 @@ from api.schemas import (
     KindOut,
     KindPatch,
     MeOut,
+    PageCursor,
+    PageLimit,
     QueueControlOut,
     QueueOut,
     QueuePatch,
@@ -337,8 +339,8 @@ async def delete_share(request: Request, owner: Owner, who: Admin) -> Response:
 async def audit(
     request: Request,
     who: Admin,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, Query(pattern=r"^[0-9]{1,18}$")] = None,
+    limit: PageLimit = 50,
+    cursor: PageCursor = None,
 ) -> AuditPage:
     """Admin only: operators' destructive actions (jobs deleted, keys created and revoked),
     newest first, with who did them."""

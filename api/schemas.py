@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
+from fastapi import Query
 from pydantic import (
     AfterValidator,
     AwareDatetime,
@@ -157,6 +158,13 @@ class BatchOut(BaseModel):
 class JobPage(BaseModel):
     jobs: list[JobOut]
     next_cursor: str | None
+
+
+PageLimit = Annotated[int, Query(ge=1, le=500, description="at most this many (1 to 500)")]
+PageCursor = Annotated[
+    str | None, Query(pattern=r"^[0-9]{1,18}$", description="a page's `next_cursor`")
+]
+"""A keyset-paginated listing's parameters, the same on every listing."""
 
 
 class StateCount(BaseModel):

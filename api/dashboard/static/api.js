@@ -85,17 +85,19 @@ export async function jobsPage(params, { limit, cursor = null, calls = 50, signa
   return { jobs, next };
 }
 
-// Resolves once the tab is shown (at once if it is), or when `signal` aborts.
+// Resolves once the tab is shown (at once if it is), or when `signal` aborts; either way it
+// leaves no listener behind.
 function shown(signal) {
   if (!document.hidden || signal.aborted) return Promise.resolve();
   return new Promise((resolve) => {
     const done = () => {
       if (document.hidden && !signal.aborted) return;
       document.removeEventListener("visibilitychange", done);
+      signal.removeEventListener("abort", done);
       resolve();
     };
     document.addEventListener("visibilitychange", done);
-    signal.addEventListener("abort", done, { once: true });
+    signal.addEventListener("abort", done);
   });
 }
 
