@@ -6,6 +6,8 @@ BIN := $(VENV)/bin
 CHECKSUM := $(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 RUN_STAMP := $(VENV)/.installed-run-$(CHECKSUM)
 STAMP := $(VENV)/.installed-test-$(CHECKSUM)
+# pytest-xdist processes for `make test` (TEST_PROCESSES=0 runs the suite in one)
+TEST_PROCESSES ?= 3
 
 .DEFAULT_GOAL := help
 .PHONY: help run test lint bench clean postgres-binaries chromium screenshots
@@ -56,7 +58,7 @@ run: $(RUN_STAMP) postgres-binaries ## start the system (embedded Postgres kept 
 	$(BIN)/conveyor dev $(ARGS)
 
 test: $(STAMP) postgres-binaries chromium lint ## install what is needed, check style and layering, run the whole suite
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_PROCESSES)
 
 lint: $(STAMP) ## ruff, mypy (strict on jobs/), import-linter contracts
 	$(BIN)/ruff check .

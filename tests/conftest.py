@@ -1,7 +1,8 @@
 """Real PostgreSQL for every test that needs one.
 
 One server per session: TEST_DATABASE_URL (a role allowed to CREATE DATABASE) or a throwaway
-embedded cluster. The schema is migrated once into a template database; each test gets its
+embedded cluster (`make test` runs pytest-xdist workers, each a session with a cluster of its
+own). The schema is migrated once into a template database; each test gets its
 own database cloned from it, so tests can race real transactions without seeing each other.
 """
 
@@ -22,9 +23,11 @@ from jobs.migrate import upgrade
 from jobs.settings import DatabaseSettings, QueueSettings
 from jobs.store import Store
 from tests.processes import Processes, System
-from tests.support import with_database
+from tests.support import eventually, with_database
 
-TEMPLATE = "conveyor_template"
+TEMPLATE = f"conveyor_template_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
+"""One template per pytest-xdist worker: workers that share a TEST_DATABASE_URL server must
+not drop the template another is cloning."""
 
 
 @pytest.fixture(scope="session")
@@ -128,6 +131,12 @@ async def system(db_url: str, conn: asyncpg.Connection, tmp_path: Path) -> Async
     try:
         base_url = procs.start_api(CONVEYOR_API_STREAM_POLL_S="30")
         procs.start_worker("--concurrency", "4", "--processes", "0", "--lease", "3s")
+
+        async def registered() -> bool:
+            return bool(await conn.fetchval("SELECT count(*) FROM worker"))
+
+        # Up before the test starts: a job's wait is then the queue's, not a start-up's.
+        await eventually(registered, 60)
         keys = {
             "alice": await create_key(conn, "alice", "user"),
             "bob": await create_key(conn, "bob", "user"),
