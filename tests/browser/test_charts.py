@@ -133,3 +133,29 @@ async def test_the_overview_marks_dead_jobs_and_a_user_has_no_charts(page: Page,
     await expect(page.get_by_role("link", name="Charts")).to_be_hidden()
     await page.goto(f"{system.base_url}/#/charts")
     await expect(page.locator("main")).to_contain_text("need an admin's key")
+
+
+async def test_every_value_axis_has_three_to_six_round_ticks_covering_its_range(
+    page: Page, system: System
+):
+    await page.goto(system.base_url + "/dashboard/")
+    worst = await page.evaluate(
+        """async () => {
+            const { niceTicks } = await import("/dashboard/chart.js");
+            let seed = 7;
+            const random = () => (seed = (seed * 16807) % 2147483647) / 2147483647;
+            const found = [];
+            for (let i = 0; i < 20000; i++) {
+                const lo = random() < 0.5 ? 0 : random() * 10 ** (random() * 6 - 3);
+                const hi = lo + 10 ** (random() * 8 - 4);
+                const ticks = niceTicks(lo, hi, 5);
+                const step = ticks[1] - ticks[0];
+                const bad = ticks.length < 3 || ticks.length > 6
+                    || ticks[0] < lo - step * 1e-9 || ticks[ticks.length - 1] > hi + step * 1e-9
+                    || ticks.some((t, k) => k && Math.abs(t - ticks[k - 1] - step) > step * 1e-6);
+                if (bad) found.push([lo, hi, ticks]);
+            }
+            return found.slice(0, 5);
+        }"""
+    )
+    assert worst == []

@@ -124,14 +124,22 @@ export function stackedBars({ label, ts, stacks, height = 180, empty = "nothing 
       sum === 0 ? h("span", { class: "muted" }, ` — ${empty}`) : null));
 }
 
-// Round values for an axis: about `count` of them, 1, 2 or 5 times a power of ten apart.
+// Round values for an axis: about `count` of them and never fewer than three, 1, 2, 2.5 or
+// 5 times a power of ten apart. (The first round step at or above (hi - lo) / count can leave
+// two: 18.9 to 545 in steps of 200.)
 export function niceTicks(lo, hi, count = 5) {
   if (!(hi > lo)) return [lo];
   const raw = (hi - lo) / Math.max(1, count);
   const power = 10 ** Math.floor(Math.log10(raw));
-  const step = [1, 2, 2.5, 5, 10].map((m) => m * power).find((v) => v >= raw);
-  const ticks = [];
-  for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) ticks.push(Number(v.toPrecision(12)));
+  const steps = [0.5, 1, 2, 2.5, 5, 10].map((m) => m * power);
+  const within = (step) => {
+    const ticks = [];
+    for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) ticks.push(Number(v.toPrecision(12)));
+    return ticks;
+  };
+  let i = steps.findIndex((v) => v >= raw);
+  let ticks = within(steps[i]);
+  while (ticks.length < 3 && i > 0) ticks = within(steps[--i]);
   return ticks;
 }
 
