@@ -28,9 +28,10 @@ from functools import cache
 from pathlib import Path
 from typing import Protocol
 
-import asyncpg
 import numpy as np
 import pandas as pd
+
+from jobs.db import Queries
 
 BAR_COLUMNS = ["ts", "open", "high", "low", "close", "volume"]
 ADJUSTMENTS = ("none", "split_dividend")
@@ -288,7 +289,7 @@ WHERE excluded.source <> 'synthetic' OR price_bar.source = 'synthetic'
 
 
 async def store_bars(
-    db: asyncpg.Connection | asyncpg.Pool,
+    db: Queries,
     symbol: str,
     interval: str,
     source: str,
