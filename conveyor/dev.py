@@ -185,26 +185,23 @@ def wait_ready(api_url: str, api_proc: subprocess.Popen[bytes], timeout_s: float
 def admin_key(url: str, kept: Path) -> str:
     """The admin key kept from an earlier start, while the database still knows it; else a
     new one, kept for the next start (readable by this user only)."""
-    import asyncpg
-
-    from api.keys import authenticate, create_key, hash_key
-    from jobs.db import asyncpg_dsn
+    from jobs.db import open_database
+    from stores.keys import KeyStore, hash_key
 
     earlier = kept.read_text().strip() if kept.exists() else None
 
     async def find_or_make() -> tuple[str, bool]:
-        conn = await asyncpg.connect(asyncpg_dsn(url))
-        try:
+        async with open_database(url) as db:
+            keys = KeyStore(db)
             if earlier:
                 key = earlier
-                who = await authenticate(conn, hash_key(key))
-                if who is not None and who.is_admin:
+                who = await keys.authenticate(hash_key(key))
+                if who is not None and who[1] == "admin":
                     return key, False
             import secrets
 
-            return await create_key(conn, f"dev-admin-{secrets.token_hex(3)}", "admin"), True
-        finally:
-            await conn.close()
+            _, made = await keys.issue(f"dev-admin-{secrets.token_hex(3)}", "admin")
+            return made, True
 
     key, made = asyncio.run(find_or_make())
     if made:
