@@ -31,6 +31,7 @@ from jobs.settings import DatabaseSettings
 from jobs.store import Store
 from jobs.wake import Waker
 from stores.keys import KEYS_CHANNEL, KeyStore
+from stores.quotas import QuotaStore
 
 
 def create_app(
@@ -53,7 +54,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.store = store = await Store.connect(database_url)
         app.state.keys = KeyStore(store.db)
-        app.state.quotas = QuotaBook.over(app.state.store.pool)
+        app.state.quotas = QuotaBook.over(QuotaStore(store.db))
         app.state.stream_secret = (
             settings.stream_secret.encode()
             if settings.stream_secret
