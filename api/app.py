@@ -32,6 +32,7 @@ from jobs.store import Store
 from jobs.wake import Waker
 from stores.keys import KEYS_CHANNEL, KeyStore
 from stores.quotas import QuotaStore
+from stores.schedules import ScheduleStore
 
 
 def create_app(
@@ -55,6 +56,7 @@ def create_app(
         app.state.store = store = await Store.connect(database_url)
         app.state.keys = KeyStore(store.db)
         app.state.quotas = QuotaBook.over(QuotaStore(store.db))
+        app.state.schedules = ScheduleStore(store.db)
         app.state.stream_secret = (
             settings.stream_secret.encode()
             if settings.stream_secret

@@ -213,25 +213,21 @@ def admin_key(url: str, kept: Path) -> str:
 
 def default_schedules(url: str) -> None:
     """The platform's schedules, created when absent, never overwritten."""
-    import asyncpg
-
     from compute.specs import SPECS
-    from jobs.db import asyncpg_dsn
+    from jobs.db import open_database
     from kinds.schedules import UniverseSettings, ensure_defaults
+    from stores.schedules import ScheduleStore
 
     def validate(kind: str, payload: dict[str, Any]) -> dict[str, Any]:
         result: dict[str, Any] = SPECS[kind].model_validate(payload).model_dump(mode="json")
         return result
 
     async def main() -> tuple[list[str], list[str]]:
-        conn = await asyncpg.connect(asyncpg_dsn(url))
-        try:
+        async with open_database(url) as db:
             universe = UniverseSettings()
             return await ensure_defaults(
-                conn, SPECS, validate, universe.symbol_list, universe.price_provider
+                ScheduleStore(db), SPECS, validate, universe.symbol_list, universe.price_provider
             )
-        finally:
-            await conn.close()
 
     created, unknown = asyncio.run(main())
     log.info("schedules.defaults", created=created, left_out_unknown_kind=unknown)
