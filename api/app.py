@@ -32,6 +32,7 @@ from jobs.store import Store
 from jobs.wake import Waker
 from stores.keys import KEYS_CHANNEL, KeyStore
 from stores.quotas import QuotaStore
+from stores.research import ResearchStore
 from stores.schedules import ScheduleStore
 
 
@@ -57,6 +58,7 @@ def create_app(
         app.state.keys = KeyStore(store.db)
         app.state.quotas = QuotaBook.over(QuotaStore(store.db))
         app.state.schedules = ScheduleStore(store.db)
+        app.state.research = ResearchStore(store.db)
         app.state.stream_secret = (
             settings.stream_secret.encode()
             if settings.stream_secret

@@ -212,7 +212,7 @@ def prune(
 
     from jobs.model import JobState
     from jobs.store import Store
-    from kinds.results import prune_snapshots
+    from stores.research import ResearchStore
 
     configure_logging()
     ages = {
@@ -228,8 +228,8 @@ def prune(
         try:
             deleted = {state.value: n for state, n in (await store.prune(ages)).items()}
             if keep_snapshots is not None:
-                deleted["leaderboard snapshots"] = await prune_snapshots(
-                    store.pool, keep_snapshots, store.settings.prune_batch
+                deleted["leaderboard snapshots"] = await ResearchStore(store.db).prune_snapshots(
+                    keep_snapshots, store.settings.prune_batch
                 )
             return deleted
         finally:

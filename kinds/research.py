@@ -44,7 +44,8 @@ from compute.specs import (
 from jobs.db import Connection, Database, JsonText
 from jobs.handler import JSON, Cancel, JobContext, Permanent
 from jobs.model import SYSTEM_OWNER, Claimed
-from kinds import prices, results
+from kinds import prices
+from stores import research as results  # the research tables' statements
 
 MIN_BARS = 30
 """Fewer bars than this cannot be split into samples worth scoring."""
