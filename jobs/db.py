@@ -24,7 +24,7 @@ Record: TypeAlias = asyncpg.Record
 Connection: TypeAlias = asyncpg.Connection
 """One connection: what `Database.transaction` yields and `connect_listener` opens."""
 
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
     OSError,  # refused, reset: the server restarted or the network blinked
     TimeoutError,
     asyncpg.InterfaceError,  # the connection was closed under us
@@ -37,10 +37,10 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 )
 """Errors after which a loop should wait and try again: the database will be back."""
 
-CONSTRAINT_ERRORS: tuple[type[BaseException], ...] = (asyncpg.IntegrityConstraintViolationError,)
+CONSTRAINT_ERRORS: tuple[type[Exception], ...] = (asyncpg.IntegrityConstraintViolationError,)
 """A write the schema's constraints refused (unique, check, foreign key, not null)."""
 
-DATA_ERRORS: tuple[type[BaseException], ...] = (
+DATA_ERRORS: tuple[type[Exception], ...] = (
     asyncpg.DataError,  # the server's: a NUL in text, a date out of its range
     asyncpg.exceptions._base.DataError,  # the driver's: "invalid input for query argument"
 )
