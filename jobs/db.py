@@ -3,9 +3,9 @@ to the database for code outside `jobs`.
 
 `Database` is that door: the pool's four statement calls and a transaction, nothing that
 closes or resizes the pool, so a kind's load and save, the area stores (`stores/`) and the
-API cannot take the store's connections away from the queue. The driver's exceptions the API
-maps to answers, the row type and the LISTEN connection are named here too, so that nothing
-above `jobs` and `stores` imports asyncpg.
+API can run statements but cannot close the pool under the queue. The driver's exceptions
+the API maps to answers, the row type and the LISTEN connection are named here too, so the
+API imports no asyncpg (an import contract holds it to that).
 """
 
 from __future__ import annotations

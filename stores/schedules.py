@@ -130,8 +130,8 @@ class ScheduleStore:
         return (await self.db.execute(DELETE, name)).endswith(" 1")
 
     async def load_enabled(self) -> list[Record]:
-        """LOAD_ENABLED: the clock's row first-joined with every enabled schedule (a row with
-        `name` NULL and only `now` when there is none)."""
+        """LOAD_ENABLED: every enabled schedule with the database's clock (`now`) on each
+        row; one row with `name` NULL and only `now` when none is enabled."""
         return await self.db.fetch(LOAD_ENABLED)
 
     async def advance(
