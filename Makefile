@@ -63,7 +63,7 @@ test: $(STAMP) postgres-binaries chromium lint ## install what is needed, check 
 lint: $(STAMP) ## ruff, mypy (strict on jobs/), import-linter contracts
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy jobs worker api compute kinds conveyor migrations bench
+	$(BIN)/mypy jobs stores worker api compute kinds conveyor migrations bench
 	$(BIN)/lint-imports
 
 bench: $(STAMP) postgres-binaries ## print store, worker and HTTP figures, beside pgbench's and PgQueuer's

@@ -14,7 +14,6 @@ from pydantic import BaseModel
 from api import dashboard, docs, errors, jobs, keys_api, ops, research, schedules, stats
 from api.auth import Authenticator
 from api.headers import StandardHeaders
-from api.keys import KEYS_CHANNEL, stream_secret
 from api.quotas import QuotaBook
 from api.routing import GuardedRoute
 from api.schemas import (
@@ -31,6 +30,10 @@ from jobs.app import AppError, load_app
 from jobs.settings import DatabaseSettings
 from jobs.store import Store
 from jobs.wake import Waker
+from stores.keys import KEYS_CHANNEL, KeyStore
+from stores.quotas import QuotaStore
+from stores.research import ResearchStore
+from stores.schedules import ScheduleStore
 
 
 def create_app(
@@ -51,14 +54,17 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.store = await Store.connect(database_url)
-        app.state.quotas = QuotaBook.over(app.state.store.pool)
+        app.state.store = store = await Store.connect(database_url)
+        app.state.keys = KeyStore(store.db)
+        app.state.quotas = QuotaBook.over(QuotaStore(store.db))
+        app.state.schedules = ScheduleStore(store.db)
+        app.state.research = ResearchStore(store.db)
         app.state.stream_secret = (
             settings.stream_secret.encode()
             if settings.stream_secret
-            else await stream_secret(app.state.store.pool)
+            else await app.state.keys.stream_secret()
         )
-        app.state.auth = Authenticator(app.state.store.pool, tokens, settings.key_cache_s)
+        app.state.auth = Authenticator(app.state.keys, tokens, settings.key_cache_s)
         app.state.watch = JobWatch(database_url)
         app.state.watch.also(KEYS_CHANNEL, app.state.auth.forget)  # a revoked key, at once
         await app.state.watch.start()

@@ -6,14 +6,14 @@ from __future__ import annotations
 import time
 from typing import Annotated
 
-import asyncpg
 from fastapi import Depends, Request
 
 from api.errors import ApiError
-from api.keys import Principal, authenticate, hash_key
+from api.keys import Principal
 from api.stream_tokens import BadStreamToken
 from api.stream_tokens import verify as verify_stream_token
 from api.tokens import InvalidToken, TokenVerifier, looks_like_jwt
+from stores.keys import KeyStore, hash_key
 
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
@@ -22,16 +22,14 @@ class Authenticator:
     """Turns a bearer credential into a Principal.
 
     Known keys are remembered for `key_cache_s` seconds, so a busy client costs one lookup
-    per interval rather than one per request. A key revoked with `api.keys.revoke_key` (the
+    per interval rather than one per request. A key revoked with `stores.keys.revoke_key` (the
     API's DELETE, the CLI) is forgotten at once: its statement notifies `KEYS_CHANNEL`, which
     `JobWatch` hears and passes to `forget`. A key revoked otherwise (an UPDATE by hand), or
     while the listener is disconnected, stops working within `key_cache_s`.
     """
 
-    def __init__(
-        self, pool: asyncpg.Pool, tokens: TokenVerifier | None, key_cache_s: float
-    ) -> None:
-        self.pool, self.tokens, self.key_cache_s = pool, tokens, key_cache_s
+    def __init__(self, keys: KeyStore, tokens: TokenVerifier | None, key_cache_s: float) -> None:
+        self.keys, self.tokens, self.key_cache_s = keys, tokens, key_cache_s
         self._known: dict[str, tuple[Principal, float]] = {}
         self._forgotten = 0
         """Counts `forget` calls: a lookup that began before one does not cache its answer
@@ -51,10 +49,11 @@ class Authenticator:
         if cached is not None and cached[1] > now:
             return cached[0]
         forgotten = self._forgotten
-        who = await authenticate(self.pool, digest)
-        if who is None:
+        found = await self.keys.authenticate(digest)
+        if found is None:
             self._known.pop(digest, None)
             raise _unauthorized("this API key is unknown or revoked", invalid_token=True)
+        who = Principal.key(*found)
         if len(self._known) > 10_000:  # keys are few; this only bounds a pathological case
             self._known.clear()
         if forgotten == self._forgotten:
@@ -78,9 +77,7 @@ class Authenticator:
         token user's credential lasts until its expiry, which the stream watches itself."""
         if who.source != "key":
             return None
-        role = await self.pool.fetchval(
-            "SELECT role FROM api_key WHERE name = $1 AND revoked_at IS NULL", who.name
-        )
+        role = await self.keys.live_role(who.name)
         if role is None:
             return "this API key is unknown or revoked"
         if role != who.role:

@@ -7,7 +7,6 @@ import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -15,6 +14,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute, Match
 
+from jobs.db import CONSTRAINT_ERRORS, DATA_ERRORS, TRANSIENT_ERRORS
 from jobs.errors import InvalidTransition, JobNotFound
 from jobs.logging import get_logger
 
@@ -114,8 +114,7 @@ def install(app: FastAPI) -> None:
     async def _conflict(_: Request, exc: InvalidTransition) -> JSONResponse:
         return error_response(409, "invalid_state", str(exc), {"state": exc.state})
 
-    @app.exception_handler(asyncpg.IntegrityConstraintViolationError)
-    async def _refused(_: Request, exc: asyncpg.IntegrityConstraintViolationError) -> JSONResponse:
+    async def _refused(_: Request, exc: Exception) -> JSONResponse:
         # A safety net: validation should have caught this before the database did. Logged,
         # because it means a rule is missing from the API's models.
         # The driver's text stays in the log: it names columns and quotes statements.
@@ -129,8 +128,6 @@ def install(app: FastAPI) -> None:
             {"rule": constraint},
         )
 
-    @app.exception_handler(asyncpg.DataError)
-    @app.exception_handler(asyncpg.exceptions._base.DataError)
     async def _unstorable(_: Request, exc: Exception) -> JSONResponse:
         # Another safety net: a value Postgres cannot hold (a NUL character in text or
         # jsonb, a date out of its range) is the client's input, not our failure. The
@@ -143,13 +140,6 @@ def install(app: FastAPI) -> None:
             "a NUL character, a number too large); check it against the API's documentation",
         )
 
-    @app.exception_handler(asyncpg.PostgresConnectionError)
-    @app.exception_handler(asyncpg.exceptions.OperatorInterventionError)
-    @app.exception_handler(asyncpg.exceptions.TooManyConnectionsError)
-    @app.exception_handler(asyncpg.InterfaceError)
-    @app.exception_handler(asyncpg.exceptions.InternalClientError)
-    @app.exception_handler(OSError)
-    @app.exception_handler(TimeoutError)
     async def _unavailable(_: Request, exc: Exception) -> JSONResponse:
         # The database is restarting, unreachable or full: the request may succeed in a
         # moment (a write that did land is found again by its idempotency key).
@@ -160,6 +150,15 @@ def install(app: FastAPI) -> None:
             "the database is unavailable right now; try again in a few seconds",
             headers={"Retry-After": "2"},
         )
+
+    # The database's errors, by the tuples jobs.db names (a handler is found by the
+    # exception's class and its bases, so the order of registration does not matter).
+    for refused in CONSTRAINT_ERRORS:
+        app.add_exception_handler(refused, _refused)
+    for unstorable in DATA_ERRORS:
+        app.add_exception_handler(unstorable, _unstorable)
+    for unavailable in TRANSIENT_ERRORS:
+        app.add_exception_handler(unavailable, _unavailable)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

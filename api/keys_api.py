@@ -1,5 +1,5 @@
 """API keys, for admins: list them, create one (the key shown once), revoke one. The same
-rules as `conveyor keys` (`api.keys`); each change is written to `audit_event` with who made
+rules as `conveyor keys` (`stores.keys`); each change is written to `audit_event` with who made
 it, in the same statement."""
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from fastapi import APIRouter, Path, Request, Response
 
 from api.auth import Admin, Authenticator
 from api.errors import ERRORS, ApiError
-from api.keys import NAME_MAX, KeyNameTaken, find_key, issue_key, list_keys, revoke_key
 from api.routing import GuardedRoute
 from api.schemas import TEXT, KeyCreatedOut, KeyIn, KeyOut, KeyRevokedOut
 from jobs.logging import get_logger
+from stores.keys import NAME_MAX, KeyNameTaken, KeyStore
 
 log = get_logger(__name__)
 
@@ -24,11 +24,16 @@ NO_STORE = {"Cache-Control": "no-store"}
 """On the answer that holds a new key: no cache along the way keeps it."""
 
 
+def _keys(request: Request) -> KeyStore:
+    keys: KeyStore = request.app.state.keys
+    return keys
+
+
 @router.get("/v1/keys", response_model=list[KeyOut], responses=ERRORS, tags=["keys"])
 async def list_api_keys(request: Request, _admin: Admin) -> list[KeyOut]:
     """Admin only: every key, live and revoked, by name: its role, when it was created and
     when revoked (null while live). Never a key itself, nor its hash."""
-    return [KeyOut(**asdict(k)) for k in await list_keys(request.app.state.store.pool)]
+    return [KeyOut(**asdict(k)) for k in await _keys(request).all()]
 
 
 @router.post(
@@ -41,9 +46,7 @@ async def create_api_key(
     time it is shown: only its SHA-256 is stored. 409 when the name is taken, by a live or a
     revoked key (a name is never given to a second key)."""
     try:
-        info, key = await issue_key(
-            request.app.state.store.pool, body.name, body.role, by=who.owner
-        )
+        info, key = await _keys(request).issue(body.name, body.role, by=who.owner)
     except KeyNameTaken as exc:
         raise ApiError(409, "key_name_taken", str(exc), {"name": body.name}) from None
     log.info("key.created", name=info.name, role=info.role, by=who.owner)
@@ -63,10 +66,10 @@ async def revoke_api_key(request: Request, name: KeyName, who: Admin) -> KeyRevo
     `revoked_own_key` true when it is the key this request was made with (allowed: another
     admin key, or `conveyor keys create`, signs in again). 404 for a name no key has or a key
     already revoked: a key is revoked once, and the name stays taken."""
-    pool = request.app.state.store.pool
-    revoked = await revoke_key(pool, name, by=who.owner)
+    keys = _keys(request)
+    revoked = await keys.revoke(name, by=who.owner)
     if revoked is None:
-        known = await find_key(pool, name)
+        known = await keys.find(name)
         if known is None or known.revoked_at is None:  # live: created since the UPDATE
             raise ApiError(404, "key_not_found", f"no key named {name!r}: GET /v1/keys lists them")
         raise ApiError(

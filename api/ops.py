@@ -92,7 +92,7 @@ async def ready(
     """The database answers and its schema is at the code's migration head."""
     store: Store = request.app.state.store
     try:
-        revision = await store.pool.fetchval("SELECT version_num FROM alembic_version")
+        revision = await store.schema_revision()
     except Exception as exc:
         log.warning("api.not_ready", error_type=type(exc).__name__, error=str(exc))
         raise ApiError(503, "not_ready", "the database is unreachable; the log says why") from exc

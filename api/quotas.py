@@ -1,5 +1,5 @@
-"""What a non-admin may submit (table `submit_quota`, migration 0011): its statements, the
-decision for one submission (pure), and the book the API keeps of them.
+"""What a non-admin may submit (table `submit_quota`, migration 0011, read through
+`stores.quotas`): the decision for one submission (pure), and the book the API keeps of them.
 
 An owner's own row wins over the default row `*`; admins are never limited. The book caches
 each owner's quota for a second, so an admin's change holds within a second on every API
@@ -15,52 +15,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import asyncpg
-
 from api.errors import ApiError
 from api.keys import Principal
 from compute.specs import admin_only
+from jobs.db import Record
 from jobs.model import NewJob
+from stores.quotas import QuotaStore
 
 DEFAULT = "*"
 """The row that applies to every non-admin without a row of its own."""
 CACHE_S = 1.0
-
-GET = """
-SELECT owner, priority_min, priority_max, queues, max_queued, demo_kinds, updated_at,
-       updated_by
-FROM submit_quota WHERE owner = $1 OR owner = '*'
-ORDER BY owner = '*'
-LIMIT 1
-"""
-"""The owner's quota: its own row, else the default."""
-
-LIST = """
-SELECT owner, priority_min, priority_max, queues, max_queued, demo_kinds, updated_at,
-       updated_by
-FROM submit_quota ORDER BY owner <> '*', owner
-"""
-
-PUT = """
-INSERT INTO submit_quota (owner, priority_min, priority_max, queues, max_queued, demo_kinds,
-                          updated_by)
-VALUES ($1, $2, $3, $4, $5, $6, $7)
-ON CONFLICT (owner) DO UPDATE
-SET priority_min = excluded.priority_min, priority_max = excluded.priority_max,
-    queues = excluded.queues, max_queued = excluded.max_queued,
-    demo_kinds = excluded.demo_kinds, updated_at = now(), updated_by = excluded.updated_by
-RETURNING owner, priority_min, priority_max, queues, max_queued, demo_kinds, updated_at,
-          updated_by
-"""
-
-DELETE = "DELETE FROM submit_quota WHERE owner = $1 AND owner <> '*'"
-
-QUEUED = """
-SELECT count(*) FROM (
-    SELECT 1 FROM job WHERE owner = $1 AND state = 'queued' LIMIT $2
-) q
-"""
-"""The owner's queued jobs, counted no further than $2 (the cap and one)."""
 
 
 @dataclass(frozen=True)
@@ -76,7 +40,7 @@ class Quota:
     demo_kinds: bool
 
     @classmethod
-    def of(cls, row: asyncpg.Record) -> Quota:
+    def of(cls, row: Record) -> Quota:
         queues = row["queues"]
         return cls(
             owner=row["owner"],
@@ -147,18 +111,18 @@ def over_cap(quota: Quota, queued: int, adding: int) -> ApiError | None:
 
 @dataclass
 class QuotaBook:
-    pool: asyncpg.Pool
+    rows: QuotaStore
     _cache: dict[str, tuple[float, Quota]]
 
     @classmethod
-    def over(cls, pool: asyncpg.Pool) -> QuotaBook:
-        return cls(pool, {})
+    def over(cls, rows: QuotaStore) -> QuotaBook:
+        return cls(rows, {})
 
     async def quota(self, owner: str) -> Quota:
         hit = self._cache.get(owner)
         if hit is not None and time.monotonic() - hit[0] < CACHE_S:
             return hit[1]
-        row = await self.pool.fetchrow(GET, owner)
+        row = await self.rows.get(owner)
         assert row is not None, "the default quota row `*` is gone: run `conveyor migrate`"
         quota = Quota.of(row)
         if len(self._cache) > 10_000:
@@ -178,30 +142,18 @@ class QuotaBook:
                     problem.message = f"jobs[{i}]: {problem.message}"
                 raise problem
         if quota.max_queued is not None:
-            queued = await self.pool.fetchval(QUEUED, who.owner, quota.max_queued + 1)
+            queued = await self.rows.queued(who.owner, quota.max_queued + 1)
             problem = over_cap(quota, queued, len(jobs))
             if problem is not None:
                 raise problem
 
-    async def put(self, owner: str, values: dict[str, Any], by: str) -> asyncpg.Record:
+    async def put(self, owner: str, values: dict[str, Any], by: str) -> Record:
         self._cache.pop(owner, None)
-        row = await self.pool.fetchrow(
-            PUT,
-            owner,
-            values["priority_min"],
-            values["priority_max"],
-            values["queues"],
-            values["max_queued"],
-            values["demo_kinds"],
-            by,
-        )
-        assert row is not None
-        return row
+        return await self.rows.put(owner, values, by)
 
     async def delete(self, owner: str) -> bool:
         self._cache.pop(owner, None)
-        status: str = await self.pool.execute(DELETE, owner)
-        return status == "DELETE 1"
+        return await self.rows.delete(owner)
 
-    async def all(self) -> list[asyncpg.Record]:
-        return list(await self.pool.fetch(LIST))
+    async def all(self) -> list[Record]:
+        return await self.rows.all()

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-import asyncpg
 import numpy as np
 from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, Field, StringConstraints
@@ -29,7 +28,8 @@ from api.routing import GuardedRoute
 from api.schemas import Timestamp
 from compute import curves
 from compute.specs import COUNT_METRICS, METRIC_NAMES, SYMBOL, AnyMetric, Family, PatternName
-from kinds import results
+from jobs.db import Record
+from stores.research import ResearchStore
 
 router = APIRouter(route_class=GuardedRoute, prefix="/v1", responses=ERRORS)
 
@@ -128,9 +128,9 @@ class PatternPage(BaseModel):
     next_cursor: str | None
 
 
-def _pool(request: Request) -> asyncpg.Pool:
-    pool: asyncpg.Pool = request.app.state.store.pool
-    return pool
+def _research(request: Request) -> ResearchStore:
+    research: ResearchStore = request.app.state.research
+    return research
 
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -170,7 +170,7 @@ def _metrics(values: Mapping[str, Any]) -> dict[str, float | int | None]:
     return {m: _metric(m, values.get(m)) for m in METRIC_NAMES if m in values}
 
 
-def _strategy(row: asyncpg.Record) -> StrategyOut:
+def _strategy(row: Record) -> StrategyOut:
     data = dict(row)
     data["metrics"] = _metrics({m: data.pop(m) for m in METRIC_NAMES})
     return StrategyOut.model_validate(data)
@@ -189,21 +189,15 @@ async def prices(
 ) -> PricePage:
     """Stored bars of `symbol`, oldest first. 404 when none are stored at all (run a
     `prices.ingest` job); an empty page when none fall in [start, end]."""
-    pool = _pool(request)
+    research = _research(request)
     after = _from_micros(cursor) if cursor else None
-    rows = await pool.fetch(results.READ_BARS, symbol, interval, start, end, after, limit + 1)
-    if not rows and after is None:
-        stored = await pool.fetchval(
-            "SELECT EXISTS (SELECT 1 FROM price_bar WHERE symbol = $1 AND interval = $2)",
-            symbol,
-            interval,
+    rows = await research.bars(symbol, interval, start, end, after, limit + 1)
+    if not rows and after is None and not await research.has_bars(symbol, interval):
+        raise ApiError(
+            404,
+            "no_prices",
+            f"no {interval} bars are stored for {symbol}: submit a prices.ingest job for it",
         )
-        if not stored:
-            raise ApiError(
-                404,
-                "no_prices",
-                f"no {interval} bars are stored for {symbol}: submit a prices.ingest job for it",
-            )
     page = rows[:limit]
     more = len(rows) > limit
     return PricePage(
@@ -242,19 +236,18 @@ async def strategies(
     if key is not None:
         cursor_id = key[1]
         cursor_value = _number(key[0]) if sort else None
-    statement = results.list_strategies_sql(sort)
-    rows = await _pool(request).fetch(
-        statement,
-        who.owner_filter,
-        symbol,
-        family,
-        kind,
-        sample,
-        selected,
-        job_id,
-        cursor_id,
-        limit + 1,
-        *([cursor_value] if sort else []),
+    rows = await _research(request).strategies(
+        sort,
+        owner=who.owner_filter,
+        symbols=symbol,
+        families=family,
+        kinds=kind,
+        samples=sample,
+        selected=selected,
+        job_id=job_id,
+        cursor_id=cursor_id,
+        cursor_value=cursor_value,
+        limit=limit + 1,
     )
     page = [_strategy(r) for r in rows[:limit]]
     next_cursor = None
@@ -284,7 +277,7 @@ def _number(text: str) -> float:
 
 @router.get("/strategies/{strategy_id}", response_model=StrategyOut, tags=["research"])
 async def strategy(request: Request, strategy_id: Id, who: Caller) -> StrategyOut:
-    return _strategy(await _visible_run(_pool(request), strategy_id, who))
+    return _strategy(await _visible_run(_research(request), strategy_id, who))
 
 
 class StrategyRuns(BaseModel):
@@ -297,16 +290,16 @@ class StrategyRuns(BaseModel):
 async def strategy_runs(request: Request, strategy_id: Id, who: Caller) -> StrategyRuns:
     """The same strategy (symbol, family, parameters) in the same job, every sample: how it
     did on the bars it was chosen on beside the ones it was not."""
-    pool = _pool(request)
-    run = await _visible_run(pool, strategy_id, who)
-    rows = await pool.fetch(
-        results.SAME_STRATEGY_RUNS, run["job_id"], run["symbol"], run["family"], run["params"]
+    research = _research(request)
+    run = await _visible_run(research, strategy_id, who)
+    rows = await research.same_strategy_runs(
+        run["job_id"], run["symbol"], run["family"], run["params"]
     )
     return StrategyRuns(runs=[_strategy(r) for r in rows])
 
 
-async def _visible_run(pool: asyncpg.Pool, strategy_id: int, who: Principal) -> asyncpg.Record:
-    row = await pool.fetchrow(results.GET_STRATEGY, strategy_id, who.owner_filter)
+async def _visible_run(research: ResearchStore, strategy_id: int, who: Principal) -> Record:
+    row = await research.strategy(strategy_id, who.owner_filter)
     if row is None:
         raise ApiError(404, "strategy_not_found", f"there is no strategy run {strategy_id}")
     return row
@@ -355,14 +348,14 @@ async def strategy_curve(request: Request, strategy_id: Id, who: Caller) -> Curv
     """A run's equity against buy-and-hold, its drawdown and its trades, recomputed on
     request from the stored prices by the engine that scored it. 409 when the bars it was
     scored on are no longer stored."""
-    pool = _pool(request)
-    run = await _visible_run(pool, strategy_id, who)
-    siblings = await pool.fetch(
-        results.SAME_STRATEGY_RUNS, run["job_id"], run["symbol"], run["family"], run["params"]
+    research = _research(request)
+    run = await _visible_run(research, strategy_id, who)
+    siblings = await research.same_strategy_runs(
+        run["job_id"], run["symbol"], run["family"], run["params"]
     )
     plan = _series_plan(run, siblings)
-    bars = await pool.fetch(
-        results.SERIES_ENDING, run["symbol"], run["interval"], plan.end_ts, plan.returns + 1
+    bars = await research.series_ending(
+        run["symbol"], run["interval"], plan.end_ts, plan.returns + 1
     )
     if len(bars) != plan.returns + 1 or bars[plan.segment[0]]["ts"] != run["start_ts"]:
         raise ApiError(
@@ -439,7 +432,7 @@ class _SeriesPlan:
     folds: list[_PlannedFold]
 
 
-def _series_plan(run: asyncpg.Record, siblings: list[asyncpg.Record]) -> _SeriesPlan:
+def _series_plan(run: Record, siblings: list[Record]) -> _SeriesPlan:
     if run["sample"] == "walk_forward":
         folds = [
             _PlannedFold(int(f["from"]), int(f["to"]), f["params"], bool(f.get("traded", True)))
@@ -494,9 +487,9 @@ async def optimization_grid(request: Request, strategy_id: Id, who: Caller) -> O
     """The grid an optimized run was chosen from, for a heatmap: the in-sample metric of
     every parameter set, as its job stored it. 404 for a discovered run, once the job is
     no longer kept, or when the grid was too large to keep (its runs are all stored)."""
-    pool = _pool(request)
-    run = await _visible_run(pool, strategy_id, who)
-    entry = await pool.fetchval(results.OPTIMIZATION_GRID, run["job_id"], run["symbol"])
+    research = _research(request)
+    run = await _visible_run(research, strategy_id, who)
+    entry = await research.optimization_grid(run["job_id"], run["symbol"])
     if not entry or not entry.get("grid"):
         why = (
             "only an optimization has a grid"
@@ -531,12 +524,12 @@ class StoredSymbols(BaseModel):
 @router.get("/symbols", response_model=StoredSymbols, tags=["research"])
 async def stored_symbols(request: Request, _who: Caller) -> StoredSymbols:
     """Every symbol with stored bars, per interval, with its first and last bar."""
-    rows = await _pool(request).fetch(results.STORED_SYMBOLS)
+    rows = await _research(request).stored_symbols()
     return StoredSymbols(symbols=[StoredSeries.model_validate(dict(r)) for r in rows])
 
 
-async def _leaderboard(pool: asyncpg.Pool, snapshot: asyncpg.Record) -> Leaderboard:
-    entries = await pool.fetch(results.SNAPSHOT_ENTRIES, snapshot["id"])
+async def _leaderboard(research: ResearchStore, snapshot: Record) -> Leaderboard:
+    entries = await research.snapshot_entries(snapshot["id"])
     return Leaderboard(
         **dict(snapshot),
         entries=[
@@ -551,8 +544,8 @@ async def latest_leaderboard(request: Request, _who: Caller) -> Leaderboard:
     """The shared leaderboard's newest snapshot: published strategies (the platform's own
     research, and an admin's submitted with `publish`), ranked by the hourly
     `leaderboard.refresh`. Your own strategies rank at `GET /v1/leaderboard/mine`."""
-    pool = _pool(request)
-    snapshot = await pool.fetchrow(results.LATEST_SNAPSHOT)
+    research = _research(request)
+    snapshot = await research.latest_snapshot()
     if snapshot is None:
         raise ApiError(
             404,
@@ -561,7 +554,7 @@ async def latest_leaderboard(request: Request, _who: Caller) -> Leaderboard:
             " leaderboard.refresh has not run since any were stored. Your own optimized and"
             " discovered strategies rank at GET /v1/leaderboard/mine at once",
         )
-    return await _leaderboard(pool, snapshot)
+    return await _leaderboard(research, snapshot)
 
 
 class OwnLeaderboard(BaseModel):
@@ -582,9 +575,7 @@ async def own_leaderboard(
     """Your own strategies ranked now, by the shared leaderboard's rule: the newest selected
     out-of-sample (or walk-forward) run of each distinct strategy, highest `metric` first.
     Empty until one of your strategy.optimize or strategy.discover jobs has stored runs."""
-    rows = await _pool(request).fetch(
-        results.own_leaderboard_sql(metric), who.owner, window_days, limit
-    )
+    rows = await _research(request).own_leaderboard(metric, who.owner, window_days, limit)
     entries = [
         LeaderboardEntry(
             rank=r["rank"],
@@ -602,11 +593,11 @@ async def own_leaderboard(
 
 @router.get("/leaderboard/{snapshot_id}", response_model=Leaderboard, tags=["research"])
 async def leaderboard(request: Request, snapshot_id: Id, _who: Caller) -> Leaderboard:
-    pool = _pool(request)
-    snapshot = await pool.fetchrow(results.GET_SNAPSHOT, snapshot_id)
+    research = _research(request)
+    snapshot = await research.snapshot(snapshot_id)
     if snapshot is None:
         raise ApiError(404, "snapshot_not_found", f"there is no leaderboard snapshot {snapshot_id}")
-    return await _leaderboard(pool, snapshot)
+    return await _leaderboard(research, snapshot)
 
 
 @router.get("/patterns", response_model=PatternPage, tags=["research"])
@@ -622,8 +613,7 @@ async def list_patterns(
     """Detected patterns, newest bar first. `symbol` and `pattern` repeat: any matches."""
     key = _keyset(cursor)
     before_ts = _from_micros(key[0]) if key else None  # _from_micros refuses non-integers
-    rows = await _pool(request).fetch(
-        results.READ_PATTERNS,
+    rows = await _research(request).patterns(
         symbol,
         since,
         pattern,

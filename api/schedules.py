@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-import asyncpg
 from fastapi import APIRouter, Path, Request, Response
 
 from api.auth import Admin
@@ -13,9 +12,11 @@ from api.errors import ERRORS, ApiError
 from api.payloads import validated_payload
 from api.routing import GuardedRoute
 from api.schemas import SCHEDULE_NAME, JobOut, ScheduleIn, ScheduleOut, SchedulePatch
+from jobs.db import Record
 from jobs.store import Store
 from scheduler import schedules
 from scheduler.cron import Cron, CronError
+from stores.schedules import ScheduleStore
 
 router = APIRouter(
     route_class=GuardedRoute, prefix="/v1/schedules", tags=["schedules"], responses=ERRORS
@@ -26,6 +27,11 @@ Name = Annotated[str, Path(min_length=1, max_length=128, pattern=SCHEDULE_NAME)]
 def _store(request: Request) -> Store:
     store: Store = request.app.state.store
     return store
+
+
+def _schedules(request: Request) -> ScheduleStore:
+    rows: ScheduleStore = request.app.state.schedules
+    return rows
 
 
 def _checked(request: Request, values: dict[str, Any]) -> dict[str, Any]:
@@ -49,28 +55,32 @@ def _checked(request: Request, values: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _out(row: asyncpg.Record) -> ScheduleOut:
+def _out(row: Record) -> ScheduleOut:
     return ScheduleOut.model_validate(dict(row))
 
 
-async def _get(store: Store, name: str) -> asyncpg.Record:
-    row = await store.pool.fetchrow(schedules.GET, name)
+def _not_found(name: str) -> ApiError:
+    return ApiError(404, "schedule_not_found", f"there is no schedule named {name!r}")
+
+
+async def _get(rows: ScheduleStore, name: str) -> Record:
+    row = await rows.get(name)
     if row is None:
-        raise ApiError(404, "schedule_not_found", f"there is no schedule named {name!r}")
+        raise _not_found(name)
     return row
 
 
 @router.get("", response_model=list[ScheduleOut])
 async def list_schedules(request: Request, _admin: Admin) -> list[ScheduleOut]:
     """Every schedule, enabled or not, with its next and last fire."""
-    return [_out(r) for r in await _store(request).pool.fetch(schedules.LIST)]
+    return [_out(r) for r in await _schedules(request).all()]
 
 
 @router.post("", status_code=201, response_model=ScheduleOut)
 async def create_schedule(body: ScheduleIn, request: Request, _admin: Admin) -> ScheduleOut:
     """A new schedule; 409 when the name is taken. It fires from now on."""
     values = _checked(request, body.model_dump())
-    row = await _store(request).pool.fetchrow(schedules.CREATE, *schedules.as_args(values))
+    row = await _schedules(request).create(values)
     if row is None:
         raise ApiError(409, "schedule_exists", f"a schedule named {body.name!r} exists")
     return _out(row)
@@ -78,7 +88,7 @@ async def create_schedule(body: ScheduleIn, request: Request, _admin: Admin) -> 
 
 @router.get("/{name}", response_model=ScheduleOut)
 async def get_schedule(name: Name, request: Request, _admin: Admin) -> ScheduleOut:
-    return _out(await _get(_store(request), name))
+    return _out(await _get(_schedules(request), name))
 
 
 @router.patch("/{name}", response_model=ScheduleOut)
@@ -87,21 +97,20 @@ async def update_schedule(
 ) -> ScheduleOut:
     """Change the fields sent. A new cron or timezone, or a re-enable, restarts the
     schedule's clock: nothing from before the change is caught up."""
-    async with _store(request).pool.acquire() as conn, conn.transaction():
-        current = await conn.fetchrow(schedules.GET_FOR_UPDATE, name)
-        if current is None:
-            raise ApiError(404, "schedule_not_found", f"there is no schedule named {name!r}")
-        values = _checked(request, {**dict(current), **body.model_dump(exclude_unset=True)})
-        row = await conn.fetchrow(schedules.UPDATE, *schedules.as_args(values))
-    assert row is not None  # the row is locked: it cannot have gone
+    changed = body.model_dump(exclude_unset=True)
+    # checked under the row's lock, against the row as it is: a refusal changes nothing
+    row = await _schedules(request).update(
+        name, lambda current: _checked(request, {**current, **changed})
+    )
+    if row is None:
+        raise _not_found(name)
     return _out(row)
 
 
 @router.delete("/{name}", status_code=204, response_class=Response)
 async def delete_schedule(name: Name, request: Request, _admin: Admin) -> Response:
-    status = await _store(request).pool.execute(schedules.DELETE, name)
-    if not status.endswith(" 1"):
-        raise ApiError(404, "schedule_not_found", f"there is no schedule named {name!r}")
+    if not await _schedules(request).delete(name):
+        raise _not_found(name)
     return Response(status_code=204)
 
 
@@ -110,7 +119,7 @@ async def trigger_schedule(name: Name, request: Request, _admin: Admin) -> JobOu
     """Enqueue the schedule's job now, outside its timing, with its own idempotency key
     (`trigger:<name>:<request time>`); its fire times are unchanged."""
     store = _store(request)
-    s = schedules.Schedule.from_row(await _get(store, name))
+    s = schedules.Schedule.from_row(await _get(_schedules(request), name))
     key = schedules.trigger_key(s.name, datetime.now(UTC))
     job, duplicate = await store.submit(s.job(key), notify=False)
     await schedules.follow_up(store, s, key, job.id)

@@ -20,12 +20,12 @@ from pydantic import (
 )
 from pydantic.json_schema import WithJsonSchema, models_json_schema
 
-from api.keys import NAME_MAX as KEY_NAME_MAX
-from api.keys import NAME_PATTERN as KEY_NAME
-from api.keys import name_problem
 from compute.specs import JsonInput
 from jobs.model import BrowseState, Job, JobState
 from jobs.store import RetryFilter
+from stores.keys import NAME_MAX as KEY_NAME_MAX
+from stores.keys import NAME_PATTERN as KEY_NAME
+from stores.keys import name_problem
 
 NAME = r"^[A-Za-z0-9_.:-]+$"
 """Kinds and queues."""
@@ -764,7 +764,7 @@ KeyName = Annotated[
         {"type": "string", "minLength": 1, "maxLength": KEY_NAME_MAX, "pattern": KEY_NAME}
     ),
 ]
-"""A new key's name, checked as `conveyor keys create` checks it (`api.keys.name_problem`)."""
+"""A new key's name, checked as `conveyor keys create` checks it (`stores.keys.name_problem`)."""
 
 
 class KeyIn(JsonInput):

@@ -27,11 +27,10 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager, suppress
 from typing import Any
 
-import asyncpg
 from fastapi.responses import StreamingResponse
 
 from api.auth import Lapse
-from jobs.db import TRANSIENT_ERRORS, asyncpg_dsn
+from jobs.db import TRANSIENT_ERRORS, Connection, asyncpg_dsn, connect_listener
 from jobs.errors import JobNotFound
 from jobs.logging import get_logger
 from jobs.model import Job
@@ -205,9 +204,9 @@ class JobWatch:
     async def _run(self) -> None:
         delay = 0.5
         while True:
-            conn: asyncpg.Connection | None = None
+            conn: Connection | None = None
             try:
-                conn = await asyncpg.connect(self._dsn)
+                conn = await connect_listener(self._dsn)
                 lost = asyncio.Event()
                 conn.add_termination_listener(lambda _c, lost=lost: lost.set())
                 await conn.add_listener(CHANGES_CHANNEL, self._notified)

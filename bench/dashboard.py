@@ -29,7 +29,6 @@ from pathlib import Path
 import asyncpg
 import httpx
 
-from api.keys import create_key
 from bench.store import run_on_server, with_database
 from conveyor.embedded import free_port
 from jobs.db import asyncpg_dsn
@@ -37,6 +36,7 @@ from jobs.metrics import DURATION_BUCKETS_S, bucket_of
 from jobs.migrate import upgrade
 from jobs.model import NewJob
 from jobs.store import Store
+from stores.keys import create_key
 
 SCALE = float(os.environ.get("BENCH_SCALE", "1"))
 FINISHED = int(1_000_000 * SCALE)

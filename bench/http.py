@@ -26,11 +26,11 @@ from pathlib import Path
 import asyncpg
 import httpx
 
-from api.keys import create_key
 from bench.store import run_on_server, run_pgbench
 from conveyor.embedded import free_port
 from jobs.db import asyncpg_dsn
 from jobs.migrate import upgrade
+from stores.keys import create_key
 
 SCALE = float(os.environ.get("BENCH_SCALE", "1"))
 

@@ -39,7 +39,7 @@ async def once(server_url: str, round_: int) -> dict[str, float]:
         sample = PricesIngest(symbols=["AAPL"], provider="sample")
         await store.enqueue(NewJob(kind="prices.ingest", queue="setup"))
         (setup,) = await store.claim(["setup"], 1, "bench", 60)
-        await save_ingest(store.pool, setup, sample, ingest(_Quiet(), sample))  # type: ignore[arg-type]
+        await save_ingest(store.db, setup, sample, ingest(_Quiet(), sample))  # type: ignore[arg-type]
 
         spec = default_registry().get("strategy.optimize")
         assert spec is not None
@@ -49,15 +49,15 @@ async def once(server_url: str, round_: int) -> dict[str, float]:
         model = spec.payload.model_validate(payload)
         await store.enqueue(NewJob(kind="strategy.optimize", payload=payload, owner="key:bench"))
         (job,) = await store.claim(["default"], 1, "bench", 600)
-        inputs = await spec.load(store.pool, job, model)
+        inputs = await spec.load(store.db, job, model)
         t = time.perf_counter()
         output = spec.handler(_Quiet(), model, inputs)
         computed = time.perf_counter() - t
         t = time.perf_counter()
-        result = await spec.save(store.pool, job, model, output)
+        result = await spec.save(store.db, job, model, output)
         first = time.perf_counter() - t
         t = time.perf_counter()
-        await spec.save(store.pool, job, model, output)
+        await spec.save(store.db, job, model, output)
         repeated = time.perf_counter() - t
         runs = await store.pool.fetchval("SELECT count(*) FROM strategy_run")
         assert runs == result["symbols"]["AAPL"]["runs"] == 31_154

@@ -212,7 +212,7 @@ def prune(
 
     from jobs.model import JobState
     from jobs.store import Store
-    from kinds.results import prune_snapshots
+    from stores.research import ResearchStore
 
     configure_logging()
     ages = {
@@ -228,8 +228,8 @@ def prune(
         try:
             deleted = {state.value: n for state, n in (await store.prune(ages)).items()}
             if keep_snapshots is not None:
-                deleted["leaderboard snapshots"] = await prune_snapshots(
-                    store.pool, keep_snapshots, store.settings.prune_batch
+                deleted["leaderboard snapshots"] = await ResearchStore(store.db).prune_snapshots(
+                    keep_snapshots, store.settings.prune_batch
                 )
             return deleted
         finally:
@@ -273,19 +273,16 @@ CLI_ACTOR = "cli"
 as a key)."""
 
 
-def _with_pool(work: Any) -> Any:
+def _with_keys(work: Any) -> Any:
+    """`work(keys)` over a KeyStore of one connection to DATABASE_URL."""
     import asyncio
 
-    import asyncpg
-
-    from jobs.db import asyncpg_dsn
+    from jobs.db import open_database
+    from stores.keys import KeyStore
 
     async def main() -> Any:
-        conn = await asyncpg.connect(asyncpg_dsn(_database_url()))
-        try:
-            return await work(conn)
-        finally:
-            await conn.close()
+        async with open_database(_database_url()) as db:
+            return await work(KeyStore(db))
 
     return asyncio.run(main())
 
@@ -297,10 +294,8 @@ def keys_create(
 ) -> None:
     """Create a key; the key itself is printed on the last line, once, and never stored.
     A name is letters, digits and _ . : - (up to 128), and never given to a second key."""
-    from api.keys import create_key
-
     try:
-        key = _with_pool(lambda conn: create_key(conn, name, role, by=CLI_ACTOR))
+        _, key = _with_keys(lambda keys: keys.issue(name, role, by=CLI_ACTOR))
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     print(f"created {role} key {name!r}; it is shown only now:")
@@ -310,9 +305,7 @@ def keys_create(
 @keys.command("list")
 def keys_list() -> None:
     """Every key's name, role, creation and revocation time (never the key)."""
-    from api.keys import list_keys
-
-    for k in _with_pool(list_keys):
+    for k in _with_keys(lambda keys: keys.all()):
         revoked = f"revoked {k.revoked_at:%Y-%m-%d %H:%M}" if k.revoked_at else "active"
         print(f"{k.name}\t{k.role}\tcreated {k.created_at:%Y-%m-%d %H:%M}\t{revoked}")
 
@@ -320,9 +313,7 @@ def keys_list() -> None:
 @keys.command("revoke")
 def keys_revoke(name: Annotated[str, typer.Argument(help="The key's name.")]) -> None:
     """Revoke a key at once: its next request answers 401."""
-    from api.keys import revoke_key
-
-    if not _with_pool(lambda conn: revoke_key(conn, name, by=CLI_ACTOR)):
+    if not _with_keys(lambda keys: keys.revoke(name, by=CLI_ACTOR)):
         raise typer.BadParameter(f"no active key named {name!r}")
     print(f"revoked {name!r}")
 

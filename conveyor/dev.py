@@ -185,26 +185,23 @@ def wait_ready(api_url: str, api_proc: subprocess.Popen[bytes], timeout_s: float
 def admin_key(url: str, kept: Path) -> str:
     """The admin key kept from an earlier start, while the database still knows it; else a
     new one, kept for the next start (readable by this user only)."""
-    import asyncpg
-
-    from api.keys import authenticate, create_key, hash_key
-    from jobs.db import asyncpg_dsn
+    from jobs.db import open_database
+    from stores.keys import KeyStore, hash_key
 
     earlier = kept.read_text().strip() if kept.exists() else None
 
     async def find_or_make() -> tuple[str, bool]:
-        conn = await asyncpg.connect(asyncpg_dsn(url))
-        try:
+        async with open_database(url) as db:
+            keys = KeyStore(db)
             if earlier:
                 key = earlier
-                who = await authenticate(conn, hash_key(key))
-                if who is not None and who.is_admin:
+                who = await keys.authenticate(hash_key(key))
+                if who is not None and who[1] == "admin":
                     return key, False
             import secrets
 
-            return await create_key(conn, f"dev-admin-{secrets.token_hex(3)}", "admin"), True
-        finally:
-            await conn.close()
+            _, made = await keys.issue(f"dev-admin-{secrets.token_hex(3)}", "admin")
+            return made, True
 
     key, made = asyncio.run(find_or_make())
     if made:
@@ -216,25 +213,21 @@ def admin_key(url: str, kept: Path) -> str:
 
 def default_schedules(url: str) -> None:
     """The platform's schedules, created when absent, never overwritten."""
-    import asyncpg
-
     from compute.specs import SPECS
-    from jobs.db import asyncpg_dsn
+    from jobs.db import open_database
     from kinds.schedules import UniverseSettings, ensure_defaults
+    from stores.schedules import ScheduleStore
 
     def validate(kind: str, payload: dict[str, Any]) -> dict[str, Any]:
         result: dict[str, Any] = SPECS[kind].model_validate(payload).model_dump(mode="json")
         return result
 
     async def main() -> tuple[list[str], list[str]]:
-        conn = await asyncpg.connect(asyncpg_dsn(url))
-        try:
+        async with open_database(url) as db:
             universe = UniverseSettings()
             return await ensure_defaults(
-                conn, SPECS, validate, universe.symbol_list, universe.price_provider
+                ScheduleStore(db), SPECS, validate, universe.symbol_list, universe.price_provider
             )
-        finally:
-            await conn.close()
 
     created, unknown = asyncio.run(main())
     log.info("schedules.defaults", created=created, left_out_unknown_kind=unknown)

@@ -1,15 +1,30 @@
-"""Connections: one DATABASE_URL, spelled the way each client wants it."""
+"""Connections: one DATABASE_URL, spelled the way each client wants it, and the one door
+to the database for code outside `jobs`.
+
+`Database` is that door: the pool's four statement calls and a transaction, nothing that
+closes or resizes the pool, so a kind's load and save, the area stores (`stores/`) and the
+API can run statements but cannot close the pool under the queue. The driver's exceptions
+the API maps to answers, the row type and the LISTEN connection are named here too, so the
+API imports no asyncpg (an import contract holds it to that).
+"""
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, Protocol, TypeAlias
 
 import asyncpg
 
 from jobs.settings import DatabaseSettings
 
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+Record: TypeAlias = asyncpg.Record
+"""A row as the driver returns it: read by column name (`row["id"]`), or `dict(row)`."""
+Connection: TypeAlias = asyncpg.Connection
+"""One connection: what `Database.transaction` yields and `connect_listener` opens."""
+
+TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
     OSError,  # refused, reset: the server restarted or the network blinked
     TimeoutError,
     asyncpg.InterfaceError,  # the connection was closed under us
@@ -21,6 +36,64 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.TooManyConnectionsError,  # the server is full: wait for a free one
 )
 """Errors after which a loop should wait and try again: the database will be back."""
+
+CONSTRAINT_ERRORS: tuple[type[Exception], ...] = (asyncpg.IntegrityConstraintViolationError,)
+"""A write the schema's constraints refused (unique, check, foreign key, not null)."""
+
+DATA_ERRORS: tuple[type[Exception], ...] = (
+    asyncpg.DataError,  # the server's: a NUL in text, a date out of its range
+    asyncpg.exceptions._base.DataError,  # the driver's: "invalid input for query argument"
+)
+"""A value Postgres cannot hold, refused by the server or by the driver before sending it."""
+
+
+class Queries(Protocol):
+    """Anything that runs a statement: a `Database`, a connection (in a transaction of the
+    caller's), the store's pool. The area stores' functions take one."""
+
+    async def fetch(self, statement: str, *args: Any) -> list[Record]: ...
+
+    async def fetchrow(self, statement: str, *args: Any) -> Record | None: ...
+
+    async def fetchval(self, statement: str, *args: Any) -> Any: ...
+
+    async def execute(self, statement: str, *args: Any) -> str: ...
+
+
+class Database:
+    """The narrow handle on a pool: run a statement, or several in one transaction.
+
+    Each call borrows a connection for its statement and gives it back. `transaction()`
+    yields one connection inside a transaction, for work of several statements, COPY or a
+    transaction's advisory lock; it commits when the block ends and rolls back when it
+    raises. A connection goes back to the pool without a reset (`_keep_session`): what runs
+    here must leave no session state behind (`SET LOCAL`, not `SET`; no LISTEN, no session
+    locks — `connect_listener` opens a connection of its own for those)."""
+
+    __slots__ = ("_pool",)
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def fetch(self, statement: str, *args: Any) -> list[Record]:
+        rows: list[Record] = await self._pool.fetch(statement, *args)
+        return rows
+
+    async def fetchrow(self, statement: str, *args: Any) -> Record | None:
+        row: Record | None = await self._pool.fetchrow(statement, *args)
+        return row
+
+    async def fetchval(self, statement: str, *args: Any) -> Any:
+        return await self._pool.fetchval(statement, *args)
+
+    async def execute(self, statement: str, *args: Any) -> str:
+        status: str = await self._pool.execute(statement, *args)
+        return status
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Connection]:
+        async with self._pool.acquire() as conn, conn.transaction():
+            yield conn
 
 
 def asyncpg_dsn(url: str) -> str:
@@ -102,3 +175,22 @@ async def create_pool(
         **kw,
     )
     return pool
+
+
+async def connect_listener(url: str) -> Connection:
+    """A connection of its own, outside every pool and without the pool's codecs, for
+    LISTEN: it holds session state (its listeners) for as long as it lives. The caller
+    closes it (`terminate()`)."""
+    conn: Connection = await asyncpg.connect(asyncpg_dsn(url))
+    return conn
+
+
+@asynccontextmanager
+async def open_database(url: str) -> AsyncIterator[Database]:
+    """A `Database` of one connection for a short command (`conveyor keys`, the default
+    schedules `conveyor migrate` creates), closed when the block ends."""
+    pool = await create_pool(url, DatabaseSettings(db_pool_min=1, db_pool_max=1))
+    try:
+        yield Database(pool)
+    finally:
+        await pool.close()

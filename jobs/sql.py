@@ -1502,3 +1502,10 @@ ORDER BY 1
 COUNT_RETRYABLE = """
 SELECT count(*) FROM job WHERE state IN ('dead', 'cancelled') AND {where}
 """
+
+NOW = "SELECT now()"
+"""The database's clock: every decision about time that two processes could disagree on is
+taken by it, not by theirs."""
+
+SCHEMA_REVISION = "SELECT version_num FROM alembic_version"
+"""The migration the schema is at: `/ready` answers 503 until it is the code's head."""

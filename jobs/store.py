@@ -3,6 +3,10 @@
 A `Store` wraps an asyncpg pool. Enqueue operations also accept `conn=`: pass your own
 connection (inside your own transaction) and the job is written atomically with your other
 writes — a rollback leaves no job and sends no notification.
+
+`store.db` is the narrow handle (`jobs.db.Database`) on the same pool that everything outside
+`jobs` uses: the area stores (`stores/`), a kind's load and save. `store.pool` is the queue's
+own (and the tests').
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from typing import Any, Literal, TypeAlias, cast
 import asyncpg
 
 from jobs import sql
-from jobs.db import TRANSIENT_ERRORS, create_pool
+from jobs.db import TRANSIENT_ERRORS, Database, create_pool
 from jobs.errors import InvalidTransition, JobNotFound, ParentFailed
 from jobs.logging import get_logger
 from jobs.metrics import (
@@ -325,6 +329,12 @@ class Store:
     """Queues whose last claim here came back short: a limit may be holding their jobs back,
     so a finish of a limited job wakes their workers. (Where claims come back full, the
     workers claim again at once: a wake would only cost a statement and a NOTIFY.)"""
+    db: Database = field(init=False, repr=False)
+    """The narrow handle on `pool` for code outside `jobs`: statements and transactions,
+    never the pool itself."""
+
+    def __post_init__(self) -> None:
+        self.db = Database(self.pool)
 
     @classmethod
     async def connect(
@@ -1585,9 +1595,14 @@ class Store:
         cancelled over the last 24 hours (from `job_minute` and `job_hour`)."""
         return {r["kind"]: dict(r) for r in await self.pool.fetch(sql.KIND_CATALOGUE)}
 
+    async def schema_revision(self) -> str | None:
+        """The migration the database's schema is at (alembic's), None before any."""
+        revision: str | None = await self.pool.fetchval(sql.SCHEMA_REVISION)
+        return revision
+
     async def events(self, job_id: int) -> list[JobEvent]:
         rows = await self.pool.fetch(sql.JOB_EVENTS, job_id)
         return [JobEvent(r["job_id"], r["at"], r["type"], r["data"]) for r in rows]
 
     async def _now(self) -> datetime:
-        return cast(datetime, await self.pool.fetchval("SELECT now()"))
+        return cast(datetime, await self.pool.fetchval(sql.NOW))

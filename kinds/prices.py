@@ -28,9 +28,11 @@ from functools import cache
 from pathlib import Path
 from typing import Protocol
 
-import asyncpg
 import numpy as np
 import pandas as pd
+
+from jobs.db import Queries
+from stores.research import UPSERT_BARS
 
 BAR_COLUMNS = ["ts", "open", "high", "low", "close", "volume"]
 ADJUSTMENTS = ("none", "split_dividend")
@@ -273,28 +275,15 @@ def validate(symbol: str, df: pd.DataFrame, nan_tolerance: float = 0.0) -> pd.Da
     return kept.reset_index(drop=True)
 
 
-# Idempotent: re-running an ingestion rewrites the same bars in place, never adds twice.
-UPSERT_BARS = """
-INSERT INTO price_bar (symbol, interval, ts, open, high, low, close, volume, source, adjustment)
-SELECT $1, $2, t.ts, t.open, t.high, t.low, t.close, t.volume, $3, $10
-FROM unnest($4::timestamptz[], $5::float8[], $6::float8[], $7::float8[], $8::float8[],
-            $9::float8[]) AS t(ts, open, high, low, close, volume)
-ON CONFLICT (symbol, interval, ts) DO UPDATE
-SET open = excluded.open, high = excluded.high, low = excluded.low, close = excluded.close,
-    volume = excluded.volume, source = excluded.source, adjustment = excluded.adjustment
-WHERE excluded.source <> 'synthetic' OR price_bar.source = 'synthetic'
-"""
-"""Synthetic bars never replace market data (they may replace synthetic ones)."""
-
-
 async def store_bars(
-    db: asyncpg.Connection | asyncpg.Pool,
+    db: Queries,
     symbol: str,
     interval: str,
     source: str,
     bars: pd.DataFrame,
 ) -> int:
-    """Upsert validated bars; returns how many rows were written."""
+    """Upsert validated bars (`stores.research.UPSERT_BARS`); returns how many rows were
+    written."""
     status: str = await db.execute(
         UPSERT_BARS,
         symbol,

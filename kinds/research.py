@@ -24,7 +24,6 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import numpy as np
 import pandas as pd
 
@@ -42,10 +41,11 @@ from compute.specs import (
     StrategyDiscover,
     StrategyOptimize,
 )
-from jobs.db import JsonText
+from jobs.db import Connection, Database, JsonText
 from jobs.handler import JSON, Cancel, JobContext, Permanent
 from jobs.model import SYSTEM_OWNER, Claimed
-from kinds import prices, results
+from kinds import prices
+from stores import research as results  # the research tables' statements
 
 MIN_BARS = 30
 """Fewer bars than this cannot be split into samples worth scoring."""
@@ -114,7 +114,7 @@ def _day_end(day: date | None) -> datetime | None:
 
 
 async def _bars(
-    db: asyncpg.Pool,
+    db: Database,
     symbol: str,
     interval: str,
     start: datetime | None,
@@ -198,14 +198,14 @@ class _Runs:
         ]
 
 
-async def _fresh_save(conn: asyncpg.Connection, job: Claimed) -> bool:
+async def _fresh_save(conn: Connection, job: Claimed) -> bool:
     """Serialise this job's saves; True when no earlier attempt stored runs."""
     await conn.execute(results.LOCK_JOB_RUNS, job.id)
     return not await conn.fetchval(results.JOB_HAS_RUNS, job.id)
 
 
 async def _save_runs(
-    conn: asyncpg.Connection,
+    conn: Connection,
     job: Claimed,
     fresh: bool,
     symbol: str,
@@ -285,10 +285,10 @@ def ingest(ctx: JobContext, payload: PricesIngest) -> dict[str, Any]:
 
 
 async def save_ingest(
-    db: asyncpg.Pool, job: Claimed, payload: PricesIngest, output: dict[str, Any]
+    db: Database, job: Claimed, payload: PricesIngest, output: dict[str, Any]
 ) -> JSON:
     stored: dict[str, JSON] = {}
-    async with db.acquire() as conn, conn.transaction():
+    async with db.transaction() as conn:
         # in one order, so concurrent ingestions of overlapping symbols cannot deadlock
         for symbol, bars in sorted(output["bars"].items()):
             count = await prices.store_bars(conn, symbol, payload.interval, output["source"], bars)
@@ -307,7 +307,7 @@ async def save_ingest(
 
 
 async def load_closes(
-    db: asyncpg.Pool, job: Claimed, payload: StrategyOptimize | StrategyDiscover
+    db: Database, job: Claimed, payload: StrategyOptimize | StrategyDiscover
 ) -> dict[str, pd.DataFrame]:
     start, end = _day_start(payload.start), _day_end(payload.end)
     return {s: await _bars(db, s, payload.interval, start, end) for s in payload.symbols}
@@ -407,7 +407,7 @@ def _optimized_runs(item: _Optimized) -> _Runs:
 
 
 async def save_optimize(
-    db: asyncpg.Pool,
+    db: Database,
     job: Claimed,
     payload: StrategyOptimize,
     output: dict[str, _Optimized],
@@ -416,7 +416,7 @@ async def save_optimize(
     grid_points = sum(len(o.optimized.result.params) for o in output.values())
     summary: dict[str, JSON] = {}
     written: list[int] = []
-    async with db.acquire() as conn, conn.transaction():
+    async with db.transaction() as conn:
         fresh = await _fresh_save(conn, job)
         for symbol, item in sorted(output.items()):
             opt = item.optimized
@@ -523,7 +523,7 @@ def discover(
 
 
 async def save_discover(
-    db: asyncpg.Pool,
+    db: Database,
     job: Claimed,
     payload: StrategyDiscover,
     output: dict[str, _Discovered],
@@ -531,7 +531,7 @@ async def save_discover(
     summary: dict[str, JSON] = {}
     discovered = 0
     written: list[int] = []
-    async with db.acquire() as conn, conn.transaction():
+    async with db.transaction() as conn:
         fresh = await _fresh_save(conn, job)
         for symbol, item in sorted(output.items()):
             kept: list[JSON] = []
@@ -592,7 +592,7 @@ async def save_discover(
 
 
 async def load_ohlc(
-    db: asyncpg.Pool, job: Claimed, payload: PatternsAnalyze
+    db: Database, job: Claimed, payload: PatternsAnalyze
 ) -> dict[str, pd.DataFrame]:
     since = _day_start(payload.since)
     start = None if since is None else since - PATTERN_WARMUP
@@ -628,10 +628,10 @@ def analyze(
 
 
 async def save_patterns(
-    db: asyncpg.Pool, job: Claimed, payload: PatternsAnalyze, output: dict[str, _Patterns]
+    db: Database, job: Claimed, payload: PatternsAnalyze, output: dict[str, _Patterns]
 ) -> JSON:
     summary: dict[str, JSON] = {}
-    async with db.acquire() as conn, conn.transaction():
+    async with db.transaction() as conn:
         for symbol, item in sorted(output.items()):
             found = item.found
             await conn.execute(
@@ -656,7 +656,7 @@ async def save_patterns(
 
 
 async def load_candidates(
-    db: asyncpg.Pool, job: Claimed, payload: LeaderboardRefresh
+    db: Database, job: Claimed, payload: LeaderboardRefresh
 ) -> list[dict[str, Any]]:
     return [dict(r) for r in await db.fetch(results.LEADERBOARD_CANDIDATES, payload.window_days)]
 
@@ -668,9 +668,9 @@ def rank(
 
 
 async def save_leaderboard(
-    db: asyncpg.Pool, job: Claimed, payload: LeaderboardRefresh, entries: list[dict[str, Any]]
+    db: Database, job: Claimed, payload: LeaderboardRefresh, entries: list[dict[str, Any]]
 ) -> JSON:
-    async with db.acquire() as conn, conn.transaction():
+    async with db.transaction() as conn:
         snapshot = await conn.fetchval(
             results.SAVE_SNAPSHOT, job.id, payload.metric, payload.window_days
         )

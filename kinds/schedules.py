@@ -10,11 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
-import asyncpg
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from scheduler import schedules
+from stores.schedules import ScheduleStore
 
 Validate = Callable[[str, dict[str, Any]], dict[str, Any]]
 """(kind, payload) -> the payload as the kind's model reads it; raises when invalid."""
@@ -73,7 +72,7 @@ def platform_defaults(symbols: Iterable[str], provider: str = "sample") -> list[
 
 
 async def ensure_defaults(
-    conn: asyncpg.Connection,
+    schedules: ScheduleStore,
     known_kinds: Iterable[str],
     validate: Validate,
     symbols: Iterable[str],
@@ -96,6 +95,6 @@ async def ensure_defaults(
             "payload": validate(schedule["kind"], schedule["payload"]),
             "follow_ups": follow_ups,
         }
-        if await conn.fetchrow(schedules.CREATE, *schedules.as_args(schedule)) is not None:
+        if await schedules.create(schedule) is not None:
             created.append(schedule["name"])
     return created, unknown

@@ -18,8 +18,9 @@ from jobs.db import TRANSIENT_ERRORS
 from jobs.logging import get_logger
 from jobs.store import Store
 from scheduler.cron import Cron, CronError, due
-from scheduler.schedules import ADVANCE, LOAD_ENABLED, Schedule, follow_up
+from scheduler.schedules import Schedule, follow_up
 from scheduler.settings import SchedulerSettings
+from stores.schedules import ScheduleStore
 
 log = get_logger(__name__)
 
@@ -27,6 +28,7 @@ log = get_logger(__name__)
 class Scheduler:
     def __init__(self, store: Store, settings: SchedulerSettings | None = None) -> None:
         self.store = store
+        self.schedules = ScheduleStore(store.db)
         self.settings = settings or SchedulerSettings()
         self._parsed: dict[tuple[str, str], Cron | CronError] = {}
 
@@ -55,7 +57,7 @@ class Scheduler:
         """One pass over every enabled schedule; returns seconds until the next one. `now`
         is the database's clock unless a test hands one in (and moves it as fast as it
         likes: a minute of per-second fires in a fraction of a second)."""
-        rows = await self.store.pool.fetch(LOAD_ENABLED)
+        rows = await self.schedules.load_enabled()
         now = now or rows[0]["now"]
         assert now is not None
         wake = now + timedelta(seconds=self.settings.reload_s)
@@ -94,13 +96,13 @@ class Scheduler:
                         fire_at=fire.isoformat(),
                         job_id=enqueued.id,
                     )
-                # before the fire is recorded (ADVANCE), so a worker that dies here leaves
+                # before the fire is recorded (advance), so a worker that dies here leaves
                 # the chain to the next one, which finds the same keys
                 await follow_up(self.store, schedule, schedule.idempotency_key(fire), enqueued.id)
         if d.last_fire is None and upcoming == schedule.next_fire_at:
             return  # nothing new to record
-        status = await self.store.pool.execute(ADVANCE, schedule.name, d.last_fire, upcoming)
-        if status.endswith(" 1") and d.last_fire is not None:  # this worker moved it on
+        moved = await self.schedules.advance(schedule.name, d.last_fire, upcoming)
+        if moved and d.last_fire is not None:  # this worker moved it on
             if d.skipped:
                 log.warning(
                     "cron.skipped",

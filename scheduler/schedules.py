@@ -1,9 +1,9 @@
-"""The `schedule` table as the scheduler reads and advances it, and the follow-ups a fire
+"""A schedule as the scheduler reads it (`Schedule`: a row of the `schedule` table, whose
+statements live in `stores.schedules`), the job a fire enqueues, and the follow-ups a fire
 (or a manual trigger) enqueues after its job."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -20,24 +20,6 @@ log = get_logger(__name__)
 
 CRON_OWNER = "system"
 """Cron jobs belong to the system principal: admins see them, users do not."""
-
-# Every enabled schedule, and the database's clock in the same round trip: every worker
-# decides what is due against one clock, whatever its own says.
-LOAD_ENABLED = """
-SELECT n.now, s.*
-FROM (SELECT clock_timestamp() AS now) n
-LEFT JOIN schedule s ON s.enabled
-ORDER BY s.name
-"""
-
-# Fires only move forward: a worker with an older view cannot move last_fire_at back. The
-# row count says which worker advanced it (and so logs what was skipped).
-ADVANCE = """
-UPDATE schedule
-SET last_fire_at = coalesce($2, last_fire_at), next_fire_at = $3
-WHERE name = $1
-  AND ($2::timestamptz IS NULL OR last_fire_at IS NULL OR last_fire_at < $2)
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,66 +91,6 @@ def _utc_iso(instant: datetime) -> str:
 def trigger_key(name: str, at: datetime) -> str:
     """A manual trigger's own key: never the same as a fire's, never the same twice."""
     return f"trigger:{name}:{_utc_iso(at)}"
-
-
-COLUMNS = (
-    "name, cron, timezone, kind, payload, queue, priority, max_attempts, enabled, catch_up_s, "
-    "backfill, follow_ups"
-)
-
-CREATE = f"""
-INSERT INTO schedule ({COLUMNS})
-VALUES ($1, $2, $3, $4, $5::text::jsonb, $6, $7, $8, $9, $10, $11, $12::text::jsonb)
-ON CONFLICT (name) DO NOTHING
-RETURNING *
-"""
-
-GET = "SELECT * FROM schedule WHERE name = $1"
-
-GET_FOR_UPDATE = "SELECT * FROM schedule WHERE name = $1 FOR UPDATE"
-"""A patch's read: it holds the row until the patch's write, so two edits at once both land
-(the second reads the first's result) instead of the later overwriting the earlier."""
-
-LIST = "SELECT * FROM schedule ORDER BY name"
-
-DELETE = "DELETE FROM schedule WHERE name = $1"
-
-# An edit of when a schedule fires (cron, timezone) or a re-enable restarts its clock:
-# last_fire_at is cleared and updated_at set, so no fire of the old timing, and none from
-# the time it was off, is caught up.
-UPDATE = f"""
-UPDATE schedule s
-SET ({COLUMNS}) = (
-        $1, $2, $3, $4, $5::text::jsonb, $6, $7, $8, $9, $10, $11, $12::text::jsonb
-    ),
-    last_fire_at = CASE WHEN s.cron IS DISTINCT FROM $2 OR s.timezone IS DISTINCT FROM $3
-                             OR (NOT s.enabled AND $9)
-                        THEN NULL ELSE s.last_fire_at END,
-    next_fire_at = NULL,
-    updated_at = now()
-WHERE s.name = $1
-RETURNING *
-"""
-
-
-def as_args(s: Schedule | dict[str, Any]) -> list[Any]:
-    """The values of COLUMNS, in order, for CREATE and UPDATE ($5 payload, $12 follow-ups:
-    JSON text)."""
-    values = s if isinstance(s, dict) else {k: getattr(s, k) for k in Schedule.__slots__}
-    return [
-        values["name"],
-        values["cron"],
-        values["timezone"],
-        values["kind"],
-        json.dumps(values["payload"]),
-        values["queue"],
-        values["priority"],
-        values["max_attempts"],
-        values["enabled"],
-        values["catch_up_s"],
-        values["backfill"],
-        json.dumps(values.get("follow_ups") or []),
-    ]
 
 
 async def follow_up(store: Store, schedule: Schedule, key: str, job_id: int) -> list[int]:

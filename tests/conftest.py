@@ -17,11 +17,11 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from api.keys import create_key
 from conveyor.embedded import EmbeddedPostgres
 from jobs.migrate import upgrade
 from jobs.settings import DatabaseSettings, QueueSettings
 from jobs.store import Store
+from stores.keys import create_key
 from tests.processes import Processes, System
 from tests.support import eventually, with_database
 

@@ -117,9 +117,9 @@ async def run_attempts(
     model = spec.payload.model_validate(payload)
     results = []
     for _ in range(times):
-        inputs = await spec.load(store.pool, job, model)
+        inputs = await spec.load(store.db, job, model)
         output = spec.handler(InlineContext(job.id, kind), model, inputs)
-        results.append(await spec.save(store.pool, job, model, output))
+        results.append(await spec.save(store.db, job, model, output))
     if finish:
         from jobs.transitions import Success
 

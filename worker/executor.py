@@ -194,7 +194,7 @@ class Executor:
             load = kind.load
             assert load is not None
             try:
-                inputs = await asyncio.wait_for(load(self.store.pool, job, payload), left())
+                inputs = await asyncio.wait_for(load(self.store.db, job, payload), left())
             except TimeoutError:
                 return Timeout(timeout or 0)
             except Exception as exc:
@@ -207,7 +207,7 @@ class Executor:
             return Cancelled("cancel requested before the results were stored")
         try:
             result = await asyncio.wait_for(
-                save(self.store.pool, job, payload, outcome.result), left()
+                save(self.store.db, job, payload, outcome.result), left()
             )
         except TimeoutError:  # the save's transaction rolled back: nothing half-stored
             return Timeout(timeout or 0)

@@ -19,20 +19,18 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import BaseModel
 
 from compute import specs
 from jobs.app import AppError, load_app
+from jobs.db import Database
 from jobs.model import JSON, Claimed
 
-if TYPE_CHECKING:
-    import asyncpg
-
-Load = Callable[["asyncpg.Pool", Claimed, Any], Awaitable[Any]]
+Load = Callable[[Database, Claimed, Any], Awaitable[Any]]
 """`async def load(db, job, payload) -> inputs`, on the worker's loop before the handler."""
-Save = Callable[["asyncpg.Pool", Claimed, Any, Any], Awaitable[JSON]]
+Save = Callable[[Database, Claimed, Any, Any], Awaitable[JSON]]
 """`async def save(db, job, payload, output) -> result`, on the loop after the handler."""
 
 

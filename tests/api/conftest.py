@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 from api.app import create_app
-from api.keys import create_key
+from stores.keys import create_key
 from tests.processes import System
 
 

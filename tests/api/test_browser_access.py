@@ -10,10 +10,10 @@ import httpx
 import pytest
 
 from api.app import create_app
-from api.keys import create_key
 from api.settings import ApiSettings
 from api.stream_tokens import issue
 from jobs.transitions import Success
+from stores.keys import create_key
 
 FRONTEND = "https://app.example.test"
 

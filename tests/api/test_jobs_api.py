@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from api.keys import revoke_key
 from jobs.sql import NOTIFY_CHANNEL
+from stores.keys import revoke_key
 
 
 async def test_health_and_ready(api):

@@ -18,9 +18,9 @@ import pytest
 import api.auth
 from api.app import create_app
 from api.errors import ApiError
-from api.keys import create_key, hash_key, name_problem, revoke_key
 from api.settings import ApiSettings
 from jobs.store import Store
+from stores.keys import KeyStore, create_key, hash_key, name_problem, revoke_key
 from tests.support import eventually
 
 
@@ -273,22 +273,22 @@ async def test_a_lookup_under_way_when_its_key_is_revoked_is_not_cached(db_url, 
     key as live: that request may pass, but its answer must not be kept for the next ones."""
     key = await create_key(conn, "carol", "user")
     store = await Store.connect(db_url)
-    auth = api.auth.Authenticator(store.pool, None, 600)
+    auth = api.auth.Authenticator(KeyStore(store.db), None, 600)
     looked_up = 0
-    real = api.auth.authenticate
+    real = KeyStore.authenticate
 
-    async def revoked_meanwhile(db, digest):
+    async def revoked_meanwhile(keys, digest):
         nonlocal looked_up
         looked_up += 1
-        who = await real(db, digest)  # read as live, then the revoke lands
+        who = await real(keys, digest)  # read as live, then the revoke lands
         await revoke_key(conn, "carol")
         auth.forget("carol")  # what the KEYS_CHANNEL notification does
         return who
 
-    monkeypatch.setattr(api.auth, "authenticate", revoked_meanwhile)
+    monkeypatch.setattr(KeyStore, "authenticate", revoked_meanwhile)
     try:
         assert (await auth(key)).name == "carol"
-        monkeypatch.setattr(api.auth, "authenticate", real)
+        monkeypatch.setattr(KeyStore, "authenticate", real)
         with pytest.raises(ApiError) as refused:
             await auth(key)  # looked up again, not served from the cache
         assert refused.value.status == 401

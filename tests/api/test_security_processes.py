@@ -15,11 +15,11 @@ import httpx
 import jwt
 import pytest
 
-from api.keys import create_key, revoke_key
 from conveyor.embedded import EmbeddedPostgres
 from jobs.migrate import upgrade
 from jobs.model import NewJob
 from jobs.transitions import Failure
+from stores.keys import create_key, revoke_key
 from tests.processes import Processes
 from tests.support import eventually
 

@@ -22,8 +22,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic import ValidationError
 
 from api.app import create_app
-from api.keys import create_key, revoke_key
 from api.settings import ApiSettings, JwtSettings
+from stores.keys import create_key, revoke_key
 from tests.support import eventually
 
 SECRET = "s" * 40

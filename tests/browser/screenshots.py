@@ -16,9 +16,9 @@ import asyncpg
 import httpx
 from playwright.async_api import Page, async_playwright, expect
 
-from api.keys import create_key
 from conveyor.embedded import EmbeddedPostgres
 from jobs.migrate import upgrade
+from stores.keys import create_key
 from tests.browser.support import launch, sign_in, submit
 from tests.processes import Processes
 from tests.support import with_database

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from playwright.async_api import Browser, expect
 
-from api.keys import create_key
+from stores.keys import create_key
 
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 

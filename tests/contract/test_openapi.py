@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from api.keys import create_key
+from stores.keys import create_key
 from tests.processes import Processes
 
 pytestmark = pytest.mark.slow

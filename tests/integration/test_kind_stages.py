@@ -15,7 +15,7 @@ from worker.settings import WorkerSettings
 
 
 async def slow(db, job, payload, *rest):  # a load or a save that takes far too long
-    async with db.acquire() as conn, conn.transaction():
+    async with db.transaction() as conn:
         await conn.execute("INSERT INTO pattern (symbol, interval, ts, pattern, direction,"
                            " strength, job_id) VALUES ('X', '1d', now(), 'doji', 'neutral', 1, $1)",
                            job.id)  # fmt: skip

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from api.keys import create_key
+from stores.keys import create_key
 from tests.support import eventually
 
 pytestmark = pytest.mark.slow

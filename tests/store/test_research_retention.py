@@ -8,7 +8,7 @@ from datetime import timedelta
 import asyncpg
 
 from jobs.store import Store
-from kinds.results import prune_snapshots
+from stores.research import prune_snapshots
 
 
 async def snapshot(db: asyncpg.Pool, job_id: int, days_old: int) -> int:

@@ -80,10 +80,10 @@ async def test_two_attempts_saving_at_once_store_one_set_of_runs(store: Store):
     assert spec is not None and spec.load is not None and spec.save is not None
     model = spec.payload.model_validate(payload)
     output = spec.handler(
-        InlineContext(job.id, job.kind), model, await spec.load(store.pool, job, model)
+        InlineContext(job.id, job.kind), model, await spec.load(store.db, job, model)
     )
     first, second = await asyncio.gather(
-        spec.save(store.pool, job, model, output), spec.save(store.pool, job, model, output)
+        spec.save(store.db, job, model, output), spec.save(store.db, job, model, output)
     )
     assert first == second
     sets = len(model.parameter_sets())
@@ -108,7 +108,7 @@ async def test_an_optimizations_progress_names_the_symbol_and_step_it_is_on(stor
     await store.enqueue(NewJob(kind="strategy.optimize", payload=model.model_dump(mode="json")))
     (job,) = await store.claim(["default"], 1, "inline", 60)
     ctx = InlineContext(job.id, job.kind)
-    spec.handler(ctx, model, await spec.load(store.pool, job, model))
+    spec.handler(ctx, model, await spec.load(store.db, job, model))
     said = [m for m in ctx.messages if m]
     ibm = [m for m in said if m.startswith("IBM (1 of 2), ma_crossover grid: ")]
     msft = [m for m in said if m.startswith("MSFT (2 of 2), ma_crossover grid: ")]

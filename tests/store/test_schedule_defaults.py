@@ -5,6 +5,7 @@ import json
 
 from kinds.schedules import ensure_defaults, platform_defaults
 from scheduler.cron import Cron
+from stores.schedules import ScheduleStore
 
 KINDS = {"prices.ingest", "patterns.analyze", "leaderboard.refresh"}
 
@@ -13,8 +14,8 @@ def as_is(kind, payload):
     return payload
 
 
-async def test_defaults_are_created_once_and_edits_survive(conn):
-    created, unknown = await ensure_defaults(conn, KINDS, as_is, ["AAPL", "SPY"])
+async def test_defaults_are_created_once_and_edits_survive(conn, store):
+    created, unknown = await ensure_defaults(ScheduleStore(store.db), KINDS, as_is, ["AAPL", "SPY"])
     assert created == ["prices.ingest.daily", "leaderboard.refresh.hourly"] and unknown == []
     row = await conn.fetchrow("SELECT * FROM schedule WHERE name = 'prices.ingest.daily'")
     assert (row["cron"], row["timezone"], row["kind"]) == (
@@ -32,13 +33,14 @@ async def test_defaults_are_created_once_and_edits_survive(conn):
         "UPDATE schedule SET enabled = false, cron = '0 22 * * 1-5' "
         "WHERE name = 'prices.ingest.daily'"
     )
-    assert await ensure_defaults(conn, KINDS, as_is, ["AAPL"]) == ([], [])
+    assert await ensure_defaults(ScheduleStore(store.db), KINDS, as_is, ["AAPL"]) == ([], [])
     edited = await conn.fetchrow("SELECT * FROM schedule WHERE name = 'prices.ingest.daily'")
     assert (edited["enabled"], edited["cron"]) == (False, "0 22 * * 1-5")
 
 
-async def test_a_default_for_an_unknown_kind_is_left_out(conn):
-    created, unknown = await ensure_defaults(conn, {"leaderboard.refresh"}, as_is, ["AAPL"])
+async def test_a_default_for_an_unknown_kind_is_left_out(conn, store):
+    schedules = ScheduleStore(store.db)
+    created, unknown = await ensure_defaults(schedules, {"leaderboard.refresh"}, as_is, ["AAPL"])
     assert created == ["leaderboard.refresh.hourly"] and unknown == ["prices.ingest.daily"]
     assert await conn.fetchval("SELECT count(*) FROM schedule") == 1
 

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from api.auth import Authenticator
-from api.keys import KeyNameTaken, Principal, name_problem
+from api.keys import Principal
+from stores.keys import KeyNameTaken, name_problem
 
 
 @pytest.mark.parametrize("name", ["alice", "ci-bot", "team.build:2", "A_1", "x" * 128])

@@ -1,19 +1,37 @@
-"""The research tables' statements: what the kinds write and what the API reads.
+"""The research tables' statements (price_bar, strategy_run, pattern, the leaderboard's
+snapshots): what the kinds write and what the API reads, and the `ResearchStore` that runs
+the API's reads and the CLI's pruning.
 
-Writes are upserts on each table's natural key (see migration 0005), so an attempt that
-runs twice rewrites its rows. JSON goes in as text and is cast in SQL, as in `jobs.sql`.
+The kinds' saves run these statements themselves, on the connection of the transaction
+their `Database` gives them (`kinds.research`); the API reads through the store, so it holds
+no SQL. Writes are upserts on each table's natural key (see migration 0005), so an attempt
+that runs twice rewrites its rows. JSON goes in as text and is cast in SQL, as in `jobs.sql`.
 No numpy here: the API imports this module.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
-
-import asyncpg
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
 
 from compute.specs import METRIC_NAMES
+from jobs.db import Database, Queries, Record
 
 INTEGER_METRICS = frozenset({"max_drawdown_duration", "trades"})
+
+# Idempotent: re-running an ingestion rewrites the same bars in place, never adds twice.
+UPSERT_BARS = """
+INSERT INTO price_bar (symbol, interval, ts, open, high, low, close, volume, source, adjustment)
+SELECT $1, $2, t.ts, t.open, t.high, t.low, t.close, t.volume, $3, $10
+FROM unnest($4::timestamptz[], $5::float8[], $6::float8[], $7::float8[], $8::float8[],
+            $9::float8[]) AS t(ts, open, high, low, close, volume)
+ON CONFLICT (symbol, interval, ts) DO UPDATE
+SET open = excluded.open, high = excluded.high, low = excluded.low, close = excluded.close,
+    volume = excluded.volume, source = excluded.source, adjustment = excluded.adjustment
+WHERE excluded.source <> 'synthetic' OR price_bar.source = 'synthetic'
+"""
+"""Synthetic bars never replace market data (they may replace synthetic ones)."""
 
 LOAD_BARS = """
 SELECT ts, open, high, low, close, volume
@@ -157,6 +175,9 @@ LIMIT $6
 """
 """$5 is the keyset cursor: the last bar of the previous page."""
 
+HAS_BARS = "SELECT EXISTS (SELECT 1 FROM price_bar WHERE symbol = $1 AND interval = $2)"
+"""Whether any bar of the series is stored: an empty page of none answers 404."""
+
 STRATEGY_COLUMNS = f"""
 id, job_id, owner, kind, symbol, interval, family, params, sample, selected, start_ts, end_ts,
 bars, cost, risk_free, conventions, benchmark, published, created_at,
@@ -225,7 +246,7 @@ WHERE id IN (
 GET /v1/leaderboard serves); their entries go with them (ON DELETE CASCADE)."""
 
 
-async def prune_snapshots(db: asyncpg.Pool, older_than: timedelta, batch: int) -> int:
+async def prune_snapshots(db: Queries, older_than: timedelta, batch: int) -> int:
     """Delete the leaderboard snapshots older than `older_than` but the latest; how many."""
     total = 0
     while True:
@@ -301,3 +322,114 @@ SELECT result -> 'symbols' -> $2 AS entry FROM job
 WHERE id = $1 AND kind = 'strategy.optimize' AND state = 'succeeded'
 """
 """One symbol's entry of an optimization's stored result: its grid and its best set."""
+
+
+class ResearchStore:
+    """The API's reads of the research tables, and the pruning of old leaderboards, over one
+    `Database` (`store.db`). Rows come back as the statements return them."""
+
+    __slots__ = ("db",)
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def bars(
+        self,
+        symbol: str,
+        interval: str,
+        start: datetime | None,
+        end: datetime | None,
+        after: datetime | None,
+        limit: int,
+    ) -> list[Record]:
+        """READ_BARS: oldest first, in [start, end], after the cursor `after`."""
+        return await self.db.fetch(READ_BARS, symbol, interval, start, end, after, limit)
+
+    async def has_bars(self, symbol: str, interval: str) -> bool:
+        return bool(await self.db.fetchval(HAS_BARS, symbol, interval))
+
+    async def strategies(
+        self,
+        sort: str | None,
+        *,
+        owner: str | None,
+        symbols: Sequence[str] | None,
+        families: Sequence[str] | None,
+        kinds: Sequence[str] | None,
+        samples: Sequence[str] | None,
+        selected: bool | None,
+        job_id: int | None,
+        cursor_id: int | None,
+        cursor_value: float | None,
+        limit: int,
+    ) -> list[Record]:
+        """`list_strategies_sql(sort)`: the filters (None: any), the keyset cursor (the
+        previous page's last id, and with a sort its metric value) and the limit."""
+        return await self.db.fetch(
+            list_strategies_sql(sort),
+            owner,
+            symbols,
+            families,
+            kinds,
+            samples,
+            selected,
+            job_id,
+            cursor_id,
+            limit,
+            *([cursor_value] if sort else []),
+        )
+
+    async def strategy(self, strategy_id: int, owner: str | None) -> Record | None:
+        """GET_STRATEGY: the run, when `owner` may see it (None: anyone's)."""
+        return await self.db.fetchrow(GET_STRATEGY, strategy_id, owner)
+
+    async def same_strategy_runs(
+        self, job_id: int, symbol: str, family: str, params: Any
+    ) -> list[Record]:
+        return await self.db.fetch(SAME_STRATEGY_RUNS, job_id, symbol, family, params)
+
+    async def series_ending(
+        self, symbol: str, interval: str, end: datetime, count: int
+    ) -> list[Record]:
+        """SERIES_ENDING: the `count` bars up to `end`, oldest first."""
+        return await self.db.fetch(SERIES_ENDING, symbol, interval, end, count)
+
+    async def optimization_grid(self, job_id: int, symbol: str) -> Any:
+        """OPTIMIZATION_GRID: the symbol's entry of the job's result (None without one)."""
+        return await self.db.fetchval(OPTIMIZATION_GRID, job_id, symbol)
+
+    async def stored_symbols(self) -> list[Record]:
+        return await self.db.fetch(STORED_SYMBOLS)
+
+    async def latest_snapshot(self) -> Record | None:
+        return await self.db.fetchrow(LATEST_SNAPSHOT)
+
+    async def snapshot(self, snapshot_id: int) -> Record | None:
+        return await self.db.fetchrow(GET_SNAPSHOT, snapshot_id)
+
+    async def snapshot_entries(self, snapshot_id: int) -> list[Record]:
+        return await self.db.fetch(SNAPSHOT_ENTRIES, snapshot_id)
+
+    async def own_leaderboard(
+        self, metric: str, owner: str, window_days: int | None, limit: int
+    ) -> list[Record]:
+        """`own_leaderboard_sql(metric)` for `owner`."""
+        return await self.db.fetch(own_leaderboard_sql(metric), owner, window_days, limit)
+
+    async def patterns(
+        self,
+        symbols: Sequence[str] | None,
+        since: datetime | None,
+        patterns: Sequence[str] | None,
+        before_ts: datetime | None,
+        before_id: int | None,
+        limit: int,
+    ) -> list[Record]:
+        """READ_PATTERNS: newest bar first, before the cursor (before_ts, before_id)."""
+        return await self.db.fetch(
+            READ_PATTERNS, symbols, since, patterns, before_ts, before_id, limit
+        )
+
+    async def prune_snapshots(self, older_than: timedelta, batch: int) -> int:
+        """`prune_snapshots`: how many snapshots were deleted."""
+        return await prune_snapshots(self.db, older_than, batch)
