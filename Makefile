@@ -58,7 +58,7 @@ run: $(RUN_STAMP) postgres-binaries ## start the system (embedded Postgres kept 
 	$(BIN)/conveyor dev $(ARGS)
 
 test: $(STAMP) postgres-binaries chromium lint ## install what is needed, check style and layering, run the whole suite
-	$(BIN)/python -m pytest -n $(TEST_PROCESSES)
+	$(BIN)/python -m pytest -n $(TEST_PROCESSES) --dist worksteal
 
 lint: $(STAMP) ## ruff, mypy (strict on jobs/), import-linter contracts
 	$(BIN)/ruff check .

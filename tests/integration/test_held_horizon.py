@@ -4,6 +4,7 @@ vacuum horizon back for the whole run (the full figure is `bench/horizon.py`'s).
 from __future__ import annotations
 
 import asyncio
+import statistics
 import time
 
 import asyncpg
@@ -64,5 +65,9 @@ async def test_two_workers_drain_200000_jobs_under_a_held_horizon_each_once(
     finally:
         await watch.close()
     # Claiming from `job` itself, the rate fell burst by burst (to 0.39 in bench.horizon, 0.25
-    # in the issue's run); now it holds at about 1. A generous floor: the machine is shared.
-    assert min(rates[-3:]) >= 0.5 * max(rates[:2]), [round(r) for r in rates]
+    # in the issue's run); now it holds at about 1. A generous floor, and medians: the suite
+    # runs other tests beside this one, and a neighbour's burst of work can slow any one burst
+    # here (one of the last three once ran at 0.1 while the two around it ran at 1.3 and 1.6),
+    # where a decay slows them all.
+    first, last = statistics.median(rates[:3]), statistics.median(rates[-3:])
+    assert last >= 0.5 * first, [round(r) for r in rates]
