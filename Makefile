@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-test-$(CHECKSUM)
 TEST_PROCESSES ?= 3
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint bench clean postgres-binaries chromium screenshots
+.PHONY: help run test lint bench clean postgres-binaries chromium pgbouncer screenshots
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -54,10 +54,20 @@ chromium:
 	  echo "Chromium not found: install it (apt-get install chromium) for tests/browser, which are skipped without it." >&2; \
 	fi
 
+# tests/integration/test_pgbouncer.py runs Conveyor through Debian's PgBouncer (skipped without it).
+pgbouncer:
+	@if command -v pgbouncer >/dev/null || [ -x /usr/sbin/pgbouncer ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "Installing PgBouncer for the pooler tests (Debian package pgbouncer)…"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbouncer >/dev/null; \
+	else \
+	  echo "PgBouncer not found: install it (apt-get install pgbouncer) for tests/integration/test_pgbouncer.py, which is skipped without it." >&2; \
+	fi
+
 run: $(RUN_STAMP) postgres-binaries ## start the system (embedded Postgres kept in .conveyor/ when DATABASE_URL is unset; ARGS=--fresh starts empty)
 	$(BIN)/conveyor dev $(ARGS)
 
-test: $(STAMP) postgres-binaries chromium lint ## install what is needed, check style and layering, run the whole suite
+test: $(STAMP) postgres-binaries chromium pgbouncer lint ## install what is needed, check style and layering, run the whole suite
 	$(BIN)/python -m pytest -n $(TEST_PROCESSES) --dist worksteal
 
 lint: $(STAMP) ## ruff, mypy (strict on jobs/), import-linter contracts

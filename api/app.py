@@ -54,7 +54,8 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.store = store = await Store.connect(database_url)
+        db = DatabaseSettings()
+        app.state.store = store = await Store.connect(database_url, db=db)
         app.state.keys = KeyStore(store.db)
         app.state.quotas = QuotaBook.over(QuotaStore(store.db))
         app.state.schedules = ScheduleStore(store.db)
@@ -65,10 +66,10 @@ def create_app(
             else await app.state.keys.stream_secret()
         )
         app.state.auth = Authenticator(app.state.keys, tokens, settings.key_cache_s)
-        app.state.watch = JobWatch(database_url)
+        app.state.watch = JobWatch(db.session_url(database_url))
         app.state.watch.also(KEYS_CHANNEL, app.state.auth.forget)  # a revoked key, at once
         await app.state.watch.start()
-        app.state.waker = Waker(database_url)
+        app.state.waker = Waker(database_url, pooled=db.pooled)
         await app.state.waker.start()
         try:
             yield

@@ -134,8 +134,11 @@ async def while_credential_holds(
 class JobWatch:
     """One LISTEN connection per API process; streams follow job ids through it."""
 
-    def __init__(self, database_url: str, *, health_check_s: float = 30.0) -> None:
-        self._dsn = asyncpg_dsn(database_url)
+    def __init__(self, database_url: str | None, *, health_check_s: float = 30.0) -> None:
+        """`database_url` None: behind a transaction pooler with no direct URL, nothing
+        listens; streams re-read at their poll interval and revoked keys leave the cache
+        within its interval."""
+        self._dsn = asyncpg_dsn(database_url) if database_url else None
         self._health_check_s = health_check_s
         self._followers: dict[int, set[asyncio.Event]] = {}
         self._everything: set[asyncio.Event] = set()
@@ -149,6 +152,12 @@ class JobWatch:
         self._channels[channel] = hear
 
     async def start(self) -> None:
+        if self._dsn is None:
+            log.warning(
+                "stream.listen_off",
+                reason="DB_POOLER=transaction without DATABASE_DIRECT_URL: streams poll",
+            )
+            return
         self._task = asyncio.create_task(self._run(), name="job-watch")
 
     async def stop(self) -> None:
@@ -202,6 +211,7 @@ class JobWatch:
         self._wake(payload)
 
     async def _run(self) -> None:
+        assert self._dsn is not None
         delay = 0.5
         while True:
             conn: Connection | None = None

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from conveyor import remote
-from jobs.errors import ConveyorError
+from jobs.errors import ConfigurationError, ConveyorError
 from jobs.logging import configure_logging, get_logger
 from jobs.settings import DatabaseSettings
 
@@ -326,7 +326,14 @@ def migrate() -> None:
 
     configure_logging()
     url = _database_url()
-    upgrade(url)
+    direct = DatabaseSettings().session_url(url)
+    if direct is None:
+        raise ConfigurationError(
+            "conveyor migrate needs a session of its own, which a transaction pooler does "
+            "not give (DB_POOLER=transaction): set DATABASE_DIRECT_URL to Postgres itself, "
+            "past the pooler, and run it again"
+        )
+    upgrade(direct)
     log.info("db.migrated", revision="head")
     default_schedules(url)
 

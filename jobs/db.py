@@ -17,6 +17,7 @@ from typing import Any, Protocol, TypeAlias
 
 import asyncpg
 
+from jobs.errors import ConfigurationError
 from jobs.settings import DatabaseSettings
 
 Record: TypeAlias = asyncpg.Record
@@ -160,20 +161,57 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     a connection of its own for LISTEN or session locks)."""
 
 
+POOLED_SETTINGS = {"application_name": "conveyor"}
+"""What a connection through a transaction pooler sends: PgBouncer refuses a startup
+parameter it does not track, and a session setting would stay on a server connection
+that other clients get next. The statements that need the planner settings set them with
+SET LOCAL inside their transaction; `jit = off` for the rest is the role's to set
+(docs/operations.md, "Behind PgBouncer")."""
+
+
+class PoolerRefused(ConfigurationError):
+    """DATABASE_URL leads to a pooler that refused the session settings: say what to set."""
+
+
+def pooler_refusal(exc: BaseException) -> PoolerRefused | None:
+    """The error to raise instead of `exc` when it is a pooler refusing a startup parameter
+    (PgBouncer: "unsupported startup parameter: plan_cache_mode"), else None."""
+    text = str(exc)
+    if "unsupported startup parameter" not in text:
+        return None
+    return PoolerRefused(
+        f"DATABASE_URL leads to a connection pooler ({text}): set DB_POOLER=transaction, "
+        "and DATABASE_DIRECT_URL to Postgres itself (not the pooler) for LISTEN and "
+        "`conveyor migrate`; docs/operations.md, 'Behind PgBouncer', says what each changes"
+    )
+
+
 async def create_pool(
     url: str, settings: DatabaseSettings | None = None, **kw: Any
 ) -> asyncpg.Pool:
     s = settings or DatabaseSettings()
+    if s.pooled:
+        # No named prepared statements: the next transaction may run on another server
+        # connection, which never saw them. An unnamed statement is planned with its
+        # parameters, as force_custom_plan makes the others.
+        kw.setdefault("statement_cache_size", 0)
+        kw.setdefault("server_settings", POOLED_SETTINGS)
     kw.setdefault("server_settings", SERVER_SETTINGS)
-    pool: asyncpg.Pool = await asyncpg.create_pool(
-        asyncpg_dsn(url),
-        min_size=min(s.db_pool_min, s.db_pool_max),
-        max_size=s.db_pool_max,
-        command_timeout=s.db_command_timeout_s,
-        init=_init_connection,
-        reset=_keep_session,
-        **kw,
-    )
+    try:
+        pool: asyncpg.Pool = await asyncpg.create_pool(
+            asyncpg_dsn(url),
+            min_size=min(s.db_pool_min, s.db_pool_max),
+            max_size=s.db_pool_max,
+            command_timeout=s.db_command_timeout_s,
+            init=_init_connection,
+            reset=_keep_session,
+            **kw,
+        )
+    except Exception as exc:
+        refusal = pooler_refusal(exc)
+        if refusal is not None:
+            raise refusal from None
+        raise
     return pool
 
 

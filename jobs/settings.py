@@ -5,6 +5,8 @@ Every field has its default and its unit in the name or the description.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -24,6 +26,29 @@ class DatabaseSettings(BaseSettings):
     db_command_timeout_s: float = Field(
         default=60.0, gt=0, description="a statement slower than this fails (seconds)"
     )
+    db_pooler: Literal["none", "transaction"] = Field(
+        default="none",
+        description="`transaction` when DATABASE_URL leads to PgBouncer (or another pooler) "
+        "in transaction mode: no prepared statement is kept and no session setting is sent "
+        "or left behind, and LISTEN goes through DATABASE_DIRECT_URL",
+    )
+    database_direct_url: str | None = Field(
+        default=None,
+        description="Postgres itself, past the pooler (with DB_POOLER=transaction): LISTEN "
+        "(workers' wake-ups, the API's streams and key revocations) and `conveyor migrate` "
+        "use it. Unset behind a pooler: workers and streams poll, and migrate refuses",
+    )
+
+    @property
+    def pooled(self) -> bool:
+        return self.db_pooler == "transaction"
+
+    def session_url(self, url: str) -> str | None:
+        """Where a connection that keeps session state (LISTEN, a migration) goes: Postgres
+        itself, or None behind a transaction pooler with no direct URL."""
+        if self.database_direct_url:
+            return self.database_direct_url
+        return None if self.pooled else url
 
 
 class QueueSettings(BaseSettings):

@@ -731,6 +731,9 @@ HOT_PLANNER = (
     "SET enable_hashjoin = off; SET enable_mergejoin = off"
 )
 HOT_PLANNER_LOCAL = HOT_PLANNER.replace("SET ", "SET LOCAL ")
+# Behind a transaction pooler no connection carries jobs.db.SERVER_SETTINGS' `jit = off`,
+# and these plans' disabled-scan costs are far past jit_above_cost.
+HOT_PLANNER_POOLED = HOT_PLANNER_LOCAL + "; SET LOCAL jit = off"
 
 # A claim under control locks (of several units, or of one controlled queue) plans its
 # statements once per connection (generic plans) where every other statement is planned with

@@ -316,6 +316,9 @@ class Store:
     _finisher: _Kept = field(
         default_factory=lambda: _Kept(sql.HOT_PLANNER, sql.HOT_PLANNER_RESET), repr=False
     )
+    pooled: bool = False
+    """Behind a transaction pooler (DB_POOLER=transaction): no connection is kept with
+    session settings; the hot statements set theirs with SET LOCAL in a transaction."""
     _controlled: set[str] = field(default_factory=set, repr=False)
     """Queues found paused or limited: claimed under their control row's lock."""
     _lanes: tuple[float, list[tuple[str, int]]] = field(default=(-1.0, []), repr=False)
@@ -344,7 +347,8 @@ class Store:
         settings: QueueSettings | None = None,
         db: DatabaseSettings | None = None,
     ) -> Store:
-        return cls(await create_pool(url, db), settings or QueueSettings())
+        db = db or DatabaseSettings()
+        return cls(await create_pool(url, db), settings or QueueSettings(), pooled=db.pooled)
 
     async def close(self) -> None:
         await self._enqueuer.close(self.pool)
@@ -363,7 +367,7 @@ class Store:
         if conn is not None:
             await conn.execute(sql.HOT_PLANNER_LOCAL)
             yield conn
-        elif not kept.busy.locked():
+        elif not self.pooled and not kept.busy.locked():
             async with kept.busy:
                 own = await kept.get(self.pool)
                 try:
@@ -374,7 +378,7 @@ class Store:
                     raise
         else:
             async with self.pool.acquire() as c, c.transaction():
-                await c.execute(sql.HOT_PLANNER_LOCAL)
+                await c.execute(sql.HOT_PLANNER_POOLED if self.pooled else sql.HOT_PLANNER_LOCAL)
                 yield c
 
     # -- enqueue ---------------------------------------------------------------------------
@@ -386,7 +390,7 @@ class Store:
             row, outcome = await self._enqueue_unique(conn or self.pool, job, notify=True)
             return Enqueued(id=row["id"], duplicate=outcome != "new")
         kept = self._enqueuer
-        if conn is None and not kept.busy.locked():
+        if conn is None and not self.pooled and not kept.busy.locked():
             async with kept.busy:
                 own = await kept.get(self.pool)
                 try:

@@ -26,8 +26,11 @@ log = get_logger(__name__)
 
 
 class Waker:
-    def __init__(self, database_url: str) -> None:
+    def __init__(self, database_url: str, *, pooled: bool = False) -> None:
+        """`pooled`: `database_url` leads to a transaction pooler, which refuses session
+        settings (NOTIFY itself is transactional and passes through it)."""
         self._dsn = asyncpg_dsn(database_url)
+        self._pooled = pooled
         self._pending: set[str] = set()
         self._marked = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -59,7 +62,12 @@ class Waker:
                         # The notification's durability is worthless (a crash wakes nobody
                         # anyway), so its commit does not wait for a WAL flush.
                         conn = await asyncpg.connect(
-                            self._dsn, server_settings={"synchronous_commit": "off"}
+                            self._dsn,
+                            **(
+                                {"statement_cache_size": 0}
+                                if self._pooled
+                                else {"server_settings": {"synchronous_commit": "off"}}
+                            ),
                         )
                     await conn.execute(sql.NOTIFY_QUEUES, queues)
                 except TRANSIENT_ERRORS as exc:

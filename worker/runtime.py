@@ -54,10 +54,16 @@ log = get_logger(__name__)
 
 class Worker:
     def __init__(
-        self, store: Store, database_url: str, registry: Registry, settings: WorkerSettings
+        self,
+        store: Store,
+        listen_url: str | None,
+        registry: Registry,
+        settings: WorkerSettings,
     ) -> None:
+        """`listen_url`: where the listener LISTENs for new jobs (Postgres itself); None
+        behind a transaction pooler with no direct URL, and the fetcher polls."""
         self.store = store
-        self.dsn = asyncpg_dsn(database_url)
+        self.dsn = asyncpg_dsn(listen_url) if listen_url else None
         self.registry = registry
         self.settings = settings
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
@@ -121,7 +127,6 @@ class Worker:
         fetcher = asyncio.create_task(self.fetcher.run(), name="fetcher")
         completer = asyncio.create_task(self.completer.run(), name="completer")
         services: dict[str, Coroutine[Any, Any, None]] = {
-            "listener": Listener(self.dsn, s.queues, self.fetcher.notified, self._stopping).run(),
             "heartbeat": Heartbeat(
                 self.store,
                 self.id,
@@ -139,6 +144,17 @@ class Worker:
                 self.store, self.executor.progress, s.progress_flush_ms
             ).run(),
         }
+        if self.dsn is not None:
+            services["listener"] = Listener(
+                self.dsn, s.queues, self.fetcher.notified, self._stopping
+            ).run()
+        else:
+            log.warning(
+                "worker.listen_off",
+                reason="DB_POOLER=transaction without DATABASE_DIRECT_URL: new jobs are "
+                "found by polling",
+                poll_interval_s=s.poll_interval_s,
+            )
         if s.cron:
             services["scheduler"] = self._scheduler()
         background = {asyncio.create_task(c, name=name) for name, c in services.items()}
@@ -251,7 +267,7 @@ async def serve(database_url: str, registry: Registry, settings: WorkerSettings)
     db = db.model_copy(update={"db_pool_max": max(db.db_pool_max, 4)})
     store = await Store.connect(database_url, db=db)
     try:
-        worker = Worker(store, database_url, registry, settings)
+        worker = Worker(store, db.session_url(database_url), registry, settings)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, worker.request_stop)
