@@ -68,9 +68,88 @@ def test_a_stopping_worker_gets_its_grace_period_and_more(compose):
     assert worker["healthcheck"] == {"disable": True}
 
 
+SPARK_SERVICES = ("spark-master", "spark-worker", "worker-spark")
+
+
+def stages(dockerfile: str) -> dict[str, str]:
+    """Each named stage's text (its FROM line to the next), by name."""
+    named = {}
+    for part in dockerfile.split("\nFROM ")[1:]:
+        first = part.split("\n", 1)[0].split()
+        if len(first) == 3 and first[1].upper() == "AS":
+            named[first[2]] = part
+    return named
+
+
 def test_spark_is_optional(compose):
-    for name in ("spark-master", "spark-worker"):
+    for name in SPARK_SERVICES:
         assert compose["services"][name]["profiles"] == ["spark"]
+    for name in ("postgres", "migrate", "api", "worker"):
+        assert "profiles" not in compose["services"][name]
+
+
+def test_the_spark_profile_runs_master_workers_and_driver_from_one_conveyor_image(compose):
+    s = compose["services"]
+    images = {s[name]["image"] for name in SPARK_SERVICES}
+    targets = {s[name]["build"]["target"] for name in SPARK_SERVICES}
+    assert len(images) == 1 and images != {s["worker"]["image"]}
+    assert len(targets) == 1
+    # the executors start the driver's Python: not another image's, which lacks our packages
+    assert not any("apache/spark" in str(v.get("image")) for v in s.values())
+    [target] = targets
+    named = stages((ROOT / "deploy" / "Dockerfile").read_text())
+    assert target in named, f"no stage {target!r} in deploy/Dockerfile ({sorted(named)})"
+    spark = named[target]
+    java = re.search(r"openjdk-(\d+)-jre-headless", spark)
+    assert java and int(java.group(1)) >= 17  # Spark needs Java 17 or newer
+    source = re.search(r"COPY --from=(\S+) /opt/conveyor /opt/conveyor", spark)
+    assert source, "the spark stage copies no virtualenv"
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]
+    assert any(d.startswith("pyspark") for d in extras["spark"])
+    assert "pip install --no-cache-dir '.[spark]'" in named[source.group(1)]
+    assert "USER conveyor" in spark and "pip install" not in spark
+    assert "SPARK_WORKER_DIR=" in spark  # pyspark's own folder is not the user's to write
+    python = re.search(r"^python:(\d+\.\d+)-", spark, re.M)
+    assert python, "the spark stage is not built on a python image"
+    home = re.search(r"SPARK_HOME=(\S+)", spark)
+    assert home and home.group(1) == (
+        f"/opt/conveyor/lib/python{python.group(1)}/site-packages/pyspark"
+    )
+
+    master = s["spark-master"]["command"]
+    assert master[:2] == ["spark-class", "org.apache.spark.deploy.master.Master"]
+    url = f"spark://{option(master, '--host')}:{option(master, '--port')}"
+    assert option(master, "--host") in ("spark-master", s["spark-master"].get("hostname"))
+    assert s["spark-master"]["ports"] == [f"{option(master, '--webui-port')}:8080"]
+
+    worker = s["spark-worker"]["command"]
+    assert worker[:2] == ["spark-class", "org.apache.spark.deploy.worker.Worker"]
+    assert worker[-1] == url and int(option(worker, "--cores")) >= 1
+    assert re.fullmatch(r"\d+[mg]", option(worker, "--memory"))
+    assert "spark-master" in s["spark-worker"]["depends_on"]
+    assert "ports" not in s["spark-worker"]  # --scale spark-worker=N needs no port
+
+    driver = s["worker-spark"]
+    words = conveyor_command(driver["command"])
+    assert words[1] == "worker" and option(words, "--queues") == "research"
+    # one pool child, one Spark application: a second would wait for cores forever
+    assert option(words, "--processes") == "1"
+    assert driver["environment"]["SPARK_MASTER"] == url
+    assert driver["environment"]["DATABASE_URL"] == s["worker"]["environment"]["DATABASE_URL"]
+    assert int(driver["environment"]["SPARK_CHUNK"]) >= 1
+    assert driver["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    assert "spark-master" in driver["depends_on"]
+    assert seconds(driver["stop_grace_period"]) > seconds(option(words, "--grace"))
+
+
+def test_spark_class_is_a_script_pyspark_installs_beside_the_interpreter():
+    """The compose file runs `spark-class` from PATH: the virtualenv's bin, where pip puts
+    pyspark's scripts (checked where pyspark is installed)."""
+    pytest.importorskip("pyspark")
+    script = Path(sys.executable).parent / "spark-class"
+    assert script.is_file(), f"no spark-class beside {sys.executable}"
 
 
 def railway(name: str) -> dict:
@@ -98,8 +177,9 @@ def test_the_dockerfile_copies_every_package_and_runs_unprivileged():
     ]["find"]["include"]
     for package in {p.rstrip("*") for p in packages}:
         assert re.search(rf"^COPY {package} {package}$", text, re.M), package
-    final = text.rsplit("FROM ", 1)[1]
+    final = text.rsplit("FROM ", 1)[1]  # the default target
     assert "USER conveyor" in final and "useradd" in final
+    assert "openjdk" not in final and "spark" not in final  # Java only in the spark target
     assert "pip install" not in final  # no build step in the final stage
     check = re.search(r'HEALTHCHECK .*CMD \["conveyor", "(\w+)"\]', final)
     assert check and check.group(1) in COMMANDS
