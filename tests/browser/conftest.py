@@ -12,10 +12,16 @@ from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
-from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright
+from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright, expect
 
 from tests.browser.support import CHROMIUM, launch
 from tests.processes import System
+
+# How long an `expect` waits for the page to get there (Playwright's default is 5 s). The
+# suite runs in several processes on two cores: a job page that draws two 9,863-cell grids
+# once took longer than 5 s to show its timeline. A check still fails when the page never
+# gets there; it only waits longer first.
+expect.set_options(timeout=15_000)
 
 ANSWERED = "Failed to load resource: the server responded with a status of"
 
