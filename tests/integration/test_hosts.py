@@ -418,3 +418,15 @@ async def test_a_host_that_never_comes_back_is_pruned_and_its_jobs_rerun(cluster
     # The survivor heartbeats every lease/3 and keeps its row.
     assert [r["id"] for r in await store.pool.fetch("SELECT id FROM worker")] == [survivor_id]
     assert all(p.poll() is None for p in gone)  # cut off, not crashed
+
+
+@pytest.mark.parametrize(
+    "bad", ["10.231.7.1/24", "10.231.7.0/24 trust\nhost all all 0.0.0.0/0", "*"]
+)
+def test_trust_networks_take_networks_only(bad):
+    """Nothing but a CIDR reaches pg_hba.conf (an address with host bits, a line break, a
+    wildcard are refused before initdb runs); no root needed."""
+    with pytest.raises(
+        ValueError, match=r"does not appear to be an IPv4 or IPv6 network|has host bits"
+    ):
+        EmbeddedPostgres(durable=False, trust_networks=[bad])
