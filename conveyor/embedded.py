@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import ipaddress
 import os
 import pwd
 import shutil
@@ -21,6 +22,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -91,6 +93,10 @@ class EmbeddedPostgres:
     (benchmarks, `conveyor dev`). With `root`, the cluster lives there and outlives the
     process: a later `start` with the same root finds it and starts it again (on this
     object's port), which is how `conveyor dev` keeps its data between runs.
+
+    `trust_networks` (CIDRs, e.g. `10.231.7.0/24`) are let in without a password besides
+    loopback, for servers that also listen on other addresses (`listen_addresses` in
+    `settings`); by default only loopback connections are accepted, as initdb writes it.
     """
 
     def __init__(
@@ -101,8 +107,11 @@ class EmbeddedPostgres:
         settings: dict[str, str] | None = None,
         run_as: str | None = None,
         root: Path | None = None,
+        trust_networks: Sequence[str] = (),
     ) -> None:
         self.bin_dir = find_bin_dir()
+        # Parsed here, so a typo fails before initdb and only a network reaches pg_hba.conf.
+        self.trust_networks = [str(ipaddress.ip_network(n)) for n in trust_networks]
         self.port = port or free_port()
         self.durable = durable
         self.settings = {
@@ -248,6 +257,10 @@ class EmbeddedPostgres:
         conf = "\n# conveyor embedded cluster\n" + "\n".join(lines) + "\n"
         with (self.data_dir / "postgresql.conf").open("a") as fh:
             fh.write(conf)
+        if self.trust_networks:
+            hba = "".join(f"host all all {net} trust\n" for net in self.trust_networks)
+            with (self.data_dir / "pg_hba.conf").open("a") as fh:
+                fh.write("\n# conveyor embedded cluster: trust_networks\n" + hba)
 
     def _pg_ctl(self, *args: str) -> None:
         prefix, _ = self._runner()

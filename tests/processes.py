@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
 from conveyor.embedded import free_port
+
+IP = shutil.which("ip") or shutil.which("ip", path="/usr/sbin:/sbin")
+"""iproute2's `ip`, for workers in network namespaces (None: not installed)."""
 
 
 class Processes:
@@ -25,15 +30,21 @@ class Processes:
         self.procs: list[subprocess.Popen[bytes]] = []
 
     def _start(
-        self, args: list[str], env: dict[str, str], open_files: int | None = None
+        self,
+        args: list[str],
+        env: dict[str, str],
+        open_files: int | None = None,
+        *,
+        prefix: Sequence[str] = (),
+        url: str | None = None,
     ) -> subprocess.Popen[bytes]:
         def limit_files() -> None:
             if open_files is not None:  # soft and hard: the process cannot raise it
                 resource.setrlimit(resource.RLIMIT_NOFILE, (open_files, open_files))
 
         proc = subprocess.Popen(
-            [sys.executable, "-m", "conveyor.cli", *args],
-            env={**os.environ, "DATABASE_URL": self.url, **env},
+            [*prefix, sys.executable, "-m", "conveyor.cli", *args],
+            env={**os.environ, "DATABASE_URL": url or self.url, **env},
             preexec_fn=limit_files,
             stdout=subprocess.DEVNULL,
             # A file, not a pipe: nobody reads a pipe while the test waits, and a process
@@ -44,7 +55,21 @@ class Processes:
         return proc
 
     def start_worker(self, *args: str, **env: str) -> subprocess.Popen[bytes]:
+        return self._start(*self._worker(args, env))
+
+    def start_worker_in(
+        self, netns: str, url: str, *args: str, **env: str
+    ) -> subprocess.Popen[bytes]:
+        """A worker inside network namespace `netns` (`ip netns exec`, as root), reaching the
+        database at `url`: an address that namespace has a route to. `ip netns exec` execs the
+        command, so the process's pid is the worker's (`worker.pid`)."""
         return self._start(
+            *self._worker(args, env), prefix=[IP or "ip", "netns", "exec", netns], url=url
+        )
+
+    @staticmethod
+    def _worker(args: Sequence[str], env: dict[str, str]) -> tuple[list[str], dict[str, str]]:
+        return (
             ["worker", "--poll", "0.2s", "--reap-every", "0.5s", *args],
             {"CONVEYOR_BACKOFF_BASE_S": "0.1", "CONVEYOR_BACKOFF_CAP_S": "2", **env},
         )

@@ -64,7 +64,7 @@ class Reaper:
             )
             try:
                 done = await self.store.reap(within_s=window)
-                await self.store.prune_workers(max(3 * s.lease_s, 60.0))
+                await self.store.prune_workers(s.worker_silent_s)
                 await self.store.sweep_waiting()
             except TRANSIENT_ERRORS as exc:
                 log.warning("worker.db_unavailable", service="reaper", error=repr(exc))

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+PRUNE_AFTER_MIN_S = 60.0
+"""By default a worker's row is pruned after max(3 × lease, this) without a heartbeat."""
 
 
 class WorkerSettings(BaseSettings):
@@ -37,6 +40,13 @@ class WorkerSettings(BaseSettings):
         default=1.0, gt=0, description="claim at least this often without a NOTIFY (s)"
     )
     reap_interval_s: float = Field(default=5.0, gt=0, description="reaper period (seconds)")
+    prune_after_s: float | None = Field(
+        default=None,
+        gt=0,
+        description="the reaper deletes a worker's row (`worker`) after this long without a "
+        "heartbeat (s); unset: max(3 × lease, 60 s). Longer than the lease: a live worker "
+        "heartbeats three times a lease",
+    )
     cancel_grace_s: float = Field(
         default=2.0, ge=0, description="a child process that ignores a cancel is killed (s)"
     )
@@ -72,6 +82,22 @@ class WorkerSettings(BaseSettings):
             return [q.strip() for q in value.split(",") if q.strip()]
         return value
 
+    @model_validator(mode="after")
+    def _prune_after_the_lease(self) -> WorkerSettings:
+        if self.prune_after_s is not None and self.prune_after_s <= self.lease_s:
+            raise ValueError(
+                f"prune_after_s ({self.prune_after_s:g}) must be longer than the lease "
+                f"({self.lease_s:g} s), or live workers that miss a heartbeat lose their row"
+            )
+        return self
+
     @property
     def heartbeat_s(self) -> float:
         return self.lease_s / 3
+
+    @property
+    def worker_silent_s(self) -> float:
+        """How long a worker's row outlives its last heartbeat before the reaper prunes it."""
+        if self.prune_after_s is not None:
+            return self.prune_after_s
+        return max(3 * self.lease_s, PRUNE_AFTER_MIN_S)

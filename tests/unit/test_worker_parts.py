@@ -247,3 +247,38 @@ def test_jobs_done_are_taken_once_and_put_back_when_unwritten():
     done.put_back(3)
     done.count += 1
     assert done.take() == 4
+
+
+@pytest.mark.parametrize(
+    ("lease_s", "silent_s"),
+    [(2.0, 60.0), (30.0, 90.0), (20.0, 60.0)],  # max(3 × lease, 60 s)
+)
+def test_workers_are_pruned_after_three_leases_or_a_minute_by_default(lease_s, silent_s):
+    from worker.settings import WorkerSettings
+
+    assert WorkerSettings(lease_s=lease_s).worker_silent_s == silent_s
+
+
+def test_the_prune_age_comes_from_the_environment(monkeypatch):
+    from worker.settings import WorkerSettings
+
+    monkeypatch.setenv("CONVEYOR_WORKER_PRUNE_AFTER_S", "4.5")
+    assert WorkerSettings(lease_s=2.0).worker_silent_s == 4.5
+
+
+@pytest.mark.parametrize(
+    ("prune_after_s", "says"),
+    [
+        (0, "greater than 0"),
+        (-1, "greater than 0"),
+        (2.0, "must be longer than the lease"),
+        (1.5, "must be longer than the lease"),
+    ],
+)
+def test_a_prune_age_within_the_lease_is_refused(prune_after_s, says):
+    from pydantic import ValidationError
+
+    from worker.settings import WorkerSettings
+
+    with pytest.raises(ValidationError, match=says):
+        WorkerSettings(lease_s=2.0, prune_after_s=prune_after_s)
