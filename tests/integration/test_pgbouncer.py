@@ -6,28 +6,23 @@ DB_POOLER=transaction, through a kill -9, every job succeeding once."""
 from __future__ import annotations
 
 import os
-import pwd
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
-import time
 from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
+from conveyor.pgbouncer import PgBouncer, find_pgbouncer
 from stores.keys import create_key
 from tests.processes import Processes
 from tests.support import eventually, with_database
 
 pytestmark = pytest.mark.slow
 
-PGBOUNCER = shutil.which("pgbouncer") or shutil.which("pgbouncer", path="/usr/sbin")
-if PGBOUNCER is None:
+if find_pgbouncer() is None:
     pytest.skip(
         "PgBouncer is not installed (Debian package pgbouncer; make test installs it as root)",
         allow_module_level=True,
@@ -37,49 +32,8 @@ if PGBOUNCER is None:
 @pytest.fixture
 def pooler(server_url: str) -> Iterator[str]:
     """A PgBouncer in transaction mode in front of the test server; its URL (no database)."""
-    from conveyor.embedded import free_port
-
-    server = urlsplit(server_url)
-    folder = Path(tempfile.mkdtemp(prefix="conveyor-pgbouncer-"))
-    folder.chmod(0o755)  # PgBouncer refuses to run as root: as root it runs as postgres
-    port = free_port()
-    (folder / "users.txt").write_text('"postgres" ""\n')
-    (folder / "pgbouncer.ini").write_text(
-        "[databases]\n"
-        f"* = host={server.hostname} port={server.port}\n"
-        "[pgbouncer]\n"
-        f"listen_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n"
-        f"auth_type = trust\nauth_file = {folder / 'users.txt'}\n"
-        "pool_mode = transaction\ndefault_pool_size = 20\nmax_client_conn = 400\n"
-    )
-    for f in folder.iterdir():
-        f.chmod(0o644)
-    prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    if prefix:
-        os.chown(folder, pwd.getpwnam("postgres").pw_uid, -1)
-    log = (folder / "pgbouncer.log").open("wb")
-    proc = subprocess.Popen(
-        [*prefix, PGBOUNCER, str(folder / "pgbouncer.ini")], stdout=log, stderr=log
-    )
-    try:
-        deadline = time.monotonic() + 10
-        while subprocess.run(
-            [
-                sys.executable,
-                "-c",
-                f"import socket; socket.create_connection(('127.0.0.1', {port}), 1)",
-            ],
-            capture_output=True,
-        ).returncode:
-            assert proc.poll() is None and time.monotonic() < deadline, (
-                folder / "pgbouncer.log"
-            ).read_text()
-            time.sleep(0.1)
-        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
-    finally:
-        proc.kill()
-        proc.wait(timeout=10)
-        shutil.rmtree(folder, ignore_errors=True)
+    with PgBouncer(server_url) as bouncer:
+        yield bouncer.url
 
 
 def cli(url: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
