@@ -76,13 +76,14 @@ lint: $(STAMP) ## ruff, mypy (strict on jobs/), import-linter contracts
 	$(BIN)/mypy jobs stores worker api compute kinds conveyor migrations bench
 	$(BIN)/lint-imports
 
-bench: $(STAMP) postgres-binaries ## print store, worker and HTTP figures, beside pgbench's and PgQueuer's
+bench: $(STAMP) postgres-binaries pgbouncer ## print store, worker and HTTP figures, beside pgbench's and PgQueuer's
 	$(BIN)/python -m bench.store
 	$(BIN)/python -m bench.peers
 	$(BIN)/python -m bench.horizon
 	$(BIN)/python -m bench.soak
 	$(BIN)/python -m bench.flow_control
 	$(BIN)/python -m bench.research_save
+	$(BIN)/python -m bench.pooler
 	$(BIN)/python -m bench.http
 	$(BIN)/python -m bench.grid
 	$(BIN)/python -m bench.dashboard

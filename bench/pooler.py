@@ -1,7 +1,8 @@
 """Conveyor's drain straight to Postgres beside the same drain through PgBouncer in
 transaction mode (DB_POOLER=transaction), on the same server, in the same run, interleaved.
 
-    python -m bench.pooler                  # embedded durable cluster (BENCH_DATABASE_URL: yours)
+    make bench                              # (part of it) embedded durable cluster
+    python -m bench.pooler                  # this benchmark alone
     BENCH_REPEATS=5 python -m bench.pooler
 
 20,000 no-op jobs already queued; the clock runs from spawning two `conveyor worker
