@@ -158,7 +158,20 @@ async def left(system: str, conn: asyncpg.Connection) -> bool:
     return bool(await conn.fetchval(query))
 
 
-async def drain(server_url: str, system: str, c: int, processes: int, log_dir: Path) -> float:
+async def drain(
+    server_url: str,
+    system: str,
+    c: int,
+    processes: int,
+    log_dir: Path,
+    *,
+    through: str | None = None,
+    **env: str,
+) -> float:
+    """Jobs/s of `processes` workers draining DRAIN_JOBS queued no-op jobs, start-up
+    included. `through`: a transaction pooler's URL, which Conveyor's workers reach the
+    database through (DB_POOLER=transaction, the database itself as DATABASE_DIRECT_URL);
+    `env` more of their environment."""
     url = await fresh(server_url, system)
     await enqueue(system, url, DRAIN_JOBS)
     conn = await asyncpg.connect(url)
@@ -166,8 +179,12 @@ async def drain(server_url: str, system: str, c: int, processes: int, log_dir: P
         await conn.execute("VACUUM ANALYZE")
         await conn.execute("CHECKPOINT")
         log = log_dir / f"{system}-drain.log"
+        workers_url = url
+        if through:
+            workers_url = with_database(through, url.rsplit("/", 1)[1])
+            env = {"DB_POOLER": "transaction", "DATABASE_DIRECT_URL": url, **env}
         t = time.perf_counter()
-        procs = [spawn(system, url, c, log) for _ in range(processes)]
+        procs = [spawn(system, workers_url, c, log, **env) for _ in range(processes)]
         try:
             while await left(system, conn):
                 if any(p.poll() is not None for p in procs):

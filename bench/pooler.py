@@ -14,46 +14,17 @@ the statement, commit) and the pooler's hop.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import statistics
 import tempfile
-import time
 from pathlib import Path
 
-import asyncpg
-
-from bench.peers import DRAIN_JOBS, enqueue, fresh, left, make_templates, spawn, stop
-from bench.store import run_on_server, server_facts, with_database
+from bench.peers import DRAIN_JOBS, drain, make_templates
+from bench.store import run_on_server, server_facts
 from conveyor.pgbouncer import PgBouncer, find_pgbouncer
 
 REPEATS = int(os.environ.get("BENCH_REPEATS", "3"))
 WORKERS = 2
-
-
-async def drain(server_url: str, pooler_url: str | None, c: int, log: Path) -> float:
-    url = await fresh(server_url, "conveyor")
-    await enqueue("conveyor", url, DRAIN_JOBS)
-    conn = await asyncpg.connect(url)
-    try:
-        await conn.execute("VACUUM ANALYZE")
-        await conn.execute("CHECKPOINT")
-        database = url.rsplit("/", 1)[1]
-        through = with_database(pooler_url, database) if pooler_url else url
-        env = {"DB_POOLER": "transaction", "DATABASE_DIRECT_URL": url} if pooler_url else {}
-        t = time.perf_counter()
-        procs = [spawn("conveyor", through, c, log, **env) for _ in range(WORKERS)]
-        try:
-            while await left("conveyor", conn):
-                if any(p.poll() is not None for p in procs):
-                    tail = log.read_text()[-2000:]  # noqa: ASYNC240 (failing: nothing to wait for)
-                    raise RuntimeError(f"a worker exited: {tail}")
-                await asyncio.sleep(0.01)
-            return DRAIN_JOBS / (time.perf_counter() - t)
-        finally:
-            stop(procs)
-    finally:
-        await conn.close()
 
 
 async def main(server_url: str) -> None:
@@ -62,7 +33,7 @@ async def main(server_url: str) -> None:
         return
     print(f"# server: {await server_facts(server_url)}", flush=True)
     await make_templates(server_url)
-    log = Path(tempfile.mkdtemp(prefix="bench-pooler-")) / "workers.log"
+    logs = Path(tempfile.mkdtemp(prefix="bench-pooler-"))
     with PgBouncer(server_url) as bouncer:
         print(
             f"# {DRAIN_JOBS:,} no-op jobs, {WORKERS} workers, PgBouncer transaction mode, "
@@ -74,8 +45,10 @@ async def main(server_url: str) -> None:
         for c in (10, 100):
             rates: dict[str, list[float]] = {"direct": [], "pooled": []}
             for _ in range(REPEATS):  # A B A B
-                rates["direct"].append(await drain(server_url, None, c, log))
-                rates["pooled"].append(await drain(server_url, bouncer.url, c, log))
+                rates["direct"].append(await drain(server_url, "conveyor", c, WORKERS, logs))
+                rates["pooled"].append(
+                    await drain(server_url, "conveyor", c, WORKERS, logs, through=bouncer.url)
+                )
             d, p = (statistics.median(rates[k]) for k in ("direct", "pooled"))
             span = {k: f"{min(v):,.0f}–{max(v):,.0f}" for k, v in rates.items()}
             print(
