@@ -8,9 +8,11 @@ so as root it runs as `postgres`, as the embedded cluster does, in a folder of i
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -68,8 +70,13 @@ class PgBouncer:
         if prefix:
             os.chown(folder, pwd.getpwnam("postgres").pw_uid, -1)
         with (folder / "pgbouncer.log").open("wb") as log:
+            # A session of its own: as root the child is runuser, and killing runuser alone
+            # would leave pgbouncer running; `stop` kills the whole group.
             self._proc = subprocess.Popen(
-                [*prefix, program, str(folder / "pgbouncer.ini")], stdout=log, stderr=log
+                [*prefix, program, str(folder / "pgbouncer.ini")],
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
             )
         deadline = time.monotonic() + timeout
         while True:
@@ -84,7 +91,8 @@ class PgBouncer:
 
     def stop(self) -> None:
         if self._proc is not None:
-            self._proc.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self._proc.pid, signal.SIGKILL)
             self._proc.wait(timeout=10)
             self._proc = None
         if self.folder is not None:
