@@ -195,8 +195,7 @@ async def create_pool(
         # connection, which never saw them. An unnamed statement is planned with its
         # parameters, as force_custom_plan makes the others.
         kw.setdefault("statement_cache_size", 0)
-        kw.setdefault("server_settings", POOLED_SETTINGS)
-    kw.setdefault("server_settings", SERVER_SETTINGS)
+    kw.setdefault("server_settings", POOLED_SETTINGS if s.pooled else SERVER_SETTINGS)
     try:
         pool: asyncpg.Pool = await asyncpg.create_pool(
             asyncpg_dsn(url),

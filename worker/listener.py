@@ -11,9 +11,7 @@ import contextlib
 from collections.abc import Callable
 from typing import Any
 
-import asyncpg
-
-from jobs.db import TRANSIENT_ERRORS
+from jobs.db import TRANSIENT_ERRORS, Connection, connect_listener
 from jobs.logging import get_logger
 from jobs.sql import NOTIFY_CHANNEL
 
@@ -39,9 +37,9 @@ class Listener:
                 self._notified()
 
         while not self._stopping.is_set():
-            conn: asyncpg.Connection | None = None
+            conn: Connection | None = None
             try:
-                conn = await asyncpg.connect(self.dsn)
+                conn = await connect_listener(self.dsn)
                 await conn.add_listener(NOTIFY_CHANNEL, heard)
                 self._notified()
                 while not self._stopping.is_set():
