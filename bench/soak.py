@@ -12,7 +12,7 @@ session opens and stays open to the end; jobs are enqueued one per call at the r
 length of the run. Printed per system: jobs offered and completed, pickup latency (enqueue call
 → handler start, one clock) p50/p99 for each minute, WAL bytes and commits per completed job
 (`pg_current_wal_lsn()`, `pg_stat_database.xact_commit`), and at the end the dead tuples and
-sizes of its tables.
+sizes of its tables. pgbench's queue-shaped scripts run first on the same server.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from pathlib import Path
 import asyncpg
 
 from bench.peers import SYSTEMS, fresh, make_templates, pct, spawn, stamp_sender, steady, stop
-from bench.store import run_on_server
+from bench.store import run_on_server, run_pgbench
 
 SECONDS = float(os.environ.get("BENCH_SOAK_S", "1800"))
 RATE = float(os.environ.get("BENCH_SOAK_RATE", "1000"))
@@ -94,6 +94,7 @@ async def soak(server_url: str, system: str, log_dir: Path) -> dict[str, object]
 
 
 async def main(server_url: str) -> None:
+    run_pgbench(server_url, seconds=10, clients=(1, 2))  # prints its figures, same server
     await make_templates(server_url)
     with tempfile.TemporaryDirectory() as logs:
         for system in ONLY:
