@@ -9,10 +9,11 @@ Each system: one worker at its defaults as `bench.peers` starts it (Conveyor's i
 `conveyor worker`'s runtime with the timestamping kind; PgQueuer's `QueueManager.run`), started
 and idle; then a `BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM <its table>;`
 session opens and stays open to the end; jobs are enqueued one per call at the rate for the
-length of the run. Printed per system: jobs offered and completed, pickup latency (enqueue call
-→ handler start, one clock) p50/p99 for each minute, WAL bytes and commits per completed job
-(`pg_current_wal_lsn()`, `pg_stat_database.xact_commit`), and at the end the dead tuples and
-sizes of its tables. pgbench's queue-shaped scripts run first on the same server.
+length of the run. Printed per system: jobs offered and completed, the rate the sender held
+(an enqueue waits for its commit, so a system that falls behind slows it), pickup latency
+(enqueue call → handler start, one clock) p50/p99 for each minute, WAL bytes and commits per
+completed job (`pg_current_wal_lsn()`, `pg_stat_database.xact_commit`), and at the end the dead
+tuples and sizes of its tables. pgbench's queue-shaped scripts run first on the same server.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import asyncio
 import json
 import os
 import tempfile
+import time
 from pathlib import Path
 
 import asyncpg
@@ -55,7 +57,9 @@ async def soak(server_url: str, system: str, log_dir: Path) -> dict[str, object]
         await pinned.fetchval(f"SELECT count(*) FROM {TABLES[system][0]}")
         wal0, commits0 = await counters(watch)
         send, close = await stamp_sender(system, url, RATE)
+        sending = time.perf_counter()
         await steady(RATE, SECONDS, send)
+        sent_in_s = time.perf_counter() - sending
         await asyncio.sleep(2.0)  # the last ones finish
         await close()
         wal1, commits1 = await counters(watch)
@@ -83,6 +87,10 @@ async def soak(server_url: str, system: str, log_dir: Path) -> dict[str, object]
         "offered": offered,
         "completed": len(done),
         "completed_share": round(len(done) / offered, 4),
+        # Each enqueue waits for its commit, so a system that cannot keep up slows the sender:
+        # the rate it held, not only the count, says whether it kept the offered rate.
+        "sent_per_s": round(offered / sent_in_s, 1),
+        "rate_held_share": round(min(1.0, SECONDS / sent_in_s), 4),
         "pickup_ms_per_minute": [
             {"minute": m, "p50": round(pct(v, 50), 2), "p99": round(pct(v, 99), 2)}
             for m, v in sorted(minutes.items())
