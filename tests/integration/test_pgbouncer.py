@@ -85,12 +85,19 @@ async def test_the_api_and_workers_through_the_pooler_run_every_job_once_through
                 r = client.post("/v1/jobs/batch", json={"jobs": jobs[start : start + 100]})
                 assert r.status_code == 201, r.text
 
-            async def some_done() -> bool:
-                return (
-                    await conn.fetchval("SELECT count(*) FROM job WHERE state = 'succeeded'") >= 30
+            async def some_done_some_held() -> bool:
+                # Killed while it holds leases: after a count of finished jobs alone, the
+                # doomed worker could have been between claims (or the other had them all).
+                return bool(
+                    await conn.fetchval(
+                        "SELECT (SELECT count(*) FROM job WHERE state = 'succeeded') >= 30"
+                        " AND EXISTS (SELECT 1 FROM job j JOIN worker w ON w.id = j.lease_owner"
+                        "             WHERE j.state = 'running' AND w.pid = $1)",
+                        doomed.pid,
+                    )
                 )
 
-            await eventually(some_done, 60)
+            await eventually(some_done_some_held, 60)
             os.kill(doomed.pid, signal.SIGKILL)  # with jobs running under its leases
             doomed.wait(timeout=10)
             procs.start_worker("--concurrency", "8", "--processes", "0", "--lease", "3s", **env)
