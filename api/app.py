@@ -29,7 +29,6 @@ from compute.specs import SPECS
 from jobs.app import AppError, load_app
 from jobs.settings import DatabaseSettings
 from jobs.store import Store
-from jobs.wake import Waker
 from stores.keys import KEYS_CHANNEL, KeyStore
 from stores.quotas import QuotaStore
 from stores.research import ResearchStore
@@ -69,12 +68,9 @@ def create_app(
         app.state.watch = JobWatch(db.session_url(database_url))
         app.state.watch.also(KEYS_CHANNEL, app.state.auth.forget)  # a revoked key, at once
         await app.state.watch.start()
-        app.state.waker = Waker(database_url, pooled=db.pooled)
-        await app.state.waker.start()
         try:
             yield
         finally:
-            await app.state.waker.stop()
             await app.state.watch.stop()
             await app.state.store.close()
 

@@ -143,11 +143,11 @@ async def submit(
     wanted = new_job(body, who, app_specs(request), idempotency_key)
     await request.app.state.quotas.admit(who, [wanted])
     if wanted.unique_key is not None:
-        job, outcome = await store.submit_unique(wanted, notify=False)
+        job, outcome = await store.submit_unique(wanted)
     elif body.depends_on is not None:
         try:
             job, duplicate = await store.submit_after(
-                wanted, body.depends_on, visible_to=who.owner_filter, notify=False
+                wanted, body.depends_on, visible_to=who.owner_filter
             )
         except JobNotFound as exc:
             raise ApiError(
@@ -159,12 +159,10 @@ async def submit(
             raise ApiError(409, "parent_failed", f"depends_on: {exc}") from None
         outcome = "existing" if duplicate else "new"
     else:
-        job, duplicate = await store.submit(wanted, notify=False)
+        job, duplicate = await store.submit(wanted)
         outcome = "existing" if duplicate else "new"
     response.headers["Location"] = f"/v1/jobs/{job.id}"
-    if outcome == "new":
-        if job.state is JobState.QUEUED:
-            request.app.state.waker.wake(job.queue)
+    if outcome == "new":  # the store wakes the workers after the commit
         return JobOut.of(job)
     response.status_code = 200
     if outcome == "debounced":

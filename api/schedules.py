@@ -121,8 +121,6 @@ async def trigger_schedule(name: Name, request: Request, _admin: Admin) -> JobOu
     store = _store(request)
     s = schedules.Schedule.from_row(await _get(_schedules(request), name))
     key = schedules.trigger_key(s.name, datetime.now(UTC))
-    job, duplicate = await store.submit(s.job(key), notify=False)
+    job, _ = await store.submit(s.job(key))
     await schedules.follow_up(store, s, key, job.id)
-    if not duplicate:
-        request.app.state.waker.wake(job.queue)  # as POST /v1/jobs does: after the commit
     return JobOut.of(job)

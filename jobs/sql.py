@@ -23,13 +23,20 @@ CHANGES_CHANNEL = "conveyor_job_changes"
 changed, or `*` when they would not fit in a notification (8,000 bytes). One notification per
 statement, however many rows: listeners (the API's streams) re-read the rows they follow."""
 
+CHANGES_PAYLOAD_LIMIT = 7900
+"""The longest CHANGES_CHANNEL payload sent: Postgres refuses one of 8,000 bytes or more."""
+
+CHANGES_MAX_PAYLOADS = 16
+"""Past this many payloads for one send (`jobs.wake.Notices`), the one wildcard instead."""
+
 
 def _notify_changes(source: str) -> str:
     """A CTE that sends one CHANGES_CHANNEL notification for the ids in `source`. A query
     must reference it (`WHERE (SELECT count(n) FROM changes_notified) >= 0`): Postgres does
     not run a plain SELECT CTE that nothing reads."""
     return f"""changes_notified AS (
-    SELECT pg_notify('{CHANGES_CHANNEL}', CASE WHEN length(ids) > 7900 THEN '*' ELSE ids END)::text
+    SELECT pg_notify('{CHANGES_CHANNEL}',
+                     CASE WHEN length(ids) > {CHANGES_PAYLOAD_LIMIT} THEN '*' ELSE ids END)::text
            AS n
     FROM (SELECT string_agg(id::text, ',') AS ids FROM {source}) c
     WHERE ids IS NOT NULL
@@ -148,9 +155,6 @@ SELECT ins.*{wake} FROM ins
 
 
 ENQUEUE = _enqueue_one("id, queue, priority, run_at, owner, kind")
-
-# The same, answering with the whole row: the API's submit needs no second round trip.
-ENQUEUE_RETURNING_JOB = _enqueue_one("*")
 
 # A job with a `unique_key`: ON CONFLICT without a target, so the per-owner idempotency
 # index and the active-unique index (migration 0012) both turn a taken key into a no-op; the
@@ -288,15 +292,25 @@ WITH target AS (
 SELECT * FROM moved
 """
 
-# The same without the NOTIFY, for a caller that wakes workers itself after the commit
-# (`jobs.wake.Waker`). A transaction that notifies holds a cluster-wide lock from its commit
-# until its WAL is flushed, so notifying inserts commit one at a time: measured here, 2,133
-# single inserts/s with 32 clients against 3,290/s without.
+# The same without the NOTIFY, for an insert in autocommit (and answering with the whole
+# row: the API's submit needs no second round trip): the store wakes the workers after the
+# commit (`jobs.wake.Notices`). A transaction that notifies holds a cluster-wide
+# lock from its commit until its WAL is flushed, so notifying inserts commit one at a time:
+# measured here, 2,133 single inserts/s with 32 clients against 3,290/s without.
+ENQUEUE_QUIETLY = _enqueue_one("id, queue, priority, run_at, owner, kind", notify=False)
 ENQUEUE_RETURNING_JOB_QUIETLY = _enqueue_one("*", notify=False)
 
-# Wake the listeners of several queues at once (`jobs.wake.Waker`).
+# Wake the listeners of several queues at once, inside the caller's transaction.
 NOTIFY_QUEUES = f"""
 SELECT count(pg_notify('{NOTIFY_CHANNEL}', q)) FROM unnest($1::text[]) AS q
+"""
+
+# `jobs.wake.Notices`' one statement: $1 the channels, $2 the payloads. Its commit does not
+# wait for the WAL flush (set_config(…, true) is SET LOCAL, which a transaction pooler lets
+# through), so the cluster-wide lock a notifying commit takes is held for microseconds.
+NOTIFY_MANY = """
+WITH unflushed AS (SELECT set_config('synchronous_commit', 'off', true))
+SELECT count(pg_notify(c, p)) FROM unflushed, unnest($1::text[], $2::text[]) AS n(c, p)
 """
 
 FIND_BY_KEY = """
@@ -371,6 +385,8 @@ JOIN job j ON j.owner = k.owner AND j.idempotency_key = k.key
 #   its row in its kind's lane instead (`rerouted`). While no kind is limited that costs one
 #   probe of an empty table.
 # - Rows come back in claim order, so a worker starts its jobs in that order.
+# - A claim sends no notification: the store tells `jobs.wake.Notices` after the commit
+#   (see there why a notifying commit is a slow one).
 def _claim_half(half: int, guard: str, limit: str, clock: str, lane: str, lock: str) -> str:
     columns = f"{half} AS half, ctid AS tid, id, queue, priority, run_at, owner, turn"
     where = f"queue = $1 AND lane = {lane}"
@@ -401,7 +417,7 @@ _ANY_KIND_LIMITED = "(SELECT EXISTS (SELECT 1 FROM kind_control))"
 _IN_LANE_0 = (
     f"(NOT {_ANY_KIND_LIMITED} OR NOT EXISTS (SELECT 1 FROM kind_control c WHERE c.kind = j.kind))"
 )
-_REROUTED = f"""rerouted AS (
+_REROUTED = f""", rerouted AS (
     INSERT INTO job_ready (id, queue, priority, run_at, owner, turn, lane, generation)
     SELECT t.id, t.queue, t.priority, t.run_at, t.owner, t.turn, c.lane, {CURRENT_HALF}
     FROM picked t
@@ -409,7 +425,7 @@ _REROUTED = f"""rerouted AS (
     JOIN kind_control c ON c.kind = j.kind
     WHERE {_ANY_KIND_LIMITED} AND j.state = 'queued'
       AND t.id <> ALL (ARRAY(SELECT id FROM claimed))
-), """
+)"""
 
 
 def _take_half(half: int) -> str:
@@ -454,8 +470,8 @@ WITH {first}{halves}, {middle}picked AS MATERIALIZED ({pick.format(limit=limit)}
       {f"AND {_IN_LANE_0}" if lane_0 else ""}
     RETURNING {", ".join("j." + c for c in CLAIMED_COLUMNS.split(", "))},
               t.later, t.place{picked_also}
-), {_REROUTED if lane_0 else ""}{after}{_notify_changes("claimed")}
-SELECT {CLAIMED_COLUMNS} FROM claimed WHERE {_SENT} ORDER BY {_CLAIM_ORDER}
+){_REROUTED if lane_0 else ""}{after}
+SELECT {CLAIMED_COLUMNS} FROM claimed ORDER BY {_CLAIM_ORDER}
 """
 
 
@@ -693,7 +709,7 @@ CLAIM_LANE = _claim(
     LIMIT {{limit}}
 """,
     picked_also=", t.part",
-    after=f"""charged AS (
+    after=f""", charged AS (
     INSERT INTO rate_window AS b (kind, part, starts_at, starts_n)
     SELECT $8, c.part, ARRAY[{_LANE_CLOCK}], ARRAY[count(*)::integer]
     FROM claimed c WHERE $11::integer IS NOT NULL
@@ -701,7 +717,7 @@ CLAIM_LANE = _claim(
     ON CONFLICT (kind, part) DO UPDATE
     SET starts_at = {_KEPT_PAIRS.format(column="at")},
         starts_n = {_KEPT_PAIRS.format(column="n")}
-), """,
+)""",
 )
 
 # When a partition of a rate-limited kind ($1, $2 starts in $3 seconds) that is full frees
@@ -841,8 +857,10 @@ SELECT id, attempt, lease_owner, state, has_dependants FROM applied WHERE {_SENT
 # 3. finish_many's common case, a batch of successes of one worker: the same fence, three
 # arrays instead of ten, and none of the rest (the cancel rule concerns requeues only, and
 # the happy path writes no event row). Measured on two workers draining no-op jobs, the
-# general statement's arguments alone were a tenth of a worker's CPU.
-SUCCEED_MANY = f"""
+# general statement's arguments alone were a tenth of a worker's CPU. It sends no
+# notification: the store tells `jobs.wake.Notices` after the commit (FINISH_MANY, which a
+# reap runs inside its own transaction, still notifies in the statement).
+SUCCEED_MANY = """
 WITH outcome AS (
     SELECT * FROM unnest($1::bigint[], $2::integer[], $3::text[]) AS o(id, attempt, result)
 ), target AS MATERIALIZED (
@@ -862,8 +880,8 @@ WITH outcome AS (
     FROM target t
     WHERE j.id = t.id
     RETURNING j.id, j.attempt, j.has_dependants
-), {_notify_changes("applied")}
-SELECT id, attempt, has_dependants FROM applied WHERE {_SENT}
+)
+SELECT id, attempt, has_dependants FROM applied
 """
 
 # 4. reap, step one (inside a transaction with FINISH_MANY as step two): lock expired leases.

@@ -55,6 +55,7 @@ from jobs.model import (
 from jobs.ready import ROW_BYTES, Rotation, rotation
 from jobs.settings import DatabaseSettings, QueueSettings
 from jobs.transitions import Change, LeaseExpired, Outcome, decide
+from jobs.wake import Notices
 
 log = get_logger(__name__)
 
@@ -335,9 +336,12 @@ class Store:
     db: Database = field(init=False, repr=False)
     """The narrow handle on `pool` for code outside `jobs`: statements and transactions,
     never the pool itself."""
+    notices: Notices = field(init=False, repr=False)
+    """Wake-ups and change notifications, sent after the commits that made them."""
 
     def __post_init__(self) -> None:
         self.db = Database(self.pool)
+        self.notices = Notices(self.pool)
 
     @classmethod
     async def connect(
@@ -351,6 +355,7 @@ class Store:
         return cls(await create_pool(url, db), settings or QueueSettings(), pooled=db.pooled)
 
     async def close(self) -> None:
+        await self.notices.close()
         await self._enqueuer.close(self.pool)
         await self._claimer.close(self.pool)
         await self._finisher.close(self.pool)
@@ -385,44 +390,55 @@ class Store:
 
     async def enqueue(self, job: NewJob, *, conn: asyncpg.Connection | None = None) -> Enqueued:
         """Insert one job, or report the existing one when its idempotency key is taken (or
-        its unique key is held by an active job)."""
+        its unique key is held by an active job).
+
+        In the caller's transaction (`conn`), the workers are notified at its commit, and
+        not at all if it rolls back; otherwise just after the insert's own commit, so that
+        concurrent enqueues commit together (`jobs.wake`)."""
+        in_caller = conn is not None
         if job.unique_key is not None:
-            row, outcome = await self._enqueue_unique(conn or self.pool, job, notify=True)
-            return Enqueued(id=row["id"], duplicate=outcome != "new")
-        kept = self._enqueuer
-        if conn is None and not self.pooled and not kept.busy.locked():
-            async with kept.busy:
-                own = await kept.get(self.pool)
-                try:
-                    row, duplicate = await self._enqueue_one(own, job, sql.ENQUEUE, sql.FIND_BY_KEY)
-                except BaseException as exc:
-                    if isinstance(exc, (*TRANSIENT_ERRORS, asyncio.CancelledError)):
-                        await kept.drop(self.pool)  # broken, or left mid-statement: a fresh one
-                    raise
-        else:  # inside the caller's transaction, or concurrent enqueues: the pool's share
-            row, duplicate = await self._enqueue_one(
-                conn or self.pool, job, sql.ENQUEUE, sql.FIND_BY_KEY
-            )
+            row, outcome = await self._enqueue_unique(conn or self.pool, job, notify=in_caller)
+            duplicate = outcome != "new"
+        else:
+            insert = sql.ENQUEUE if in_caller else sql.ENQUEUE_QUIETLY
+            kept = self._enqueuer
+            if conn is None and not self.pooled and not kept.busy.locked():
+                async with kept.busy:
+                    own = await kept.get(self.pool)
+                    try:
+                        row, duplicate = await self._enqueue_one(own, job, insert, sql.FIND_BY_KEY)
+                    except BaseException as exc:
+                        if isinstance(exc, (*TRANSIENT_ERRORS, asyncio.CancelledError)):
+                            await kept.drop(self.pool)  # broken, or left mid-statement
+                        raise
+            else:  # inside the caller's transaction, or concurrent enqueues: the pool's share
+                row, duplicate = await self._enqueue_one(
+                    conn or self.pool, job, insert, sql.FIND_BY_KEY
+                )
+        if not in_caller and not duplicate:
+            self.notices.wake(job.queue)
         return Enqueued(id=row["id"], duplicate=duplicate)
 
-    async def submit(self, job: NewJob, *, notify: bool = True) -> tuple[Job, bool]:
+    async def submit(self, job: NewJob) -> tuple[Job, bool]:
         """`enqueue` answering with the whole job (the new one, or the one its idempotency
-        key already named, with True) in a single round trip when the job is new.
-
-        `notify=False` leaves waking the workers to the caller (a `jobs.wake.Waker`), which
-        lets concurrent submits commit together instead of one at a time."""
+        key already named, with True) in a single round trip when the job is new."""
         if job.unique_key is not None:
-            unique, outcome = await self.submit_unique(job, notify=notify)
+            unique, outcome = await self.submit_unique(job)
             return unique, outcome != "new"
-        insert = sql.ENQUEUE_RETURNING_JOB if notify else sql.ENQUEUE_RETURNING_JOB_QUIETLY
-        row, duplicate = await self._enqueue_one(self.pool, job, insert, sql.FIND_JOB_BY_KEY)
+        row, duplicate = await self._enqueue_one(
+            self.pool, job, sql.ENQUEUE_RETURNING_JOB_QUIETLY, sql.FIND_JOB_BY_KEY
+        )
+        if not duplicate:
+            self.notices.wake(job.queue)
         return Job.from_row(row), duplicate
 
-    async def submit_unique(self, job: NewJob, *, notify: bool = True) -> tuple[Job, Submitted]:
+    async def submit_unique(self, job: NewJob) -> tuple[Job, Submitted]:
         """A job with a `unique_key`: the new job; or the active one that holds the key
         ("existing"), or, with `debounce_s`, the queued one that took this one's payload and
         start ("debounced")."""
-        row, outcome = await self._enqueue_unique(self.pool, job, notify=notify)
+        row, outcome = await self._enqueue_unique(self.pool, job, notify=False)
+        if outcome == "new":
+            self.notices.wake(job.queue)
         return Job.from_row(row), outcome
 
     async def submit_after(
@@ -431,7 +447,6 @@ class Store:
         parents: Sequence[int],
         *,
         visible_to: str | None = None,
-        notify: bool = True,
     ) -> tuple[Job, bool]:
         """A job that waits until every job in `parents` has succeeded (queued at once when
         they all have). `visible_to`: parents must be this owner's (None: anyone's).
@@ -447,17 +462,25 @@ class Store:
                 if found[parent]["state"] in ("dead", "cancelled"):
                     raise ParentFailed(parent, found[parent]["state"])
             pending = [p for p in wanted if found[p]["state"] != "succeeded"]
-            if not pending:
-                insert = sql.ENQUEUE_RETURNING_JOB if notify else sql.ENQUEUE_RETURNING_JOB_QUIETLY
-                row, duplicate = await self._enqueue_one(conn, job, insert, sql.FIND_JOB_BY_KEY)
-                return Job.from_row(row), duplicate
-            while True:
-                row = await conn.fetchrow(sql.ENQUEUE_WAITING, *self._insert_args(job), pending)
-                if row is not None:
-                    return Job.from_row(row), False
-                existing = await conn.fetchrow(sql.FIND_JOB_BY_KEY, job.owner, job.idempotency_key)
-                if existing is not None:
-                    return Job.from_row(existing), True
+            if pending:
+                return await self._enqueue_waiting(conn, job, pending)
+            row, duplicate = await self._enqueue_one(
+                conn, job, sql.ENQUEUE_RETURNING_JOB_QUIETLY, sql.FIND_JOB_BY_KEY
+            )
+        if not duplicate:  # committed and queued, its parents all succeeded
+            self.notices.wake(job.queue)
+        return Job.from_row(row), duplicate
+
+    async def _enqueue_waiting(
+        self, conn: asyncpg.Connection, job: NewJob, pending: list[int]
+    ) -> tuple[Job, bool]:
+        while True:
+            row = await conn.fetchrow(sql.ENQUEUE_WAITING, *self._insert_args(job), pending)
+            if row is not None:
+                return Job.from_row(row), False
+            existing = await conn.fetchrow(sql.FIND_JOB_BY_KEY, job.owner, job.idempotency_key)
+            if existing is not None:
+                return Job.from_row(existing), True
 
     async def sweep_waiting(self, limit: int = 1000) -> tuple[list[int], list[int]]:
         """Decide the waiting jobs (oldest first, up to `limit`): what a release missed (its
@@ -672,6 +695,7 @@ class Store:
         """
         lanes = await self._limited_lanes(kinds)
         claimed = await self._claim_units(queues, lanes, limit, worker_id, lease_s, now)
+        self.notices.changed([c.id for c in claimed])
         if len(claimed) < limit:
             self._held_back.update(queues)
         else:
@@ -897,12 +921,13 @@ class Store:
             changes = list(unique.items())
         freed = {self._limited_jobs.pop(lease.job_id, None) for lease, _ in changes} - {None}
         try:
-            applied, parents = await self._finish_many(changes, now, conn)
+            applied, parents, quiet = await self._finish_many(changes, now, conn)
         finally:
             woken = freed & self._held_back
             if woken:  # a slot is free where claims came back short: its workers may claim now
-                with contextlib.suppress(*TRANSIENT_ERRORS):
-                    await self.pool.execute(sql.NOTIFY_QUEUES, sorted(q for q in woken if q))
+                self.notices.wake({q for q in woken if q})
+        if quiet:
+            self.notices.changed([lease.job_id for lease in applied])
         if parents:
             try:
                 await self.decide_waiting(parents=parents, conn=conn)
@@ -915,12 +940,14 @@ class Store:
         changes: Sequence[tuple[Lease, Change]],
         now: datetime | None,
         conn: asyncpg.Connection | None,
-    ) -> tuple[dict[Lease, JobState], list[int]]:
-        """The leases that held, with the state written, and the finished jobs that others
-        wait for."""
+    ) -> tuple[dict[Lease, JobState], list[int], bool]:
+        """The leases that held, with the state written; the finished jobs that others wait
+        for; and whether the changes are still to be announced (`Notices.changed`): the
+        common case's statement sends no notification, and is run only outside a caller's
+        transaction (whose commit is not ours to follow)."""
         async with self._hot(self._finisher, conn) as db:
             owner = changes[0][0].owner
-            if all(
+            if conn is None and all(
                 c.state is JobState.SUCCEEDED
                 and c.event is None
                 and c.error is None
@@ -938,7 +965,7 @@ class Store:
                 )
                 held = {Lease(r["id"], owner, r["attempt"]): JobState.SUCCEEDED for r in done}
                 self._log_lost(changes, held)
-                return held, [r["id"] for r in done if r["has_dependants"]]
+                return held, [r["id"] for r in done if r["has_dependants"]], True
             rows = await db.fetch(
                 sql.FINISH_MANY,
                 [lease.job_id for lease, _ in changes],
@@ -960,7 +987,7 @@ class Store:
             parents = [
                 r["id"] for r in rows if r["has_dependants"] and JobState(r["state"]).is_terminal
             ]
-            return applied, parents
+            return applied, parents, False
 
     @staticmethod
     def _log_lost(changes: Sequence[tuple[Lease, Change]], applied: Mapping[Lease, Any]) -> None:

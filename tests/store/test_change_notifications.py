@@ -1,5 +1,6 @@
 """Every statement that changes what a job's stream shows sends one CHANGES_CHANNEL
-notification naming the jobs it changed, whatever the number of rows."""
+notification naming the jobs it changed, whatever the number of rows (the claim and the
+common finish through `Store.notices`, just after their commits)."""
 
 import asyncio
 
@@ -9,10 +10,14 @@ from jobs.transitions import Failure, Success
 
 
 class Listener:
-    def __init__(self, conn):
-        self.conn, self.payloads = conn, asyncio.Queue()
+    """Hears what is sent from the moment it enters: what the store still had to send
+    (`Store.notices` sends after each commit) goes first."""
+
+    def __init__(self, store, conn):
+        self.store, self.conn, self.payloads = store, conn, asyncio.Queue()
 
     async def __aenter__(self):
+        await self.store.notices.flush()
         await self.conn.add_listener(CHANGES_CHANNEL, self._got)
         return self
 
@@ -27,13 +32,14 @@ class Listener:
         return payload if payload == "*" else sorted(int(i) for i in payload.split(","))
 
     async def nothing_more(self):
+        await self.store.notices.flush()
         await self.conn.execute("SELECT 1")  # a round trip delivers anything pending
         assert self.payloads.empty(), self.payloads.get_nowait()
 
 
 async def test_claim_finish_progress_cancel_and_retry_notify_the_changed_ids(store, conn):
     ids = [(await store.enqueue(NewJob(kind="k", max_attempts=1))).id for _ in range(3)]
-    async with Listener(conn) as heard:
+    async with Listener(store, conn) as heard:
         claimed = await store.claim(["default"], 3, "w", 30)
         assert await heard.next_ids() == ids  # one notification for the whole claim
 
@@ -57,15 +63,27 @@ async def test_a_statement_that_changes_nothing_sends_nothing(store, conn):
     job_id = (await store.enqueue(NewJob(kind="k"))).id
     [claimed] = await store.claim(["default"], 1, "w", 30)
     assert await store.complete(claimed, Success(None))
-    async with Listener(conn) as heard:
+    async with Listener(store, conn) as heard:
         assert await store.claim(["default"], 10, "w", 30) == []
         assert not await store.report_progress(claimed.lease, 50)  # lease is gone
         assert not (await store.cancel(job_id)).requested  # already finished
         await heard.nothing_more()
 
 
-async def test_too_many_ids_for_one_notification_send_a_wildcard(store, conn):
-    await store.enqueue_many([NewJob(kind="k") for _ in range(2000)])
-    async with Listener(conn) as heard:
+async def test_a_claim_too_big_for_one_notification_is_split_and_misses_no_id(store, conn):
+    ids = [e.id for e in await store.enqueue_many([NewJob(kind="k") for _ in range(2000)])]
+    async with Listener(store, conn) as heard:
         assert len(await store.claim(["default"], 2000, "w", 30)) == 2000
+        got = await heard.next_ids()  # 2,000 ids and their commas: more than 7,900 bytes
+        assert got != "*" and len(got) < 2000
+        while len(got) < 2000:
+            got += await heard.next_ids()
+        assert sorted(got) == sorted(ids)
+        await heard.nothing_more()
+
+
+async def test_a_statement_with_too_many_ids_for_one_notification_sends_a_wildcard(store, conn):
+    ids = [e.id for e in await store.enqueue_many([NewJob(kind="k") for _ in range(2000)])]
+    async with Listener(store, conn) as heard:
+        assert len(await store.cancel_many(ids)) == 2000
         assert await heard.next_ids() == "*"
