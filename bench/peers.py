@@ -215,22 +215,32 @@ async def startup(server_url: str, system: str, log_dir: Path) -> float:
         await conn.close()
 
 
-async def steady(rate: float, seconds: float, send: Callable[[], Awaitable[None]]) -> None:
-    """Call `send` `rate` times a second for `seconds`, from as many concurrent senders as
-    that takes (one client cannot send much more than 500 a second)."""
-    senders = max(1, int(rate // 500))
+async def steady(
+    rate: float, seconds: float, send: Callable[[], Awaitable[None]], in_flight: int = 64
+) -> None:
+    """Call `send` `rate` times a second for `seconds`, open loop: each call starts when it
+    is due, whether or not the ones before it have returned (at most `in_flight` at once),
+    as an application's request handlers would. A sender that waited for each call would
+    offer less whenever the system slowed, and measure its own round trips instead."""
     t0 = time.perf_counter()
+    slots = asyncio.Semaphore(in_flight)
+    calls: set[asyncio.Task[None]] = set()
 
-    async def sender(offset: int) -> None:
-        interval = senders / rate
-        start = t0 + offset / rate
-        k = 0
-        while (due := start + k * interval) < t0 + seconds:
-            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+    async def one() -> None:
+        try:
             await send()
-            k += 1
+        finally:
+            slots.release()
 
-    await asyncio.gather(*(sender(i) for i in range(senders)))
+    k = 0
+    while (due := t0 + k / rate) < t0 + seconds:
+        await asyncio.sleep(max(0.0, due - time.perf_counter()))
+        await slots.acquire()
+        task = asyncio.create_task(one())
+        calls.add(task)
+        task.add_done_callback(calls.discard)
+        k += 1
+    await asyncio.gather(*calls)
 
 
 async def stamp_sender(
@@ -244,15 +254,18 @@ async def stamp_sender(
             await store.enqueue(NewJob(kind="bench.stamp", payload={"t": time.monotonic()}))
 
         return send, store.close
-    conns = [await asyncpg.connect(url) for _ in range(max(1, int(rate // 500)))]
-    idle = [Queries(AsyncpgDriver(c)) for c in conns]
+    conns = [await asyncpg.connect(url) for _ in range(8)]
+    idle: asyncio.Queue[Queries] = asyncio.Queue()
+    for c in conns:
+        idle.put_nowait(Queries(AsyncpgDriver(c)))
 
     async def send_pgq() -> None:
-        queries = idle.pop()
+        t = time.monotonic()  # the call, not the moment a connection came free
+        queries = await idle.get()
         try:
-            await queries.enqueue("stamp", str(time.monotonic()).encode())
+            await queries.enqueue("stamp", str(t).encode())
         finally:
-            idle.append(queries)
+            idle.put_nowait(queries)
 
     async def close() -> None:
         for c in conns:
