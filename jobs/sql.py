@@ -131,16 +131,21 @@ _JOB_INSERT_COLUMNS = (
     "queue, kind, payload, priority, run_at, max_attempts, timeout_s, idempotency_key, owner"
 )
 
+_DUE_NOW = "ins.run_at <= now()"
+"""Whether an inserted job (`ins`) is due at once: only those wake the workers."""
+
 
 # 5. enqueue (one job). A job's start is `run_at`, or `run_after_s` seconds after the
 # database's clock (the API's `delay_s`), or now. ON CONFLICT against the per-owner key
 # index turns a repeated key into a no-op instead of an error. When that happens the caller
 # looks the existing job up in a *second* statement: this statement's snapshot predates the
 # concurrent insert it waited on, so it could not see that row. pg_notify sits in the select
-# list so it runs once per inserted row (one row here); a rolled-back transaction sends
-# nothing.
+# list so it runs once per inserted row (one row here), and only for a job that is due (one
+# due later is found by the workers' poll); a rolled-back transaction sends nothing. The
+# quiet form says instead whether the job is due (`due`): the caller wakes after the commit.
 def _enqueue_one(returning: str, notify: bool = True) -> str:
-    wake = f", pg_notify('{NOTIFY_CHANNEL}', queue)::text AS notified" if notify else ""
+    wake = f"{_DUE_NOW} THEN pg_notify('{NOTIFY_CHANNEL}', queue)::text END AS notified"
+    tail = f", CASE WHEN {wake}" if notify else f", {_DUE_NOW} AS due"
     return f"""
 WITH ins AS (
     INSERT INTO job ({_JOB_INSERT_COLUMNS})
@@ -150,7 +155,7 @@ WITH ins AS (
     ON CONFLICT (owner, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING {returning}
 ), {_ready_one("ins")}
-SELECT ins.*{wake} FROM ins
+SELECT ins.*{tail} FROM ins
 """
 
 
@@ -168,7 +173,9 @@ WITH ins AS (
     ON CONFLICT DO NOTHING
     RETURNING *
 ), {_ready_one("ins")}
-SELECT ins.*, CASE WHEN $12 THEN pg_notify('{NOTIFY_CHANNEL}', queue)::text END AS notified
+SELECT ins.*, {_DUE_NOW} AS due,
+       CASE WHEN $12 AND {_DUE_NOW} THEN pg_notify('{NOTIFY_CHANNEL}', queue)::text END
+           AS notified
 FROM ins
 """
 
@@ -298,6 +305,7 @@ SELECT * FROM moved
 # lock from its commit until its WAL is flushed, so notifying inserts commit one at a time:
 # measured here, 2,133 single inserts/s with 32 clients against 3,290/s without.
 ENQUEUE_QUIETLY = _enqueue_one("id, queue, priority, run_at, owner, kind", notify=False)
+ENQUEUE_RETURNING_JOB = _enqueue_one("*")
 ENQUEUE_RETURNING_JOB_QUIETLY = _enqueue_one("*", notify=False)
 
 # Wake the listeners of several queues at once, inside the caller's transaction.
@@ -321,13 +329,23 @@ FIND_JOB_BY_KEY = """
 SELECT * FROM job WHERE owner = $1 AND idempotency_key = $2
 """
 
+
 # 5. enqueue_many: one INSERT … SELECT FROM unnest(arrays) for any number of jobs (COPY was
 # measured no faster here: the time goes to index and WAL writes, not to parsing). ORDER BY
 # ord makes rows insert in input order, and identity values from one session's sequence only
 # grow, so the inserted ids sorted ascending follow the input order: that is how each input
 # row learns its id without a per-row key. A key taken by an earlier job, or earlier in the
-# same batch, is skipped by ON CONFLICT and resolved by the caller. One NOTIFY per queue.
-ENQUEUE_MANY = f"""
+# same batch, is skipped by ON CONFLICT and resolved by the caller. One NOTIFY per queue
+# that got a job due now; the quiet form names those queues instead (`due_queues`), for the
+# caller to wake after the commit.
+def _enqueue_many(notify: bool) -> str:
+    due = "(SELECT DISTINCT queue FROM ins WHERE run_at <= now())"
+    wake = (
+        f"(SELECT count(pg_notify('{NOTIFY_CHANNEL}', queue)) FROM {due} q) AS queues_notified"
+        if notify
+        else f"(SELECT array_agg(queue) FROM {due} q) AS due_queues"
+    )
+    return f"""
 WITH ins AS (
     INSERT INTO job ({_JOB_INSERT_COLUMNS})
     SELECT queue, kind, payload::jsonb, priority,
@@ -339,10 +357,7 @@ WITH ins AS (
     ORDER BY ord
     ON CONFLICT (owner, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING id, queue, priority, run_at, owner, kind, idempotency_key
-), {_ready("ins")}, notified AS (
-    SELECT pg_notify('{NOTIFY_CHANNEL}', queue)::text AS n
-    FROM (SELECT DISTINCT queue FROM ins) q
-)
+), {_ready("ins")}
 SELECT (SELECT array_agg(id ORDER BY id) FROM ins) AS ids,
        (SELECT array_agg(id ORDER BY id) FILTER (WHERE idempotency_key IS NOT NULL) FROM ins)
            AS keyed_ids,
@@ -350,8 +365,12 @@ SELECT (SELECT array_agg(id ORDER BY id) FROM ins) AS ids,
            AS key_owners,
        (SELECT array_agg(idempotency_key ORDER BY id) FILTER (WHERE idempotency_key IS NOT NULL)
         FROM ins) AS keys,
-       (SELECT count(n) FROM notified) AS queues_notified
+       {wake}
 """
+
+
+ENQUEUE_MANY = _enqueue_many(notify=True)
+ENQUEUE_MANY_QUIETLY = _enqueue_many(notify=False)
 
 FIND_BY_KEYS = """
 SELECT k.owner, k.key, j.id

@@ -25,6 +25,7 @@ from typing import Any, Literal, TypeAlias, cast
 import asyncpg
 
 from jobs import sql
+from jobs.batching import Batcher
 from jobs.db import TRANSIENT_ERRORS, Database, create_pool
 from jobs.errors import InvalidTransition, JobNotFound, ParentFailed
 from jobs.logging import get_logger
@@ -339,9 +340,13 @@ class Store:
     notices: Notices = field(init=False, repr=False)
     """Wake-ups and change notifications, sent after the commits that made them."""
 
+    _enqueues: Batcher[NewJob, Enqueued] = field(init=False, repr=False)
+    """Single enqueues made while the kept connection is busy, inserted together."""
+
     def __post_init__(self) -> None:
         self.db = Database(self.pool)
         self.notices = Notices(self.pool)
+        self._enqueues = Batcher(self._enqueue_batch)
 
     @classmethod
     async def connect(
@@ -355,11 +360,27 @@ class Store:
         return cls(await create_pool(url, db), settings or QueueSettings(), pooled=db.pooled)
 
     async def close(self) -> None:
+        await self._enqueues.close()
         await self.notices.close()
         await self._enqueuer.close(self.pool)
         await self._claimer.close(self.pool)
         await self._finisher.close(self.pool)
         await self.pool.close()
+
+    @contextlib.asynccontextmanager
+    async def _kept(self, kept: _Kept) -> AsyncIterator[asyncpg.Connection | None]:
+        """`kept`'s connection when it is free (and no pooler is in between), else None."""
+        if self.pooled or kept.busy.locked():
+            yield None
+            return
+        async with kept.busy:
+            own = await kept.get(self.pool)
+            try:
+                yield own
+            except BaseException as exc:
+                if isinstance(exc, (*TRANSIENT_ERRORS, asyncio.CancelledError)):
+                    await kept.drop(self.pool)  # broken, or left mid-statement
+                raise
 
     @contextlib.asynccontextmanager
     async def _hot(
@@ -372,19 +393,14 @@ class Store:
         if conn is not None:
             await conn.execute(sql.HOT_PLANNER_LOCAL)
             yield conn
-        elif not self.pooled and not kept.busy.locked():
-            async with kept.busy:
-                own = await kept.get(self.pool)
-                try:
-                    yield own
-                except BaseException as exc:
-                    if isinstance(exc, (*TRANSIENT_ERRORS, asyncio.CancelledError)):
-                        await kept.drop(self.pool)  # broken, or left mid-statement
-                    raise
-        else:
-            async with self.pool.acquire() as c, c.transaction():
-                await c.execute(sql.HOT_PLANNER_POOLED if self.pooled else sql.HOT_PLANNER_LOCAL)
-                yield c
+            return
+        async with self._kept(kept) as own:
+            if own is not None:
+                yield own
+                return
+        async with self.pool.acquire() as c, c.transaction():
+            await c.execute(sql.HOT_PLANNER_POOLED if self.pooled else sql.HOT_PLANNER_LOCAL)
+            yield c
 
     # -- enqueue ---------------------------------------------------------------------------
 
@@ -393,31 +409,51 @@ class Store:
         its unique key is held by an active job).
 
         In the caller's transaction (`conn`), the workers are notified at its commit, and
-        not at all if it rolls back; otherwise just after the insert's own commit, so that
-        concurrent enqueues commit together (`jobs.wake`)."""
-        in_caller = conn is not None
+        not at all if it rolls back. Otherwise a job alone is inserted on the store's kept
+        connection, its wake-up in the same statement (the quickest pickup); enqueues made
+        meanwhile are inserted together (`jobs.batching`) and wake the workers after their
+        commit (`jobs.wake`). Only a job that is due wakes anyone."""
+        if conn is not None:
+            if job.unique_key is not None:
+                row, outcome = await self._enqueue_unique(conn, job, notify=True)
+                return Enqueued(id=row["id"], duplicate=outcome != "new")
+            row, duplicate = await self._enqueue_one(conn, job, sql.ENQUEUE, sql.FIND_BY_KEY)
+            return Enqueued(id=row["id"], duplicate=duplicate)
         if job.unique_key is not None:
-            row, outcome = await self._enqueue_unique(conn or self.pool, job, notify=in_caller)
-            duplicate = outcome != "new"
-        else:
-            insert = sql.ENQUEUE if in_caller else sql.ENQUEUE_QUIETLY
-            kept = self._enqueuer
-            if conn is None and not self.pooled and not kept.busy.locked():
-                async with kept.busy:
-                    own = await kept.get(self.pool)
-                    try:
-                        row, duplicate = await self._enqueue_one(own, job, insert, sql.FIND_BY_KEY)
-                    except BaseException as exc:
-                        if isinstance(exc, (*TRANSIENT_ERRORS, asyncio.CancelledError)):
-                            await kept.drop(self.pool)  # broken, or left mid-statement
-                        raise
-            else:  # inside the caller's transaction, or concurrent enqueues: the pool's share
+            row, outcome = await self._enqueue_unique(self.pool, job, notify=False)
+            if outcome == "new" and row["due"]:
+                self.notices.wake(job.queue)
+            return Enqueued(id=row["id"], duplicate=outcome != "new")
+        async with self._kept(self._enqueuer) as own:
+            if own is not None:
+                row, duplicate = await self._enqueue_one(own, job, sql.ENQUEUE, sql.FIND_BY_KEY)
+                return Enqueued(id=row["id"], duplicate=duplicate)
+        return await self._enqueues.submit(job)
+
+    async def _enqueue_batch(self, jobs: list[NewJob]) -> list[Enqueued | BaseException]:
+        """`Batcher`'s run for the single enqueues: one statement for them all, or, when a
+        job's values fail it (which leaves nothing inserted), each alone with its own
+        answer. Any other error reaches every caller: the batch may have been inserted, and
+        inserting it again could make a job twice."""
+        try:
+            if len(jobs) == 1:
                 row, duplicate = await self._enqueue_one(
-                    conn or self.pool, job, insert, sql.FIND_BY_KEY
+                    self.pool, jobs[0], sql.ENQUEUE_QUIETLY, sql.FIND_BY_KEY
                 )
-        if not in_caller and not duplicate:
-            self.notices.wake(job.queue)
-        return Enqueued(id=row["id"], duplicate=duplicate)
+                if not duplicate and row["due"]:
+                    self.notices.wake(jobs[0].queue)
+                return [Enqueued(id=row["id"], duplicate=duplicate)]
+            return list(await self.enqueue_many(jobs))
+        except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError, TypeError) as exc:
+            if len(jobs) == 1:
+                return [exc]
+        answers: list[Enqueued | BaseException] = []
+        for job in jobs:
+            try:
+                answers.extend(await self._enqueue_batch([job]))
+            except Exception as exc:
+                answers.append(exc)
+        return answers
 
     async def submit(self, job: NewJob) -> tuple[Job, bool]:
         """`enqueue` answering with the whole job (the new one, or the one its idempotency
@@ -425,10 +461,16 @@ class Store:
         if job.unique_key is not None:
             unique, outcome = await self.submit_unique(job)
             return unique, outcome != "new"
+        async with self._kept(self._enqueuer) as own:
+            if own is not None:
+                row, duplicate = await self._enqueue_one(
+                    own, job, sql.ENQUEUE_RETURNING_JOB, sql.FIND_JOB_BY_KEY
+                )
+                return Job.from_row(row), duplicate
         row, duplicate = await self._enqueue_one(
             self.pool, job, sql.ENQUEUE_RETURNING_JOB_QUIETLY, sql.FIND_JOB_BY_KEY
         )
-        if not duplicate:
+        if not duplicate and row["due"]:
             self.notices.wake(job.queue)
         return Job.from_row(row), duplicate
 
@@ -437,7 +479,7 @@ class Store:
         ("existing"), or, with `debounce_s`, the queued one that took this one's payload and
         start ("debounced")."""
         row, outcome = await self._enqueue_unique(self.pool, job, notify=False)
-        if outcome == "new":
+        if outcome == "new" and row["due"]:
             self.notices.wake(job.queue)
         return Job.from_row(row), outcome
 
@@ -467,7 +509,7 @@ class Store:
             row, duplicate = await self._enqueue_one(
                 conn, job, sql.ENQUEUE_RETURNING_JOB_QUIETLY, sql.FIND_JOB_BY_KEY
             )
-        if not duplicate:  # committed and queued, its parents all succeeded
+        if not duplicate and row["due"]:  # committed and queued, its parents all succeeded
             self.notices.wake(job.queue)
         return Job.from_row(row), duplicate
 
@@ -589,7 +631,9 @@ class Store:
     async def enqueue_many(
         self, jobs: Sequence[NewJob], *, conn: asyncpg.Connection | None = None
     ) -> list[Enqueued]:
-        """Insert many jobs in one statement; the result is in input order.
+        """Insert many jobs in one statement; the result is in input order. The queues that
+        got a job due now are woken: in the caller's transaction (`conn`) at its commit,
+        otherwise just after the insert's own.
 
         Two concurrent batches that share idempotency keys in different orders can deadlock
         on each other's uncommitted rows; Postgres aborts one. On the store's own pool the
@@ -603,12 +647,14 @@ class Store:
         db: Executor = conn or self.pool
         for tries_left in range(DEADLOCK_RETRIES, -1, -1):
             try:
-                row = await self._insert_many(db, jobs)
+                row = await self._insert_many(db, jobs, quietly=conn is None)
                 break
             except asyncpg.DeadlockDetectedError:
                 if conn is not None or not tries_left:
                     raise
                 log.warning("job.enqueue_deadlock", jobs=len(jobs), tries_left=tries_left)
+        if conn is None and row["due_queues"]:
+            self.notices.wake(row["due_queues"])
         ids: list[int] = row["ids"] or []
         if len(ids) == len(jobs):
             return [Enqueued(id=i) for i in ids]
@@ -656,9 +702,11 @@ class Store:
             result.append(Enqueued(id=holder[key], duplicate=not created_here))
         return result
 
-    async def _insert_many(self, db: Executor, jobs: Sequence[NewJob]) -> asyncpg.Record:
+    async def _insert_many(
+        self, db: Executor, jobs: Sequence[NewJob], *, quietly: bool
+    ) -> asyncpg.Record:
         row = await db.fetchrow(
-            sql.ENQUEUE_MANY,
+            sql.ENQUEUE_MANY_QUIETLY if quietly else sql.ENQUEUE_MANY,
             [j.queue for j in jobs],
             [j.kind for j in jobs],
             [_json(dict(j.payload)) for j in jobs],

@@ -223,8 +223,8 @@ async def test_enqueue_many_reinserts_when_the_key_holder_was_pruned(store, monk
     jobs = [NewJob(kind="k", idempotency_key="gone", owner="a"), NewJob(kind="k")]
     original = Store._insert_many
 
-    async def insert_then_prune(self, db, batch):
-        row = await original(self, db, batch)
+    async def insert_then_prune(self, db, batch, **options):
+        row = await original(self, db, batch, **options)
         await self.pool.execute("DELETE FROM job WHERE id = $1", first.id)
         monkeypatch.setattr(Store, "_insert_many", original)  # only the first call races
         return row
