@@ -140,7 +140,9 @@ def _unjsonb(data: bytes) -> object:
 # The queue's statements take arrays and a nullable `$now`; Postgres' generic plans for them
 # (chosen after five executions of a prepared statement) guess badly at both. Measured on
 # 60,000 queued jobs, batches of 100, median round trip: finish 7.2 ms generic vs 2.8 ms
-# custom. Planning each execution costs about 0.2 ms, so plan with the real parameters.
+# custom. Planning each execution costs about 0.2 ms, so plan with the real parameters. The
+# exception is the claim, finish and heartbeat, whose plans jobs.sql.HOT_PLANNER fixes
+# whatever the parameters: those are planned once per connection (see there).
 # No JIT: these are short statements, and the plans jobs.sql.HOT_PLANNER fixes carry the
 # cost of a disabled scan (10^10 for reading the job_ready_generation sequence) far past
 # jit_above_cost: compiling a claim took 1.2 s where running it takes 1 ms.
