@@ -5,6 +5,7 @@
     BENCH_REPEATS=5 python -m bench.peers  # repetitions of each figure (default 3)
     BENCH_ONLY=drain,enqueue python -m bench.peers   # some of: pgbench, startup, drain,
                                                      # enqueue, latency
+    BENCH_BASELINE=../old python -m bench.peers      # and an earlier checkout, interleaved
 
 Every figure is measured as a user or an operator meets the system, A B A B:
 
@@ -53,14 +54,43 @@ DRAIN_JOBS = max(1000, int(20_000 * SCALE))
 SETTINGS = [(10, 1), (10, 2), (100, 1), (100, 2)]  # (C, worker processes)
 SYSTEMS = ("conveyor", "pgqueuer")
 CONVEYOR = str(Path(sys.executable).with_name("conveyor"))
+BASELINE = os.environ.get("BENCH_BASELINE")
+"""A checkout of an earlier Conveyor, run as a third system in the drain and start-up
+figures, interleaved with the other two, with its own code and its own migrations: how a
+change is measured against the commit before it on a machine whose speed drifts."""
+WITH_BASELINE = (*SYSTEMS, "baseline") if BASELINE else SYSTEMS
 
 
-def _env(url: str, **extra: str) -> dict[str, str]:
-    return {**os.environ, "DATABASE_URL": url, "CONVEYOR_LOG_LEVEL": "WARNING", **extra}
+def _env(url: str, system: str = "conveyor", **extra: str) -> dict[str, str]:
+    env = {**os.environ, "DATABASE_URL": url, "CONVEYOR_LOG_LEVEL": "WARNING", **extra}
+    if system == "baseline" and BASELINE:
+        env["PYTHONPATH"] = BASELINE  # its packages before the installed ones
+    return env
+
+
+def _is_conveyor(system: str) -> bool:
+    return system in ("conveyor", "baseline")
+
+
+BASELINE_FILL = """
+import asyncio, os, sys
+from jobs.model import NewJob
+from jobs.store import Store
+
+async def fill(n):
+    store = await Store.connect(os.environ["DATABASE_URL"])
+    try:
+        await store.enqueue_many([NewJob(kind="demo.noop") for _ in range(n)])
+    finally:
+        await store.close()
+
+asyncio.run(fill(int(sys.argv[1])))
+"""
+"""The baseline's jobs are put in by its own store: its statements match its schema."""
 
 
 def spawn(system: str, url: str, c: int, log: Path, **env: str) -> subprocess.Popen[bytes]:
-    if system == "conveyor":
+    if _is_conveyor(system):
         if "STAMP_FILE" in env:
             args = [sys.executable, "-m", "bench.peer_conveyor", "--concurrency", str(c)]
         else:
@@ -68,7 +98,7 @@ def spawn(system: str, url: str, c: int, log: Path, **env: str) -> subprocess.Po
     else:
         args = [sys.executable, "-m", "bench.peer_pgqueuer", "--batch", str(c)]
     return subprocess.Popen(
-        args, env=_env(url, **env), stdout=subprocess.DEVNULL, stderr=log.open("ab")
+        args, env=_env(url, system, **env), stdout=subprocess.DEVNULL, stderr=log.open("ab")
     )
 
 
@@ -98,6 +128,17 @@ async def make_templates(server_url: str) -> None:
         await admin.execute(f'DROP DATABASE IF EXISTS "{system}_template" WITH (FORCE)')
     await admin.execute('CREATE DATABASE "conveyor_template" TEMPLATE bench_template')
     await admin.execute('CREATE DATABASE "pgqueuer_template"')
+    if BASELINE:
+        await admin.execute('DROP DATABASE IF EXISTS "baseline_template" WITH (FORCE)')
+        await admin.execute('CREATE DATABASE "baseline_template"')
+        url = with_database(server_url, "baseline_template")
+        # its own migrations, and no default schedules (as bench_template has none)
+        migrate = [
+            sys.executable,
+            "-c",
+            "import os, jobs.migrate as m; m.upgrade(os.environ['DATABASE_URL'])",
+        ]
+        await asyncio.to_thread(subprocess.run, migrate, env=_env(url, "baseline"), check=True)
     await admin.close()
     conn = await asyncpg.connect(with_database(server_url, "pgqueuer_template"))
     await Queries(AsyncpgDriver(conn)).install()
@@ -106,6 +147,12 @@ async def make_templates(server_url: str) -> None:
 
 async def enqueue(system: str, url: str, n: int, *, one_at_a_time: bool = False) -> float:
     """Seconds to put `n` no-op jobs in: one call each from one client, or one call."""
+    if system == "baseline":
+        assert not one_at_a_time, "the baseline takes part in the drain and start-up only"
+        t = time.perf_counter()
+        fill = [sys.executable, "-c", BASELINE_FILL, str(n)]
+        await asyncio.to_thread(subprocess.run, fill, env=_env(url, "baseline"), check=True)
+        return time.perf_counter() - t
     if system == "conveyor":
         store = await Store.connect(url)
         jobs = [NewJob(kind="demo.noop") for _ in range(n)]
@@ -145,7 +192,7 @@ async def left(system: str, conn: asyncpg.Connection) -> bool:
     workers drain, so it reads the partial indexes of live jobs and stops at the first: a
     count over the table took 2.5 ms (PgQueuer's) and 5.8 ms (Conveyor's) at 20,000 rows, a
     quarter and half a core of the machine being measured."""
-    if system == "conveyor":
+    if _is_conveyor(system):
         query = (
             "SELECT EXISTS (SELECT 1 FROM job WHERE state = 'queued')"
             " OR EXISTS (SELECT 1 FROM job WHERE state = 'running')"
@@ -307,6 +354,10 @@ def summary(rates: dict[str, list[float]], digits: int | None = None) -> dict[st
     out["ratio"] = round(
         statistics.median(rates["conveyor"]) / statistics.median(rates["pgqueuer"]), 2
     )
+    if "baseline" in rates:
+        out["ratio_to_baseline"] = round(
+            statistics.median(rates["conveyor"]) / statistics.median(rates["baseline"]), 2
+        )
     return out
 
 
@@ -317,7 +368,12 @@ def row(name: str, s: dict[str, object]) -> str:
         lo, hi = v["range"]
         return f"{v['median']:,} ({lo:,}–{hi:,})"
 
-    return f"| {name} | {cell('conveyor')} | {cell('pgqueuer')} | {s['ratio']:.2f}× |"
+    line = f"| {name} | {cell('conveyor')} | {cell('pgqueuer')} | {s['ratio']:.2f}× |"
+    if "baseline" in s:
+        line += f" {cell('baseline')} | {s['ratio_to_baseline']:.2f}× |"
+    elif BASELINE:
+        line += " | |"
+    return line
 
 
 async def main(server_url: str) -> None:
@@ -332,9 +388,9 @@ async def main(server_url: str) -> None:
     with tempfile.TemporaryDirectory() as logs:
         log_dir = Path(logs)
         if "startup" in ONLY:
-            took: dict[str, list[float]] = {s: [] for s in SYSTEMS}
+            took: dict[str, list[float]] = {s: [] for s in WITH_BASELINE}
             for _ in range(max(REPEATS, 5)):
-                for system in SYSTEMS:
+                for system in WITH_BASELINE:
                     took[system].append(1000 * await startup(server_url, system, log_dir))
             name = "start-up: spawn one worker → its first job done, ms"
             s = summary(took)
@@ -359,9 +415,9 @@ async def main(server_url: str) -> None:
                 table.append(row(name, s))
         if "drain" in ONLY:
             for c, processes in SETTINGS:
-                rates = {s: [] for s in SYSTEMS}
+                rates = {s: [] for s in WITH_BASELINE}
                 for _ in range(REPEATS):
-                    for system in SYSTEMS:
+                    for system in WITH_BASELINE:
                         rates[system].append(await drain(server_url, system, c, processes, log_dir))
                 name = (
                     f"drain {DRAIN_JOBS:,}, C = {c}, {processes} worker(s), "
@@ -383,8 +439,13 @@ async def main(server_url: str) -> None:
                     s = summary(by_system, digits=2)
                     print(json.dumps({"figure": name, **s}), flush=True)
                     table.append(row(name, s))
-    print("\n| figure | Conveyor, median (range) | PgQueuer, median (range) | ratio |")
-    print("|---|---:|---:|---:|")
+    header = "| figure | Conveyor, median (range) | PgQueuer, median (range) | ratio |"
+    rule = "|---|---:|---:|---:|"
+    if BASELINE:
+        header += " baseline, median (range) | Conveyor / baseline |"
+        rule += "---:|---:|"
+    print("\n" + header)
+    print(rule)
     print("\n".join(table))
 
 

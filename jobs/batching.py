@@ -77,6 +77,9 @@ class Batcher(Generic[Item, Result]):
         self._start()
 
     async def _one(self, batch: list[tuple[Item, asyncio.Future[Result]]]) -> None:
+        batch = [(item, done) for item, done in batch if not done.done()]
+        if not batch:
+            return  # every caller stopped waiting before it began
         try:
             results = await self._run([item for item, _ in batch])
             if len(results) != len(batch):

@@ -765,15 +765,16 @@ WHERE b.kind = $1 AND o.used >= $2
 # once per connection (generic plans) instead of on every call as every other statement is
 # (jobs.db.SERVER_SETTINGS): measured on 2026-12-03, a claim of one job took 1.19 ms instead
 # of 2.41 (p50, 400 claims, no flush), a finish 1.07 ms instead of 1.27.
-HOT_PLANNER = (
+_FIXED_PLANS = (
     "SET enable_seqscan = off; SET enable_bitmapscan = off; "
-    "SET enable_hashjoin = off; SET enable_mergejoin = off; "
-    "SET plan_cache_mode = force_generic_plan"
+    "SET enable_hashjoin = off; SET enable_mergejoin = off"
 )
+HOT_PLANNER = _FIXED_PLANS + "; SET plan_cache_mode = force_generic_plan"
 HOT_PLANNER_LOCAL = HOT_PLANNER.replace("SET ", "SET LOCAL ")
 # Behind a transaction pooler no connection carries jobs.db.SERVER_SETTINGS' `jit = off`,
-# and these plans' disabled-scan costs are far past jit_above_cost.
-HOT_PLANNER_POOLED = HOT_PLANNER_LOCAL + "; SET LOCAL jit = off"
+# and these plans' disabled-scan costs are far past jit_above_cost. No generic plans there:
+# its statements are unnamed (jobs.db.create_pool), planned afresh on every call anyway.
+HOT_PLANNER_POOLED = _FIXED_PLANS.replace("SET ", "SET LOCAL ") + "; SET LOCAL jit = off"
 
 # A claim under control locks (of several units, or of one controlled queue) plans its
 # statements once per connection (generic plans) where every other statement is planned with

@@ -280,8 +280,11 @@ class _Kept:
     async def drop(self, pool: asyncpg.Pool) -> None:
         conn, self.conn = self.conn, None
         if conn is not None:
+            # Broken, or left mid-statement (cancelled, timed out): closed rather than handed
+            # back with its session settings, which would then plan the pool's statements.
             # A connection that died was already taken back by the pool: releasing it again
             # raises, and there is nothing left to do.
+            conn.terminate()
             with contextlib.suppress(Exception):
                 await pool.release(conn)
 
@@ -443,8 +446,27 @@ class Store:
                 if not duplicate and row["due"]:
                     self.notices.wake(jobs[0].queue)
                 return [Enqueued(id=row["id"], duplicate=duplicate)]
-            return list(await self.enqueue_many(jobs))
-        except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError, TypeError) as exc:
+            # Keyed jobs in one order for every batch, so two batches in flight that share
+            # keys wait for each other instead of deadlocking; the rest keep their order.
+            order = sorted(
+                range(len(jobs)),
+                key=lambda i: (
+                    ("", "")
+                    if jobs[i].idempotency_key is None
+                    else (jobs[i].owner, jobs[i].idempotency_key)
+                ),
+            )
+            inserted = await self.enqueue_many([jobs[i] for i in order])
+            by_input: list[Enqueued | BaseException] = list(inserted)
+            for i, answer in zip(order, inserted, strict=True):
+                by_input[i] = answer
+            return by_input
+        except (
+            asyncpg.DataError,
+            asyncpg.IntegrityConstraintViolationError,
+            TypeError,
+            ValueError,
+        ) as exc:
             if len(jobs) == 1:
                 return [exc]
         answers: list[Enqueued | BaseException] = []
