@@ -428,8 +428,18 @@ class Store:
                 self.notices.wake(job.queue)
             return Enqueued(id=row["id"], duplicate=outcome != "new")
         async with self._kept(self._enqueuer) as own:
-            if own is not None:
+            if own is not None and not self._enqueues.running:
                 row, duplicate = await self._enqueue_one(own, job, sql.ENQUEUE, sql.FIND_BY_KEY)
+                return Enqueued(id=row["id"], duplicate=duplicate)
+            if own is not None:
+                # Batches are running: a commit that notifies would hold the notification
+                # lock through its flush, and their wake-ups (sent after their commits)
+                # would wait behind it, so this one too wakes after its commit.
+                row, duplicate = await self._enqueue_one(
+                    own, job, sql.ENQUEUE_QUIETLY, sql.FIND_BY_KEY
+                )
+                if not duplicate and row["due"]:
+                    self.notices.wake(job.queue)
                 return Enqueued(id=row["id"], duplicate=duplicate)
         return await self._enqueues.submit(job)
 
