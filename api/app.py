@@ -27,6 +27,7 @@ from api.stream import (
 from api.tokens import TokenVerifier
 from compute.specs import SPECS
 from jobs.app import AppError, load_app
+from jobs.db import START_HINT, until_available
 from jobs.settings import DatabaseSettings
 from jobs.store import Store
 from stores.keys import KEYS_CHANNEL, KeyStore
@@ -54,7 +55,13 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = DatabaseSettings()
-        app.state.store = store = await Store.connect(database_url, db=db)
+        # Started before its database, the API waits for it (and is not ready until then).
+        app.state.store = store = await until_available(
+            lambda: Store.connect(database_url, db=db),
+            "api.database_unavailable",
+            at="start",
+            hint=START_HINT,
+        )
         app.state.keys = KeyStore(store.db)
         app.state.quotas = QuotaBook.over(QuotaStore(store.db))
         app.state.schedules = ScheduleStore(store.db)
@@ -62,7 +69,9 @@ def create_app(
         app.state.stream_secret = (
             settings.stream_secret.encode()
             if settings.stream_secret
-            else await app.state.keys.stream_secret()
+            else await until_available(
+                app.state.keys.stream_secret, "api.database_unavailable", at="start"
+            )
         )
         app.state.auth = Authenticator(app.state.keys, tokens, settings.key_cache_s)
         app.state.watch = JobWatch(db.session_url(database_url))

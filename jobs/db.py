@@ -10,15 +10,21 @@ API imports no asyncpg (an import contract holds it to that).
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any, Protocol, TypeAlias
+from typing import Any, Protocol, TypeAlias, TypeVar
 
 import asyncpg
 
+from jobs.backoff import Backoff
 from jobs.errors import ConfigurationError
+from jobs.logging import get_logger
 from jobs.settings import DatabaseSettings
+
+log = get_logger(__name__)
+T = TypeVar("T")
 
 Record: TypeAlias = asyncpg.Record
 """A row as the driver returns it: read by column name (`row["id"]`), or `dict(row)`."""
@@ -37,6 +43,31 @@ TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
     asyncpg.exceptions.TooManyConnectionsError,  # the server is full: wait for a free one
 )
 """Errors after which a loop should wait and try again: the database will be back."""
+
+START_HINT = (
+    "waiting for PostgreSQL: check that it is up and that DATABASE_URL names its host and port"
+)
+"""What a process waiting for its database at start tells the operator to check."""
+
+UNAVAILABLE_BACKOFF = Backoff(base_s=0.5, cap_s=10.0, jitter=0.2)
+"""Waits between tries while the database is away: 0.5 s doubling to 10 s, spread so that
+many processes waiting out one outage do not all knock at once when it ends."""
+
+
+async def until_available(call: Callable[[], Awaitable[T]], event: str, **fields: Any) -> T:
+    """`call()`, tried again after each of `TRANSIENT_ERRORS` until it succeeds, logging
+    `event` (with `fields`, the error and the wait) at every failure. Any other error, a
+    wrong password or a missing database say, is raised at once: waiting would not mend it."""
+    failures = 0
+    while True:
+        try:
+            return await call()
+        except TRANSIENT_ERRORS as exc:
+            wait_s = UNAVAILABLE_BACKOFF.delay_s(failures)
+            failures += 1
+            log.warning(event, **fields, error=repr(exc), retry_in_s=round(wait_s, 2))
+            await asyncio.sleep(wait_s)
+
 
 CONSTRAINT_ERRORS: tuple[type[Exception], ...] = (asyncpg.IntegrityConstraintViolationError,)
 """A write the schema's constraints refused (unique, check, foreign key, not null)."""

@@ -30,7 +30,7 @@ from typing import Any
 
 import asyncpg
 
-from jobs.db import TRANSIENT_ERRORS, asyncpg_dsn
+from jobs.db import START_HINT, TRANSIENT_ERRORS, asyncpg_dsn, until_available
 from jobs.logging import get_logger
 from jobs.metrics import Tally
 from jobs.settings import DatabaseSettings
@@ -115,7 +115,7 @@ class Worker:
 
     async def run(self) -> None:
         s = self.settings
-        await self._retrying("register", self._register)
+        await until_available(self._register, "worker.db_unavailable", service="register")
         log.info(
             "worker.started",
             worker_id=self.id,
@@ -229,17 +229,6 @@ class Worker:
             self._tally.put_back_minutes(minutes)  # each added to its own minute next time
             log.warning("worker.stats_unwritten", table="job_minute", error=repr(exc))
 
-    async def _retrying(self, what: str, call: Any) -> None:
-        delay = 0.5
-        while True:
-            try:
-                await call()
-                return
-            except TRANSIENT_ERRORS as exc:
-                log.warning("worker.db_unavailable", service=what, error=repr(exc))
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
-
 
 def installed_version() -> str:
     """The installed Conveyor's version ("" when it runs from a tree that is not installed)."""
@@ -265,7 +254,14 @@ async def serve(database_url: str, registry: Registry, settings: WorkerSettings)
     """Run one worker until SIGTERM/SIGINT: `conveyor worker`'s whole process."""
     db = DatabaseSettings()
     db = db.model_copy(update={"db_pool_max": max(db.db_pool_max, 4)})
-    store = await Store.connect(database_url, db=db)
+    # A worker started before its database (a compose file, a deploy that brings both up, a
+    # restart during an outage) waits for it, as it waits out an outage later on.
+    store = await until_available(
+        lambda: Store.connect(database_url, db=db),
+        "worker.db_unavailable",
+        service="connect",
+        hint=START_HINT,
+    )
     try:
         worker = Worker(store, db.session_url(database_url), registry, settings)
         loop = asyncio.get_running_loop()

@@ -8,9 +8,10 @@ import os
 import signal
 from datetime import datetime
 
+import httpx
 import pytest
 
-from conveyor.embedded import EmbeddedPostgres
+from conveyor.embedded import EmbeddedPostgres, free_port
 from jobs.migrate import upgrade
 from jobs.model import JobState, NewJob
 from jobs.store import Store
@@ -249,6 +250,57 @@ async def test_postgres_restart_loses_and_duplicates_nothing(tmp_path):
         finally:
             workers.stop_all()
             await store.close()
+    finally:
+        pg.destroy()
+
+
+async def test_a_worker_and_an_api_started_before_their_database_wait_for_it(tmp_path):
+    # Compose or a deploy may start them first, or Postgres restart as they start: they wait
+    # (saying so in the log), then serve, rather than exit.
+    pg = EmbeddedPostgres(durable=False)
+    url = pg.start()
+    try:
+        await asyncio.to_thread(upgrade, url)
+        await asyncio.to_thread(pg.stop)
+        procs = Processes(url, tmp_path)
+        try:
+            worker = procs.start_worker()
+            api = procs._start(["api", "--port", str(port := free_port())], {})
+
+            def waiting() -> bool:
+                told = procs.log(worker)
+                return (
+                    '"worker.db_unavailable"' in told
+                    and '"service": "connect"' in told
+                    and '"api.database_unavailable"' in procs.log(api)
+                )
+
+            await eventually(waiting, 30)
+            await asyncio.sleep(1.0)  # a few tries later, both are still there
+            assert worker.poll() is None and api.poll() is None
+            await asyncio.to_thread(pg.start)
+            store = await Store.connect(url)
+            try:
+                job_id = (await store.enqueue(NewJob(kind="demo.noop"))).id
+
+                async def done() -> bool:
+                    return (await store.get(job_id)).state is JobState.SUCCEEDED
+
+                await eventually(done, 30)
+
+                async def ready() -> bool:
+                    async with httpx.AsyncClient() as http:
+                        try:
+                            answer = await http.get(f"http://127.0.0.1:{port}/ready")
+                        except httpx.TransportError:
+                            return False
+                    return answer.status_code == 200
+
+                await eventually(ready, 30)
+            finally:
+                await store.close()
+        finally:
+            procs.stop_all()
     finally:
         pg.destroy()
 

@@ -1,8 +1,10 @@
+import asyncio
 import random
 
 import pytest
 
 from jobs.backoff import Backoff
+from jobs.db import UNAVAILABLE_BACKOFF, until_available
 
 
 def test_nominal_delay_doubles_per_attempt_until_the_cap():
@@ -43,3 +45,25 @@ def test_no_jitter_is_exact():
 def test_invalid_policies_are_refused(kwargs):
     with pytest.raises(ValueError, match="backoff"):
         Backoff(**kwargs)
+
+
+async def test_until_available_waits_out_transient_errors_and_raises_the_rest_at_once():
+    tries: list[float] = []
+
+    async def refused_once() -> str:
+        tries.append(asyncio.get_running_loop().time())
+        if len(tries) == 1:
+            raise ConnectionRefusedError(111, "Connection refused")
+        return "connected"
+
+    assert await until_available(refused_once, "test.db_unavailable") == "connected"
+    waited = tries[1] - tries[0]
+    assert UNAVAILABLE_BACKOFF.delay_s(0, 0.0) <= waited < UNAVAILABLE_BACKOFF.delay_s(0, 1.0) + 0.2
+
+    async def wrong() -> None:
+        tries.append(0.0)
+        raise ValueError("database 'nosuchdb' does not exist")
+
+    with pytest.raises(ValueError, match="nosuchdb"):
+        await until_available(wrong, "test.db_unavailable")
+    assert len(tries) == 3  # tried once
