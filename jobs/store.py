@@ -17,7 +17,7 @@ import dataclasses
 import json
 import re
 import time
-from collections.abc import AsyncIterator, Collection, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal, TypeAlias, cast
@@ -345,6 +345,8 @@ class Store:
 
     _enqueues: Batcher[NewJob, Enqueued] = field(init=False, repr=False)
     """Single enqueues made while the kept connection is busy, inserted together."""
+    _inserts: int = field(default=0, repr=False)
+    """Single inserts (`enqueue`, `submit`) in flight outside a caller's transaction."""
 
     def __post_init__(self) -> None:
         self.db = Database(self.pool)
@@ -424,24 +426,53 @@ class Store:
             return Enqueued(id=row["id"], duplicate=duplicate)
         if job.unique_key is not None:
             row, outcome = await self._enqueue_unique(self.pool, job, notify=False)
-            if outcome == "new" and row["due"]:
-                self.notices.wake(job.queue)
+            self._wake_if_new(job, row, outcome != "new")
             return Enqueued(id=row["id"], duplicate=outcome != "new")
-        async with self._kept(self._enqueuer) as own:
-            if own is not None and not self._enqueues.running:
-                row, duplicate = await self._enqueue_one(own, job, sql.ENQUEUE, sql.FIND_BY_KEY)
-                return Enqueued(id=row["id"], duplicate=duplicate)
-            if own is not None:
-                # Batches are running: a commit that notifies would hold the notification
-                # lock through its flush, and their wake-ups (sent after their commits)
-                # would wait behind it, so this one too wakes after its commit.
-                row, duplicate = await self._enqueue_one(
-                    own, job, sql.ENQUEUE_QUIETLY, sql.FIND_BY_KEY
-                )
-                if not duplicate and row["due"]:
-                    self.notices.wake(job.queue)
-                return Enqueued(id=row["id"], duplicate=duplicate)
-        return await self._enqueues.submit(job)
+        with self._inserting() as alone:
+            async with self._kept(self._enqueuer) as own:
+                if own is not None:
+                    row, duplicate = await self._insert_one(
+                        own, job, alone, (sql.ENQUEUE, sql.ENQUEUE_QUIETLY), sql.FIND_BY_KEY
+                    )
+                    return Enqueued(id=row["id"], duplicate=duplicate)
+            return await self._enqueues.submit(job)
+
+    @contextlib.contextmanager
+    def _inserting(self) -> Iterator[bool]:
+        """Counts a single insert in flight; yields whether it is the only one (no other,
+        no batch running)."""
+        alone = self._inserts == 0 and not self._enqueues.running
+        self._inserts += 1
+        try:
+            yield alone
+        finally:
+            self._inserts -= 1
+
+    async def _insert_one(
+        self,
+        db: Executor,
+        job: NewJob,
+        alone: bool,
+        statements: tuple[str, str],
+        find: str,
+    ) -> tuple[asyncpg.Record, bool]:
+        """One job by `statements` (the one that notifies, the quiet one), outside a
+        caller's transaction. Alone, its wake-up rides in its statement (the quickest
+        pickup). Otherwise it is inserted quietly and wakes the workers after its commit: a
+        commit that notifies holds the notification lock through its WAL flush, and the
+        wake-ups of the inserts around it (each sent after its own commit) would wait
+        behind it."""
+        notifying, quiet = statements
+        if alone:
+            return await self._enqueue_one(db, job, notifying, find)
+        row, duplicate = await self._enqueue_one(db, job, quiet, find)
+        self._wake_if_new(job, row, duplicate)
+        return row, duplicate
+
+    def _wake_if_new(self, job: NewJob, row: asyncpg.Record, duplicate: bool) -> None:
+        """After the commit that inserted `row` quietly: wake its queue if it is new and due."""
+        if not duplicate and row["due"]:
+            self.notices.wake(job.queue)
 
     async def _enqueue_batch(self, jobs: list[NewJob]) -> list[Enqueued | BaseException]:
         """`Batcher`'s run for the single enqueues: one statement for them all, or, when a
@@ -450,11 +481,9 @@ class Store:
         inserting it again could make a job twice."""
         try:
             if len(jobs) == 1:
-                row, duplicate = await self._enqueue_one(
-                    self.pool, jobs[0], sql.ENQUEUE_QUIETLY, sql.FIND_BY_KEY
+                row, duplicate = await self._insert_one(
+                    self.pool, jobs[0], False, (sql.ENQUEUE, sql.ENQUEUE_QUIETLY), sql.FIND_BY_KEY
                 )
-                if not duplicate and row["due"]:
-                    self.notices.wake(jobs[0].queue)
                 return [Enqueued(id=row["id"], duplicate=duplicate)]
             # Keyed jobs in one order for every batch, so two batches in flight that share
             # keys wait for each other instead of deadlocking; the rest keep their order.
@@ -493,17 +522,16 @@ class Store:
         if job.unique_key is not None:
             unique, outcome = await self.submit_unique(job)
             return unique, outcome != "new"
-        async with self._kept(self._enqueuer) as own:
-            if own is not None:
-                row, duplicate = await self._enqueue_one(
-                    own, job, sql.ENQUEUE_RETURNING_JOB, sql.FIND_JOB_BY_KEY
+        statements = (sql.ENQUEUE_RETURNING_JOB, sql.ENQUEUE_RETURNING_JOB_QUIETLY)
+        with self._inserting() as alone:
+            async with self._kept(self._enqueuer) as own:
+                row, duplicate = await self._insert_one(
+                    own or self.pool,
+                    job,
+                    own is not None and alone,
+                    statements,
+                    sql.FIND_JOB_BY_KEY,
                 )
-                return Job.from_row(row), duplicate
-        row, duplicate = await self._enqueue_one(
-            self.pool, job, sql.ENQUEUE_RETURNING_JOB_QUIETLY, sql.FIND_JOB_BY_KEY
-        )
-        if not duplicate and row["due"]:
-            self.notices.wake(job.queue)
         return Job.from_row(row), duplicate
 
     async def submit_unique(self, job: NewJob) -> tuple[Job, Submitted]:
@@ -511,8 +539,7 @@ class Store:
         ("existing"), or, with `debounce_s`, the queued one that took this one's payload and
         start ("debounced")."""
         row, outcome = await self._enqueue_unique(self.pool, job, notify=False)
-        if outcome == "new" and row["due"]:
-            self.notices.wake(job.queue)
+        self._wake_if_new(job, row, outcome != "new")
         return Job.from_row(row), outcome
 
     async def submit_after(
@@ -541,8 +568,7 @@ class Store:
             row, duplicate = await self._enqueue_one(
                 conn, job, sql.ENQUEUE_RETURNING_JOB_QUIETLY, sql.FIND_JOB_BY_KEY
             )
-        if not duplicate and row["due"]:  # committed and queued, its parents all succeeded
-            self.notices.wake(job.queue)
+        self._wake_if_new(job, row, duplicate)  # committed, its parents all succeeded
         return Job.from_row(row), duplicate
 
     async def _enqueue_waiting(
