@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from jobs.db import Database, Record
+from jobs.db import Queries, Record
 
 GET = """
 SELECT owner, priority_min, priority_max, queues, max_queued, demo_kinds, updated_at,
@@ -49,11 +49,12 @@ SELECT count(*) FROM (
 
 
 class QuotaStore:
-    """The quota rows over one `Database` (the API's, `store.db`)."""
+    """The quota rows over anything that runs a statement (the API's `store.db`; a
+    connection)."""
 
     __slots__ = ("db",)
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Queries) -> None:
         self.db = db
 
     async def get(self, owner: str) -> Record | None:
