@@ -6,6 +6,7 @@ import pytest
 
 from jobs.model import JobState, NewJob
 from jobs.sql import NOTIFY_CHANNEL
+from jobs.store import Store
 from tests.support import eventually
 
 
@@ -173,8 +174,9 @@ async def test_run_at_in_the_past_is_allowed_and_claimable(store):
 
 async def test_single_enqueues_recover_when_their_kept_connection_dies(store):
     first = await store.enqueue(NewJob(kind="k"))
-    assert store._enqueuer.conn is not None  # single enqueues keep a connection aside
-    pid = store._enqueuer.conn.get_server_pid()
+    kept = store._inserters[0].conn
+    assert kept is not None  # single enqueues keep a connection aside
+    pid = kept.get_server_pid()
     async with store.pool.acquire() as other:
         assert await other.fetchval("SELECT pg_terminate_backend($1)", pid)
     with pytest.raises(Exception):  # noqa: B017 - whatever asyncpg says of a dead connection
@@ -182,3 +184,23 @@ async def test_single_enqueues_recover_when_their_kept_connection_dies(store):
     again = await store.enqueue(NewJob(kind="k"))  # on a fresh connection
     assert again.id > first.id
     assert await store.pool.fetchval("SELECT count(*) FROM job") == 2
+
+
+async def test_concurrent_submits_take_up_to_inserters_kept_connections(db_url):
+    store = await Store.connect(db_url, inserters=3)
+    try:
+        jobs = await asyncio.gather(*(store.submit(NewJob(kind="k")) for _ in range(40)))
+        assert len({job.id for job, _ in jobs}) == 40
+        assert await store.pool.fetchval("SELECT count(*) FROM job") == 40
+        kept = [k.conn for k in store._inserters if k.conn is not None]
+        assert 2 <= len(kept) <= 3  # forty at once overlap; never more than asked for
+        for conn in kept:  # each keeps its plans (the pool's connections plan every call)
+            assert await conn.fetchval("SHOW plan_cache_mode") == "auto"
+        one = await Store.connect(db_url)
+        try:
+            await asyncio.gather(*(one.submit(NewJob(kind="k")) for _ in range(40)))
+            assert [k.conn is not None for k in one._inserters] == [True]  # the default: one
+        finally:
+            await one.close()
+    finally:
+        await store.close()
