@@ -213,8 +213,11 @@ async def test_results_show_both_leaderboards_and_any_stored_symbols_prices_with
     )
 
     # the symbols are the stored ones (MSFT was never among them before), not a fixed list
-    options = await page.get_by_label("Symbol").locator("option").all_text_contents()
     stored = [s["symbol"] for s in api_get(system, "/v1/symbols", "bob")["symbols"]]
+    # The list is filled by its own fetch: wait for it before reading it (CI read it empty).
+    listed = page.get_by_label("Symbol").locator("option")
+    await expect(listed).to_have_count(len(stored))
+    options = await listed.all_text_contents()
     assert options == stored and "MSFT" in options
     first = {s["symbol"]: s["first"][:10] for s in api_get(system, "/v1/symbols", "bob")["symbols"]}
     await page.get_by_label("Symbol").select_option("IBM")
