@@ -34,15 +34,6 @@ from stores.keys import create_key
 from stores.quotas import QuotaStore
 
 SCALE = float(os.environ.get("BENCH_SCALE", "1"))
-BENCH_QUOTA = {
-    "priority_min": -10,
-    "priority_max": 10,
-    "queues": None,
-    "max_queued": None,
-    "demo_kinds": True,
-}
-"""The bench user's quota: the migration's default priorities and queues, demo kinds allowed
-and no cap on its queued jobs (the figure is the submit path's, not the cap's refusal)."""
 
 
 def request(path: str, key: str, body: object) -> bytes:
@@ -121,8 +112,14 @@ async def main(server_url: str) -> None:
     owner = f"bench-{time.time_ns()}"
     key = await create_key(conn, owner, "user")
     # demo.noop is a demo kind, and the default quota caps a user's queue at 10,000: this user
-    # may run demo kinds without a cap (`conveyor quotas set key:NAME --demo --max-queued none`).
-    await QuotaStore(conn).put(f"key:{owner}", BENCH_QUOTA, by="bench.http")
+    # gets the default's priorities and queues, the demo kinds and no cap (as `conveyor quotas
+    # set key:NAME --demo --max-queued none` would): the figure is the submit path's.
+    quotas = QuotaStore(conn)
+    default = await quotas.get("*")
+    assert default is not None
+    await quotas.put(
+        f"key:{owner}", {**dict(default), "demo_kinds": True, "max_queued": None}, by="bench.http"
+    )
     await conn.close()
     port = free_port()
     env = {**os.environ, "DATABASE_URL": server_url, "DB_POOL_MAX": "32"}
