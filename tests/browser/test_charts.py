@@ -61,10 +61,14 @@ async def test_the_charts_page_shows_kinds_queue_depth_and_one_kinds_charts(
         )
     )
     # The worker samples depth once a minute, and sampled this one before these jobs: take
-    # the real counts now and file them two minutes back, as a sample then would have been.
+    # the real counts now and file them five and three minutes back, as samples then would
+    # have been. Two minutes apart, they are two runs of the line (two dots) whatever the
+    # worker samples next (CI once had a single sample, so a single dot).
     store = await Store.connect(db_url)
     try:
-        assert (await store.sample_depth(now=await store.now() - timedelta(minutes=2))).sampled
+        for minutes in (5, 3):
+            back = await store.now() - timedelta(minutes=minutes)
+            assert (await store.sample_depth(now=back)).sampled
     finally:
         await store.close()
 
