@@ -164,7 +164,7 @@ class SparkCluster:
             try:
                 if ready(self.status()):
                     return
-            except OSError:  # not listening yet
+            except (OSError, json.JSONDecodeError):  # not listening, or not serving /json/ yet
                 pass
             time.sleep(0.25)
         raise SparkClusterError(f"{what} did not come up in time: see {self.root}/*.log")
