@@ -310,8 +310,11 @@ def _kept_for_inserts() -> _Kept:
     # (force_custom_plan, jobs.db.SERVER_SETTINGS), is most of its cost since fair share:
     # measured on 2026-12-04, eight clients inserting one job a statement, 1,131-1,218 a
     # second planned each time against 2,419-2,968 with the plan kept (planning 0.78 ms of
-    # a statement that runs in 0.37).
-    return _Kept("SET plan_cache_mode = auto", "RESET plan_cache_mode")
+    # a statement that runs in 0.37). Forced rather than left to `auto`, which keeps
+    # planning a batch of a few jobs afresh (its generic plan is costed for 100 rows): 1.1-1.3
+    # ms of the server's CPU for a batch of one to three, against 0.43-0.53 generic; from 20
+    # jobs up the two are level.
+    return _Kept("SET plan_cache_mode = force_generic_plan", "RESET plan_cache_mode")
 
 
 @dataclass(slots=True)
@@ -320,8 +323,8 @@ class Store:
     settings: QueueSettings = field(default_factory=QueueSettings)
     inserters: int = 1
     """Connections kept for single inserts (`enqueue`, `submit`), each taken as concurrent
-    inserts need it; beyond them an insert uses the pool's. The API keeps up to half its
-    pool (`Store.connect(inserters=…)`); a worker, whose inserts are few, keeps one."""
+    inserts need it; beyond them an insert uses the pool's. `Store.connect` keeps up to half
+    the pool, as the API does; a worker, whose inserts are few, keeps one."""
     _inserters: list[_Kept] = field(default_factory=list, repr=False)
     _claimer: _Kept = field(
         default_factory=lambda: _Kept(sql.HOT_PLANNER, sql.HOT_PLANNER_RESET), repr=False
@@ -369,14 +372,17 @@ class Store:
         *,
         settings: QueueSettings | None = None,
         db: DatabaseSettings | None = None,
-        inserters: int = 1,
+        inserters: int | None = None,
     ) -> Store:
+        """A store on its own pool. `inserters`: connections kept for single inserts; by
+        default half the pool, so that an application's concurrent enqueues are each planned
+        once (a worker, whose enqueues are few, keeps one)."""
         db = db or DatabaseSettings()
         return cls(
             await create_pool(url, db),
             settings or QueueSettings(),
             pooled=db.pooled,
-            inserters=inserters,
+            inserters=max(1, db.db_pool_max // 2) if inserters is None else inserters,
         )
 
     async def close(self) -> None:
@@ -508,9 +514,14 @@ class Store:
         inserting it again could make a job twice."""
         try:
             if len(jobs) == 1:
-                row, duplicate = await self._insert_one(
-                    self.pool, jobs[0], False, (sql.ENQUEUE, sql.ENQUEUE_QUIETLY), sql.FIND_BY_KEY
-                )
+                async with self._kept(self._inserter()) as own:
+                    row, duplicate = await self._insert_one(
+                        own or self.pool,
+                        jobs[0],
+                        False,
+                        (sql.ENQUEUE, sql.ENQUEUE_QUIETLY),
+                        sql.FIND_BY_KEY,
+                    )
                 return [Enqueued(id=row["id"], duplicate=duplicate)]
             # Keyed jobs in one order for every batch, so two batches in flight that share
             # keys wait for each other instead of deadlocking; the rest keep their order.
@@ -729,7 +740,14 @@ class Store:
             return []
         if any(j.unique_key is not None for j in jobs):
             raise ValueError("a job with a unique_key is enqueued one at a time (Store.enqueue)")
-        db: Executor = conn or self.pool
+        if conn is not None:
+            return await self._enqueue_many(conn, jobs, conn)
+        async with self._kept(self._inserter()) as own:  # planned once, when one is free
+            return await self._enqueue_many(own or self.pool, jobs, None)
+
+    async def _enqueue_many(
+        self, db: Executor, jobs: Sequence[NewJob], conn: asyncpg.Connection | None
+    ) -> list[Enqueued]:
         for tries_left in range(DEADLOCK_RETRIES, -1, -1):
             try:
                 row = await self._insert_many(db, jobs, quietly=conn is None)

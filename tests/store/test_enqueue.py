@@ -4,7 +4,9 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import pytest
 
+from jobs import sql
 from jobs.model import JobState, NewJob
+from jobs.settings import DatabaseSettings
 from jobs.sql import NOTIFY_CHANNEL
 from jobs.store import Store
 from tests.support import eventually
@@ -195,12 +197,29 @@ async def test_concurrent_submits_take_up_to_inserters_kept_connections(db_url):
         kept = [k.conn for k in store._inserters if k.conn is not None]
         assert 2 <= len(kept) <= 3  # forty at once overlap; never more than asked for
         for conn in kept:  # each keeps its plans (the pool's connections plan every call)
-            assert await conn.fetchval("SHOW plan_cache_mode") == "auto"
-        one = await Store.connect(db_url)
+            assert await conn.fetchval("SHOW plan_cache_mode") == "force_generic_plan"
+        one = await Store.connect(db_url, inserters=1)
         try:
             await asyncio.gather(*(one.submit(NewJob(kind="k")) for _ in range(40)))
-            assert [k.conn is not None for k in one._inserters] == [True]  # the default: one
+            assert [k.conn is not None for k in one._inserters] == [True]
         finally:
             await one.close()
+    finally:
+        await store.close()
+
+
+async def test_a_store_keeps_half_its_pool_for_inserts_and_batches_reuse_their_plan(db_url):
+    store = await Store.connect(db_url, db=DatabaseSettings(db_pool_max=6))
+    try:
+        assert store.inserters == 3
+        for _ in range(8):  # a batch of a few: planned for 100 rows, `auto` re-planned it
+            await store.enqueue_many([NewJob(kind="k") for _ in range(3)])
+        [kept] = [k.conn for k in store._inserters if k.conn is not None]
+        plans = await kept.fetchrow(
+            "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement = $1",
+            sql.ENQUEUE_MANY_QUIETLY,
+        )
+        assert plans is not None, "the batch ran on a pool connection"
+        assert (plans["generic_plans"], plans["custom_plans"]) == (8, 0)
     finally:
         await store.close()
