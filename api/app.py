@@ -57,8 +57,8 @@ def create_app(
         db = DatabaseSettings()
         # Started before its database, the API waits for it (and is not ready until then).
         app.state.store = store = await until_available(
-            # Submits arrive together: up to half the pool inserts with plans kept (the default).
-            lambda: Store.connect(database_url, db=db),
+            # Submits arrive together: up to half the pool inserts with plans kept.
+            lambda: Store.connect(database_url, db=db, inserters=max(1, db.db_pool_max // 2)),
             "api.database_unavailable",
             at="start",
             hint=START_HINT,

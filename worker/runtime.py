@@ -257,7 +257,7 @@ async def serve(database_url: str, registry: Registry, settings: WorkerSettings)
     # A worker started before its database (a compose file, a deploy that brings both up, a
     # restart during an outage) waits for it, as it waits out an outage later on.
     store = await until_available(
-        lambda: Store.connect(database_url, db=db, inserters=1),
+        lambda: Store.connect(database_url, db=db),
         "worker.db_unavailable",
         service="connect",
         hint=START_HINT,

@@ -6,7 +6,6 @@ import pytest
 
 from jobs import sql
 from jobs.model import JobState, NewJob
-from jobs.settings import DatabaseSettings
 from jobs.sql import NOTIFY_CHANNEL
 from jobs.store import Store
 from tests.support import eventually
@@ -208,18 +207,19 @@ async def test_concurrent_submits_take_up_to_inserters_kept_connections(db_url):
         await store.close()
 
 
-async def test_a_store_keeps_half_its_pool_for_inserts_and_batches_reuse_their_plan(db_url):
-    store = await Store.connect(db_url, db=DatabaseSettings(db_pool_max=6))
+async def test_batches_run_on_a_kept_connection_with_their_plan_kept(db_url):
+    store = await Store.connect(db_url)
     try:
-        assert store.inserters == 3
         for _ in range(8):  # a batch of a few: planned for 100 rows, `auto` re-planned it
             await store.enqueue_many([NewJob(kind="k") for _ in range(3)])
-        [kept] = [k.conn for k in store._inserters if k.conn is not None]
+        kept = store._batcher.conn
+        assert kept is not None, "the batches ran on the pool's connections"
         plans = await kept.fetchrow(
             "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement = $1",
             sql.ENQUEUE_MANY_QUIETLY,
         )
-        assert plans is not None, "the batch ran on a pool connection"
+        assert plans is not None
         assert (plans["generic_plans"], plans["custom_plans"]) == (8, 0)
+        assert await store.pool.fetchval("SELECT count(*) FROM job") == 24
     finally:
         await store.close()
