@@ -252,6 +252,13 @@ class RetryFilter:
         return " AND ".join(clauses), params
 
 
+def _usable(conn: asyncpg.Connection) -> bool:
+    try:
+        return not conn.is_closed()
+    except asyncpg.InterfaceError:  # the pool took it back when it died
+        return False
+
+
 @dataclass(slots=True)
 class _Kept:
     """One pool connection kept out for one statement family, with session settings of its
@@ -266,6 +273,8 @@ class _Kept:
     busy: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def get(self, pool: asyncpg.Pool) -> asyncpg.Connection:
+        if self.conn is not None and not _usable(self.conn):
+            await self.drop(pool)  # it died while idle (a restart): take a fresh one
         if self.conn is None:
             conn = await pool.acquire()
             try:
@@ -282,9 +291,10 @@ class _Kept:
         if conn is not None:
             # Broken, or left mid-statement (cancelled, timed out): closed rather than handed
             # back with its session settings, which would then plan the pool's statements.
-            # A connection that died was already taken back by the pool: releasing it again
-            # raises, and there is nothing left to do.
-            conn.terminate()
+            # A connection that died was already taken back by the pool: terminating or
+            # releasing it again raises, and there is nothing left to do.
+            with contextlib.suppress(asyncpg.InterfaceError):
+                conn.terminate()
             with contextlib.suppress(Exception):
                 await pool.release(conn)
 

@@ -223,3 +223,28 @@ async def test_batches_run_on_a_kept_connection_with_their_plan_kept(db_url):
         assert await store.pool.fetchval("SELECT count(*) FROM job") == 24
     finally:
         await store.close()
+
+
+async def test_kept_connections_that_died_while_idle_are_replaced_and_the_store_closes(db_url):
+    store = await Store.connect(db_url)
+    admin = await asyncpg.connect(db_url)
+    try:
+        await store.enqueue(NewJob(kind="k"))  # the kept single-insert connection
+        await store.enqueue_many([NewJob(kind="k")])  # the kept batch connection
+        kept = [store._inserters[0].conn, store._batcher.conn]
+        pids = [await c.fetchval("SELECT pg_backend_pid()") for c in kept]
+        await admin.execute("SELECT pg_terminate_backend(p) FROM unnest($1::int[]) p", pids)
+        await eventually(lambda: all(not _alive(c) for c in kept), 5)
+        await store.enqueue(NewJob(kind="k"))  # no error: a fresh connection is taken
+        await store.enqueue_many([NewJob(kind="k")])
+        assert await admin.fetchval("SELECT count(*) FROM job") == 4
+    finally:
+        await admin.close()
+        await store.close()  # raised InterfaceError on the dead connections
+
+
+def _alive(conn):
+    try:
+        return not conn.is_closed()
+    except asyncpg.InterfaceError:
+        return False
