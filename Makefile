@@ -79,6 +79,7 @@ lint: $(STAMP) ## ruff, mypy (strict on jobs/), import-linter contracts
 bench: $(STAMP) postgres-binaries pgbouncer ## print store, worker and HTTP figures, beside pgbench's and PgQueuer's
 	$(BIN)/python -m bench.store
 	$(BIN)/python -m bench.peers
+	$(BIN)/python -m bench.pickup_parts
 	$(BIN)/python -m bench.horizon
 	$(BIN)/python -m bench.soak
 	$(BIN)/python -m bench.flow_control
