@@ -2,6 +2,7 @@
 
     python -m bench.pickup_parts                              # 200 and 2,000 jobs/s, 10 s
     BENCH_RATES=200 BENCH_SECONDS=15 python -m bench.pickup_parts
+    BENCH_RATES=1000 BENCH_PIN=1 python -m bench.pickup_parts  # as the soak: vacuum held back
 
 One store (`Store.connect` with its defaults) enqueues no-op jobs at a steady rate, open
 loop, as `bench.peers` does; one worker (`conveyor worker`'s runtime at C = 10, started by
@@ -15,8 +16,10 @@ its fetcher. So each job's pickup splits, on the machine's monotonic clock, into
 - claim: that claim's round trip (its statement and its flush);
 - to start: the claim's return until the handler starts (the worker's own Python).
 
-Printed with each process's CPU over the run (from /proc, in % of one core): the sender,
-the worker, and PostgreSQL's processes together. Linux only.
+With BENCH_PIN=1 a REPEATABLE READ session reads `job` before the first enqueue and stays
+open to the end, as in `bench.soak`. Printed with each process's CPU over the run (from
+/proc, in % of one core): the sender, the worker, and PostgreSQL's processes together.
+Linux only.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from jobs.store import Store
 
 RATES = [float(r) for r in os.environ.get("BENCH_RATES", "200,2000").split(",")]
 SECONDS = float(os.environ.get("BENCH_SECONDS", "10"))
+PIN = os.environ.get("BENCH_PIN", "0") == "1"
 TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -133,6 +137,10 @@ async def one_rate(server_url: str, rate: float, log_dir: Path) -> None:
     )
     try:
         await asyncio.sleep(3.0)  # started and idle, listening
+        pinned = await asyncpg.connect(url) if PIN else None
+        if pinned is not None:
+            await pinned.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+            await pinned.fetchval("SELECT count(*) FROM job")
         store = await Store.connect(url)
         sent: dict[int, tuple[float, float]] = {}
 
@@ -148,6 +156,8 @@ async def one_rate(server_url: str, rate: float, log_dir: Path) -> None:
         cpu1 = (cpu_seconds(os.getpid()), cpu_seconds(worker.pid), postgres_cpu())
         await asyncio.sleep(1.0)
         await store.close()
+        if pinned is not None:
+            await pinned.close()
     finally:
         worker.terminate()
         worker.wait(timeout=60)
@@ -179,6 +189,7 @@ async def one_rate(server_url: str, rate: float, log_dir: Path) -> None:
             {
                 "rate": rate,
                 "seconds": SECONDS,
+                "pinned": PIN,
                 "jobs": len(parts["total"]),
                 "cpu_percent_of_a_core": cpu,
             }

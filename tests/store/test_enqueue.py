@@ -7,7 +7,7 @@ import pytest
 from jobs import sql
 from jobs.model import JobState, NewJob
 from jobs.sql import NOTIFY_CHANNEL
-from jobs.store import Store
+from jobs.store import Store, _usable
 from tests.support import eventually
 
 
@@ -180,10 +180,10 @@ async def test_single_enqueues_recover_when_their_kept_connection_dies(store):
     pid = kept.get_server_pid()
     async with store.pool.acquire() as other:
         assert await other.fetchval("SELECT pg_terminate_backend($1)", pid)
-    with pytest.raises(Exception):  # noqa: B017 - whatever asyncpg says of a dead connection
-        await store.enqueue(NewJob(kind="k"))
-    again = await store.enqueue(NewJob(kind="k"))  # on a fresh connection
+    await eventually(lambda: not _usable(kept), 5)  # asyncpg has seen it close
+    again = await store.enqueue(NewJob(kind="k"))  # no error: on a fresh connection
     assert again.id > first.id
+    assert store._inserters[0].conn not in (None, kept)
     assert await store.pool.fetchval("SELECT count(*) FROM job") == 2
 
 
@@ -234,17 +234,10 @@ async def test_kept_connections_that_died_while_idle_are_replaced_and_the_store_
         kept = [store._inserters[0].conn, store._batcher.conn]
         pids = [await c.fetchval("SELECT pg_backend_pid()") for c in kept]
         await admin.execute("SELECT pg_terminate_backend(p) FROM unnest($1::int[]) p", pids)
-        await eventually(lambda: all(not _alive(c) for c in kept), 5)
+        await eventually(lambda: all(not _usable(c) for c in kept), 5)
         await store.enqueue(NewJob(kind="k"))  # no error: a fresh connection is taken
         await store.enqueue_many([NewJob(kind="k")])
         assert await admin.fetchval("SELECT count(*) FROM job") == 4
     finally:
         await admin.close()
         await store.close()  # raised InterfaceError on the dead connections
-
-
-def _alive(conn):
-    try:
-        return not conn.is_closed()
-    except asyncpg.InterfaceError:
-        return False
