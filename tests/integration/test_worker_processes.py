@@ -13,7 +13,7 @@ import pytest
 
 from conveyor.embedded import EmbeddedPostgres, free_port
 from jobs.migrate import upgrade
-from jobs.model import JobState, NewJob
+from jobs.model import DEFAULT_MAX_ATTEMPTS, JobState, NewJob
 from jobs.store import Store
 from tests.processes import Processes
 from tests.support import eventually
@@ -326,7 +326,15 @@ async def test_jobs_claimed_ahead_behind_a_long_one_are_handed_to_an_idle_worker
             + [NewJob(kind="demo.noop") for _ in range(5)]
         )
     ]
-    await wait_running(store, 6)  # the long one in the slot, the quick ones in its buffer
+    # The long one in the slot, quick ones in its buffer: as many as the worker learnt it
+    # could run during a claim's round trip (all five on a quiet machine, fewer on a busy
+    # one, as CI's once was).
+    await wait_running(store, 2)
+    running = {
+        r["id"] for r in await store.pool.fetch("SELECT id FROM job WHERE state = 'running'")
+    }
+    buffered = running & set(quick)
+    assert long in running and buffered
     workers.start_worker("--concurrency", "4", "--lease", "3s", "--processes", "0")
 
     async def quick_done() -> bool:
@@ -336,9 +344,12 @@ async def test_jobs_claimed_ahead_behind_a_long_one_are_handed_to_an_idle_worker
     assert (await store.get(long)).state is JobState.RUNNING  # they did not wait for it
     for job_id in quick:
         job = await store.get(job_id)
-        assert job.errors == [] and job.max_attempts == 6  # handed back, no attempt used
-        [released] = [e for e in await store.events(job_id) if e.type == "released"]
-        assert released.data["reason"] == "not started within a heartbeat of its claim"
+        assert job.errors == []
+        reasons = [e.data["reason"] for e in await store.events(job_id) if e.type == "released"]
+        # handed back (once if it was seen buffered above), no attempt used for it
+        assert reasons == ["not started within a heartbeat of its claim"] * len(reasons)
+        assert (len(reasons) == 1) if job_id in buffered else (len(reasons) <= 1)
+        assert job.max_attempts == DEFAULT_MAX_ATTEMPTS + len(reasons)
     assert busy.poll() is None
 
 
