@@ -333,8 +333,8 @@ class Store:
     settings: QueueSettings = field(default_factory=QueueSettings)
     inserters: int = 1
     """Connections kept for single inserts (`enqueue`, `submit`), each taken as concurrent
-    inserts need it; beyond them an insert uses the pool's. `Store.connect` keeps up to half
-    the pool, as the API does; a worker, whose inserts are few, keeps one."""
+    inserts need it; beyond them an insert uses the pool's. The API keeps up to half its
+    pool (`Store.connect(inserters=…)`); a worker, whose inserts are few, keeps one."""
     _inserters: list[_Kept] = field(default_factory=list, repr=False)
     _claimer: _Kept = field(
         default_factory=lambda: _Kept(sql.HOT_PLANNER, sql.HOT_PLANNER_RESET), repr=False

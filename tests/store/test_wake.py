@@ -65,6 +65,24 @@ async def test_wake_ups_and_changes_go_in_one_statement_and_close_sends_what_is_
     ]
 
 
+async def test_a_change_waits_for_others_but_a_wake_up_goes_at_once_and_takes_it_along(store, conn):
+    heard = await Heard(conn).listen(sql.NOTIFY_CHANNEL, sql.CHANGES_CHANNEL)
+    notices = Notices(store.pool, changes_after_s=30.0)
+    try:
+        notices.changed([7])
+        await asyncio.sleep(0.3)
+        assert await heard.everything() == []  # still waiting for more changes
+        notices.changed([5])
+        notices.wake("prices")
+        first = await asyncio.wait_for(heard.got.get(), timeout=5)  # long before the 30 s
+        assert sorted([first, *await heard.everything()]) == [
+            (sql.CHANGES_CHANNEL, "5,7"),
+            (sql.NOTIFY_CHANNEL, "prices"),
+        ]
+    finally:
+        await notices.close()
+
+
 async def test_a_database_that_cannot_be_reached_drops_the_notices_and_says_so(db_url, conn):
     pool = await asyncpg.create_pool(db_url, min_size=1, max_size=1)
     notices = Notices(pool)
