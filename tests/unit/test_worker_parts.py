@@ -238,6 +238,31 @@ def test_a_kind_the_source_cannot_settle_is_asked_of_its_handler(tmp_path, monke
     sys.modules.pop("odd_kinds")
 
 
+def test_the_source_of_a_module_is_parsed_once_for_all_its_kinds(tmp_path, monkeypatch):
+    import ast
+    import sys
+
+    (tmp_path / "many_kinds.py").write_text(
+        "".join(f"async def k{i}(ctx, payload): ...\n" for i in range(5)) + "def cpu(c, p): ...\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    parsed: list[str] = []
+    parse = ast.parse
+
+    def counted(source, *args, **kwargs):
+        parsed.append(source)
+        return parse(source, *args, **kwargs)
+
+    monkeypatch.setattr(ast, "parse", counted)
+    registry = Registry()
+    for name in ("k0", "k1", "k2", "k3", "k4", "cpu"):
+        registry.register(name, f"many_kinds:{name}", DemoSleep)
+    published = {k["kind"]: k["cpu_bound"] for k in registry.published()}
+    assert published == {**{f"k{i}": False for i in range(5)}, "cpu": True}
+    assert len(parsed) == 1
+    assert "many_kinds" not in sys.modules
+
+
 def test_jobs_done_are_taken_once_and_put_back_when_unwritten():
     from worker.completer import JobsDone
 
