@@ -26,7 +26,7 @@ class JsonInput(BaseModel):
     alone would read `true` as 1, `"3"` as 3, 0 as false and 0 as 1970-01-01; like JSON
     Schema, `3.0` is still a valid integer."""
 
-    model_config = ConfigDict(extra="forbid", defer_build=True)
+    model_config = ConfigDict(extra="forbid")
 
     @field_validator("*", mode="before")
     @classmethod
