@@ -15,7 +15,8 @@ Every figure is measured as a user or an operator meets the system, A B A B:
   PgQueuer: `QueueManager.run(batch_size=C)` on its asyncpg driver (`bench.peer_pgqueuer`).
 - **enqueue**: one job per call from one client (`Store.enqueue` / `Queries.enqueue`), and
   20,000 in one call (`Store.enqueue_many` / `Queries.enqueue` with lists).
-- **startup**: one job already queued; from spawning one worker (C = 10) until it is done.
+- **startup**: one job already queued; from spawning one worker (C = 10) until it is done,
+  and (Conveyor only) until its claim, from the job's `started_at`.
 - **latency**: one worker, jobs enqueued at a steady rate; each handler records the time
   from the enqueue call to its own start on the machine's monotonic clock (one clock for
   both processes). Conveyor's worker is `conveyor worker`'s runtime with one more kind
